@@ -1,0 +1,296 @@
+// Finds every image in a Pod, decides each under the rules, and builds the RFC 6902 patch and warnings.
+
+import { normalizeReference } from "../image/reference.ts";
+import type { ImageContext, RuleSet } from "../rules/compile.ts";
+import { decide, type Decision, describeRule } from "../rules/engine.ts";
+import type { Labels } from "../rules/selector.ts";
+
+/** Annotation holding `{ "<container>": "<original reference>" }` as JSON. */
+export const ORIGINAL_IMAGES_ANNOTATION = "mirrorhook.dev/original-images";
+/** Label set to "true" on every Pod mirrorhook changed. */
+export const REWRITTEN_LABEL = "mirrorhook.dev/rewritten";
+/** Label (on a Pod or Namespace) that opts out when set to "disabled". */
+export const OPT_OUT_LABEL = "mirrorhook.dev/rewrite";
+/** Annotation the kubelet puts on mirror (static) Pods. */
+export const MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror";
+/** Namespaces left alone unless configured otherwise. */
+export const DEFAULT_EXCLUDED_NAMESPACES: readonly string[] = ["kube-system"];
+
+/** One RFC 6902 operation as mirrorhook emits them. */
+export interface PatchOperation {
+  readonly op: "add" | "replace";
+  readonly path: string;
+  readonly value: unknown;
+}
+
+/** Why a whole Pod was left alone. */
+export type SkipReason = "not-a-pod" | "opted-out" | "excluded-namespace" | "mirror-pod" | "own-pod";
+
+/** Where an image lives in the Pod. */
+export interface ImageSlot {
+  /** Key in the original-images annotation: the container name, or `volume:<name>` for image volumes. */
+  readonly key: string;
+  /** JSON Pointer of the image field. */
+  readonly pointer: string;
+  readonly image: string;
+  readonly field: "containers" | "initContainers" | "ephemeralContainers" | "volumes";
+}
+
+/** One image that changed. */
+export interface ImageChange {
+  readonly slot: ImageSlot;
+  readonly from: string;
+  readonly to: string;
+  readonly decision: Decision & { action: "rewrite" | "bypass" };
+}
+
+/** A problem with one image that left it unchanged. */
+export interface ImageProblem {
+  readonly slot: ImageSlot;
+  readonly decision: Decision & { action: "invalid-input" | "invalid-output" };
+}
+
+/** Options beyond the Pod itself. */
+export interface MutateOptions {
+  readonly ruleSet: RuleSet;
+  /** The request's namespace; falls back to the Pod's metadata.namespace. */
+  readonly namespace?: string;
+  readonly namespaceLabels?: Labels;
+  /** On UPDATE: the Pod before the change; images equal to it are not candidates. */
+  readonly oldPod?: unknown;
+  readonly bypassPrefix?: string;
+  readonly excludedNamespaces?: ReadonlySet<string>;
+  /** True for the webhook's own Pods, which are never changed. */
+  readonly isOwnPod?: (pod: PodLike) => boolean;
+}
+
+/** The result: the patch to send, what changed, warnings for kubectl, and per-image decisions. */
+export interface MutateResult {
+  readonly patch: readonly PatchOperation[];
+  readonly changes: readonly ImageChange[];
+  readonly problems: readonly ImageProblem[];
+  readonly warnings: readonly string[];
+  readonly skipped?: SkipReason;
+  /** Every image looked at, with its decision (unchanged ones too). */
+  readonly decisions: readonly { slot: ImageSlot; decision: Decision }[];
+}
+
+/** The parts of a Pod mirrorhook reads, narrowed from unknown. */
+export interface PodLike {
+  readonly namespace?: string;
+  readonly name?: string;
+  readonly generateName?: string;
+  readonly labels: Labels;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly hasMetadata: boolean;
+  readonly hasLabels: boolean;
+  readonly hasAnnotations: boolean;
+  readonly slots: readonly ImageSlot[];
+}
+
+type Json = Record<string, unknown>;
+
+function isRecord(value: unknown): value is Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function stringMap(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!isRecord(value)) return out;
+  for (const [key, item] of Object.entries(value)) if (typeof item === "string") out[key] = item;
+  return out;
+}
+
+/** RFC 6901: `~` → `~0`, `/` → `~1`. */
+export function escapePointer(segment: string): string {
+  return segment.replaceAll("~", "~0").replaceAll("/", "~1");
+}
+
+/** Reads the parts of a Pod mirrorhook needs; undefined when `value` is not a Pod-shaped object. */
+export function readPod(value: unknown): PodLike | undefined {
+  if (!isRecord(value)) return undefined;
+  if (value["kind"] !== undefined && value["kind"] !== "Pod") return undefined;
+  const metadata = isRecord(value["metadata"]) ? value["metadata"] : undefined;
+  const spec = isRecord(value["spec"]) ? value["spec"] : {};
+  const slots: ImageSlot[] = [];
+  for (const field of ["containers", "initContainers", "ephemeralContainers"] as const) {
+    const list = spec[field];
+    if (!Array.isArray(list)) continue;
+    list.forEach((container, index) => {
+      if (!isRecord(container) || typeof container["image"] !== "string") return;
+      const name = typeof container["name"] === "string" ? container["name"] : `${field}[${index}]`;
+      slots.push({ key: name, pointer: `/spec/${field}/${index}/image`, image: container["image"], field });
+    });
+  }
+  const volumes = spec["volumes"];
+  if (Array.isArray(volumes)) {
+    volumes.forEach((volume, index) => {
+      if (!isRecord(volume) || !isRecord(volume["image"])) return;
+      const reference = volume["image"]["reference"];
+      if (typeof reference !== "string") return;
+      const name = typeof volume["name"] === "string" ? volume["name"] : String(index);
+      slots.push({
+        key: `volume:${name}`,
+        pointer: `/spec/volumes/${index}/image/reference`,
+        image: reference,
+        field: "volumes",
+      });
+    });
+  }
+  const str = (
+    key: string,
+  ) => (metadata !== undefined && typeof metadata[key] === "string" ? metadata[key] : undefined);
+  const namespace = str("namespace");
+  const name = str("name");
+  const generateName = str("generateName");
+  return {
+    ...(namespace === undefined ? {} : { namespace }),
+    ...(name === undefined ? {} : { name }),
+    ...(generateName === undefined ? {} : { generateName }),
+    labels: stringMap(metadata?.["labels"]),
+    annotations: stringMap(metadata?.["annotations"]),
+    hasMetadata: metadata !== undefined,
+    hasLabels: isRecord(metadata?.["labels"]),
+    hasAnnotations: isRecord(metadata?.["annotations"]),
+    slots,
+  };
+}
+
+/** Parses the original-images annotation; anything unreadable counts as empty. */
+export function readOriginals(annotations: Readonly<Record<string, string>>): Record<string, string> {
+  const text = annotations[ORIGINAL_IMAGES_ANNOTATION];
+  if (text === undefined) return {};
+  try {
+    return stringMap(JSON.parse(text));
+  } catch {
+    return {};
+  }
+}
+
+function sameImage(a: string, b: string): boolean {
+  return a === b || (normalizeReference(a) ?? a) === (normalizeReference(b) ?? b);
+}
+
+/**
+ * Computes the patch for one Pod. Pure and total: any input gives a result, never an exception.
+ * Idempotent: admitting the patched Pod again yields no patch.
+ */
+export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
+  const empty = { patch: [], changes: [], problems: [], warnings: [], decisions: [] };
+  const read = readPod(pod);
+  if (read === undefined) return { ...empty, skipped: "not-a-pod" };
+  const namespace = options.namespace ?? read.namespace;
+  if (read.labels[OPT_OUT_LABEL] === "disabled") return { ...empty, skipped: "opted-out" };
+  if (read.annotations[MIRROR_POD_ANNOTATION] !== undefined) return { ...empty, skipped: "mirror-pod" };
+  const excluded = options.excludedNamespaces ?? new Set(DEFAULT_EXCLUDED_NAMESPACES);
+  if (namespace !== undefined && excluded.has(namespace)) return { ...empty, skipped: "excluded-namespace" };
+  if (options.namespaceLabels?.[OPT_OUT_LABEL] === "disabled") return { ...empty, skipped: "opted-out" };
+  if (options.isOwnPod?.(read) === true) return { ...empty, skipped: "own-pod" };
+
+  const oldImages = new Map<string, string>();
+  if (options.oldPod !== undefined) {
+    for (const slot of readPod(options.oldPod)?.slots ?? []) {
+      oldImages.set(`${slot.field}\u0000${slot.key}`, slot.image);
+    }
+  }
+  const context: ImageContext = {
+    ...(namespace === undefined ? {} : { namespace }),
+    podLabels: read.labels,
+    ...(options.namespaceLabels === undefined ? {} : { namespaceLabels: options.namespaceLabels }),
+  };
+  const decideOptions = options.bypassPrefix === undefined ? {} : { bypassPrefix: options.bypassPrefix };
+  const originals = readOriginals(read.annotations);
+  const recorded = { ...originals };
+  const changes: ImageChange[] = [];
+  const problems: ImageProblem[] = [];
+  const decisions: { slot: ImageSlot; decision: Decision }[] = [];
+  const warnings: string[] = [];
+  const memo = new Map<string, Decision>();
+  const decideOnce = (image: string): Decision => {
+    let decision = memo.get(image);
+    if (decision === undefined) {
+      decision = decide(options.ruleSet, image, context, decideOptions);
+      memo.set(image, decision);
+    }
+    return decision;
+  };
+
+  for (const slot of read.slots) {
+    // On UPDATE, an image that did not change is never a candidate: a rules change must not restart containers.
+    if (oldImages.get(`${slot.field}\u0000${slot.key}`) === slot.image) continue;
+    const original = originals[slot.key];
+    if (original !== undefined && original !== slot.image) {
+      const earlier = decideOnce(original);
+      if ((earlier.action === "rewrite" || earlier.action === "bypass") && sameImage(earlier.output, slot.image)) {
+        continue;
+      }
+    }
+    const decision = decideOnce(slot.image);
+    decisions.push({ slot, decision });
+    switch (decision.action) {
+      case "rewrite":
+      case "bypass": {
+        if (sameImage(decision.output, slot.image)) break;
+        changes.push({ slot, from: slot.image, to: decision.output, decision });
+        recorded[slot.key] = slot.image;
+        warnings.push(
+          decision.action === "rewrite"
+            ? `mirrorhook: rewrote ${slot.image} to ${decision.output} (${describeRule(decision.rule)})`
+            : `mirrorhook: rewrote ${slot.image} to ${decision.output} (bypass prefix, no rule applied)`,
+        );
+        break;
+      }
+      case "invalid-input":
+        problems.push({ slot, decision });
+        warnings.push(
+          `mirrorhook: left image ${JSON.stringify(slot.image)} of ${slot.key} unchanged: ${decision.error.message}`,
+        );
+        break;
+      case "invalid-output":
+        problems.push({ slot, decision });
+        warnings.push(
+          `mirrorhook: left image ${JSON.stringify(slot.image)} of ${slot.key} unchanged: ${
+            decision.rule === undefined ? "the bypass prefix" : describeRule(decision.rule)
+          } would produce an invalid reference: ${decision.error.message}`,
+        );
+        break;
+      default:
+        break;
+    }
+  }
+  if (changes.length === 0) return { ...empty, problems, warnings, decisions };
+
+  const patch: PatchOperation[] = changes.map((change) => ({
+    op: "replace",
+    path: change.slot.pointer,
+    value: change.to,
+  }));
+  const sortedOriginals = JSON.stringify(
+    Object.fromEntries(Object.entries(recorded).sort(([a], [b]) => (a < b ? -1 : 1))),
+  );
+  if (!read.hasMetadata) {
+    patch.push({
+      op: "add",
+      path: "/metadata",
+      value: { annotations: { [ORIGINAL_IMAGES_ANNOTATION]: sortedOriginals }, labels: { [REWRITTEN_LABEL]: "true" } },
+    });
+  } else {
+    patch.push(
+      read.hasAnnotations
+        ? {
+          op: read.annotations[ORIGINAL_IMAGES_ANNOTATION] === undefined ? "add" : "replace",
+          path: `/metadata/annotations/${escapePointer(ORIGINAL_IMAGES_ANNOTATION)}`,
+          value: sortedOriginals,
+        }
+        : { op: "add", path: "/metadata/annotations", value: { [ORIGINAL_IMAGES_ANNOTATION]: sortedOriginals } },
+    );
+    if (read.labels[REWRITTEN_LABEL] !== "true") {
+      patch.push(
+        read.hasLabels
+          ? { op: "add", path: `/metadata/labels/${escapePointer(REWRITTEN_LABEL)}`, value: "true" }
+          : { op: "add", path: "/metadata/labels", value: { [REWRITTEN_LABEL]: "true" } },
+      );
+    }
+  }
+  return { patch, changes, problems, warnings, decisions };
+}

@@ -1,0 +1,514 @@
+// Compiles validated rule objects into a rule set: normalized keys, a hash map, a path-segment trie, screened regexes.
+
+import { createHash } from "node:crypto";
+import { formatName, formatReference, isRegistryComponent, parseReference } from "../image/reference.ts";
+import { type FieldPath, formatPath, type Problem, type ProblemCode } from "./problem.ts";
+import { screenPattern } from "./pattern.ts";
+import { compileSelector, type LabelMatcher, type Labels } from "./selector.ts";
+import { describeObject, type RewriteKind, type RewriteObject, type RuleSpec } from "./schema.ts";
+
+/** Where an image is being admitted: what scopes are evaluated against. */
+export interface ImageContext {
+  readonly namespace?: string;
+  readonly podLabels?: Labels;
+  /** Labels of the namespace; when absent, objects with a namespaceSelector do not apply. */
+  readonly namespaceLabels?: Labels;
+}
+
+/** A rule object after compilation. */
+export interface CompiledObject {
+  readonly kind: RewriteKind;
+  readonly name: string;
+  readonly namespace?: string;
+  /** `ClusterImageRewrite "hub"`. */
+  readonly label: string;
+  readonly priority: number;
+  /** Position in decision order (0 first). */
+  readonly order: number;
+  readonly namespaces?: ReadonlySet<string>;
+  readonly source: RewriteObject;
+  /** Undefined when the object applies in `context`, else why not. */
+  outOfScope(context: ImageContext): string | undefined;
+}
+
+/** One rule after compilation. */
+export interface CompiledRule {
+  readonly object: CompiledObject;
+  /** Index in `spec.rules`. */
+  readonly index: number;
+  readonly type: "exact" | "prefix" | "match";
+  /** The normalized exact reference or prefix, or the pattern source. */
+  readonly key: string;
+  readonly keep: boolean;
+  /** Normalized replacement for exact rules, name prefix for prefix rules, template for match rules. */
+  readonly replace?: string;
+  readonly pattern?: RegExp;
+  readonly on: "normalized" | "original";
+}
+
+interface TrieNode {
+  readonly children: Map<string, TrieNode>;
+  readonly rules: CompiledRule[];
+}
+
+/** All rules of one priority, indexed for lookup. */
+export interface PriorityLevel {
+  readonly priority: number;
+  readonly exact: ReadonlyMap<string, readonly CompiledRule[]>;
+  readonly prefixes: TrieNode;
+  readonly match: readonly CompiledRule[];
+}
+
+/** The rules in force: immutable, shared by every admission. */
+export interface RuleSet {
+  readonly levels: readonly PriorityLevel[];
+  readonly objects: readonly CompiledObject[];
+  readonly ruleCount: number;
+  /** sha256 of the objects in decision order; equal on every replica with the same rules. */
+  readonly hash: string;
+}
+
+/** A compiled rule set (possibly partial) and every problem found. */
+export interface CompileResult {
+  readonly ruleSet: RuleSet;
+  readonly problems: readonly Problem[];
+}
+
+const FILLERS = ["x", "x/x", "x:x", `sha256:${"a".repeat(64)}`, "docker.io/library/x:latest"];
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const REPLACEMENT_TOKEN = /\$(\$|&|`|'|<([^>]*)>|\d{1,2})/g;
+
+/** Decision order of objects: priority (higher first), then namespaced before cluster-wide, then name. */
+export function compareObjects(a: RewriteObject, b: RewriteObject): number {
+  if (a.spec.priority !== b.spec.priority) return b.spec.priority - a.spec.priority;
+  if (a.kind !== b.kind) return a.kind === "ImageRewrite" ? -1 : 1;
+  if (a.metadata.name !== b.metadata.name) return a.metadata.name < b.metadata.name ? -1 : 1;
+  const an = a.metadata.namespace ?? "";
+  const bn = b.metadata.namespace ?? "";
+  return an < bn ? -1 : an > bn ? 1 : 0;
+}
+
+/**
+ * Compiles objects into a rule set. Objects with errors are left out of the set; the caller decides
+ * whether a set with errors may be used (a file source may not, the CRD source drops the bad object).
+ */
+export function compileRuleSet(objects: readonly RewriteObject[]): CompileResult {
+  const problems: Problem[] = [];
+  const sorted = [...objects].sort(compareObjects);
+  const seen = new Map<string, number>();
+  const compiled: { object: CompiledObject; rules: CompiledRule[] }[] = [];
+  sorted.forEach((source) => {
+    const label = describeObject(source);
+    const key = `${source.kind}/${source.metadata.namespace ?? ""}/${source.metadata.name}`;
+    if (seen.has(key)) {
+      problems.push(problem("error", "duplicate-object", label, [], `${label} is defined more than once`));
+      return;
+    }
+    seen.set(key, compiled.length);
+    const result = compileObject(source, compiled.length);
+    problems.push(...result.problems);
+    if (!result.problems.some((p) => p.severity === "error")) compiled.push(result);
+  });
+  problems.push(...findConflicts(compiled.flatMap((entry) => entry.rules)));
+
+  const levels: PriorityLevel[] = [];
+  for (const { object, rules } of compiled) {
+    let level = levels.at(-1);
+    if (level === undefined || level.priority !== object.priority) {
+      level = { priority: object.priority, exact: new Map(), prefixes: newNode(), match: [] };
+      levels.push(level);
+    }
+    for (const rule of rules) addRule(level, rule);
+  }
+  const hash = createHash("sha256")
+    .update(
+      JSON.stringify(
+        compiled.map(({ object }) => [object.kind, object.namespace ?? "", object.name, object.source.spec]),
+      ),
+    )
+    .digest("hex");
+  return {
+    ruleSet: {
+      levels,
+      objects: compiled.map(({ object }) => object),
+      ruleCount: compiled.reduce((sum, { rules }) => sum + rules.length, 0),
+      hash,
+    },
+    problems,
+  };
+}
+
+function newNode(): TrieNode {
+  return { children: new Map(), rules: [] };
+}
+
+function addRule(level: PriorityLevel, rule: CompiledRule): void {
+  switch (rule.type) {
+    case "exact": {
+      const map = level.exact as Map<string, CompiledRule[]>;
+      const list = map.get(rule.key);
+      if (list === undefined) map.set(rule.key, [rule]);
+      else list.push(rule);
+      break;
+    }
+    case "prefix": {
+      let node = level.prefixes;
+      for (const segment of rule.key.split("/")) {
+        let child = node.children.get(segment);
+        if (child === undefined) {
+          child = newNode();
+          node.children.set(segment, child);
+        }
+        node = child;
+      }
+      node.rules.push(rule);
+      break;
+    }
+    case "match":
+      (level.match as CompiledRule[]).push(rule);
+      break;
+  }
+}
+
+function problem(
+  severity: Problem["severity"],
+  code: ProblemCode,
+  object: string,
+  path: FieldPath,
+  detail: string,
+): Problem {
+  const rule = path[0] === "spec" && path[1] === "rules" && typeof path[2] === "number" ? path[2] : undefined;
+  const where = formatPath(path);
+  const subject = rule === undefined ? object : `rule ${rule} of ${object}`;
+  return {
+    severity,
+    code,
+    message: `${severity === "error" ? "Cannot compile" : "Check"} ${subject}: ${
+      where === "" ? "" : `${where}: `
+    }${detail}`,
+    path: where,
+    fieldPath: path,
+    object,
+    ...(rule === undefined ? {} : { rule }),
+  };
+}
+
+function compileObject(
+  source: RewriteObject,
+  order: number,
+): { object: CompiledObject; rules: CompiledRule[]; problems: Problem[] } {
+  const label = describeObject(source);
+  const { spec } = source;
+  const namespaces = spec.namespaces === undefined ? undefined : new Set(spec.namespaces);
+  const podSelector = spec.podSelector === undefined ? undefined : compileSelector(spec.podSelector);
+  const namespaceSelector = spec.namespaceSelector === undefined ? undefined : compileSelector(spec.namespaceSelector);
+  const object: CompiledObject = {
+    kind: source.kind,
+    name: source.metadata.name,
+    ...(source.metadata.namespace === undefined ? {} : { namespace: source.metadata.namespace }),
+    label,
+    priority: spec.priority,
+    order,
+    ...(namespaces === undefined ? {} : { namespaces }),
+    source,
+    outOfScope: scopeCheck(source, namespaces, namespaceSelector, podSelector),
+  };
+  const problems: Problem[] = [];
+  const rules: CompiledRule[] = [];
+  const exactSeen = new Map<string, number>();
+  spec.rules.forEach((rule, index) => {
+    const path: FieldPath = ["spec", "rules", index];
+    const report = (severity: Problem["severity"], code: ProblemCode, field: string | undefined, detail: string) =>
+      problems.push(problem(severity, code, label, field === undefined ? path : [...path, field], detail));
+    const compiled = compileRule(object, rule, index, report);
+    if (compiled === undefined) return;
+    if (compiled.type === "exact") {
+      const earlier = exactSeen.get(compiled.key);
+      if (earlier !== undefined) {
+        const first = rules[earlier];
+        const same = first !== undefined && first.keep === compiled.keep && first.replace === compiled.replace;
+        report(
+          same ? "warning" : "error",
+          same ? "duplicate" : "conflict",
+          "exact",
+          same
+            ? `repeats rule ${first?.index} for ${JSON.stringify(compiled.key)}`
+            : `conflicts with rule ${first?.index}: both decide ${JSON.stringify(compiled.key)} differently`,
+        );
+        if (!same) return;
+      } else exactSeen.set(compiled.key, rules.length);
+    }
+    rules.push(compiled);
+  });
+  return { object, rules, problems };
+}
+
+function scopeCheck(
+  source: RewriteObject,
+  namespaces: ReadonlySet<string> | undefined,
+  namespaceSelector: LabelMatcher | undefined,
+  podSelector: LabelMatcher | undefined,
+): (context: ImageContext) => string | undefined {
+  const own = source.kind === "ImageRewrite" ? source.metadata.namespace : undefined;
+  return (context) => {
+    if (own !== undefined && context.namespace !== own) {
+      return `applies only in namespace ${JSON.stringify(own)}`;
+    }
+    if (namespaces !== undefined && (context.namespace === undefined || !namespaces.has(context.namespace))) {
+      return `applies only in namespaces ${[...namespaces].map((n) => JSON.stringify(n)).join(", ")}`;
+    }
+    if (namespaceSelector !== undefined) {
+      if (context.namespaceLabels === undefined) {
+        return "has a namespaceSelector and the namespace labels are not known";
+      }
+      if (!namespaceSelector(context.namespaceLabels)) return "namespaceSelector does not match the namespace";
+    }
+    if (podSelector !== undefined && !podSelector(context.podLabels ?? {})) return "podSelector does not match the Pod";
+    return undefined;
+  };
+}
+
+type Report = (severity: Problem["severity"], code: ProblemCode, field: string | undefined, detail: string) => void;
+
+function compileRule(object: CompiledObject, rule: RuleSpec, index: number, report: Report): CompiledRule | undefined {
+  const keep = rule.keep === true;
+  const base = { object, index, keep, on: rule.on ?? "normalized" } as const;
+  if (rule.exact !== undefined) {
+    const parsed = parseReference(rule.exact);
+    if (!parsed.ok) {
+      report("error", "invalid-reference", "exact", parsed.error.message);
+      return undefined;
+    }
+    const key = formatReference(parsed.reference);
+    if (keep) return { ...base, type: "exact", key };
+    const target = parseReference(rule.replace);
+    if (!target.ok) {
+      report("error", "invalid-replacement", "replace", `cannot yield a valid reference: ${target.error.message}`);
+      return undefined;
+    }
+    const replace = formatReference(target.reference);
+    if (replace === key) {
+      report(
+        "warning",
+        "self-match",
+        "replace",
+        `rewrites ${JSON.stringify(key)} to itself, so the rule has no effect`,
+      );
+    }
+    return { ...base, type: "exact", key, replace };
+  }
+  if (rule.prefix !== undefined) {
+    const key = normalizePrefix(rule.prefix, report);
+    if (key === undefined) return undefined;
+    if (keep) return { ...base, type: "prefix", key };
+    const replace = (rule.replace ?? "").replace(/\/+$/, "");
+    const probe = parseReference(`${replace}/x`);
+    if (replace.includes("@") || !probe.ok || !formatName(probe.reference).endsWith("/x")) {
+      report(
+        "error",
+        "invalid-replacement",
+        "replace",
+        `${
+          JSON.stringify(rule.replace)
+        } cannot yield a valid reference: a prefix replacement is a registry and path without tag or digest${
+          probe.ok ? "" : ` (${probe.error.message})`
+        }`,
+      );
+      return undefined;
+    }
+    const normalizedReplace = formatName(probe.reference).slice(0, -2);
+    if (normalizedReplace === key || normalizedReplace.startsWith(`${key}/`)) {
+      report(
+        "warning",
+        "self-match",
+        "replace",
+        `the output ${
+          JSON.stringify(normalizedReplace)
+        } starts with the prefix it matches, so the rule matches its own output`,
+      );
+    }
+    return { ...base, type: "prefix", key, replace };
+  }
+  const source = rule.match ?? "";
+  let pattern: RegExp;
+  try {
+    pattern = new RegExp(source);
+  } catch (error) {
+    report(
+      "error",
+      "invalid-regex",
+      "match",
+      `invalid regular expression: ${error instanceof Error ? error.message : String(error)}`,
+    );
+    return undefined;
+  }
+  if (source.includes("\\\\")) {
+    report(
+      "warning",
+      "double-escape",
+      "match",
+      `the pattern contains \\\\, which matches a literal backslash, and image references never contain one; in YAML single quotes write \\. for a dot`,
+    );
+  }
+  const verdict = screenPattern(source);
+  if (verdict.status === "catastrophic") {
+    report(
+      "error",
+      "catastrophic-pattern",
+      "match",
+      `the pattern can backtrack catastrophically (${verdict.complexity})${
+        verdict.attack === undefined ? "" : `, e.g. on ${verdict.attack}`
+      }`,
+    );
+    return undefined;
+  }
+  if (verdict.status === "quadratic") {
+    report(
+      "warning",
+      "catastrophic-pattern",
+      "match",
+      "the pattern can take quadratic time on long references; prefer [^/]+ to .* between separators",
+    );
+  } else if (verdict.status === "unknown") {
+    report(
+      "warning",
+      "unverified-pattern",
+      "match",
+      `could not prove the pattern safe from catastrophic backtracking (${verdict.reason})`,
+    );
+  }
+  if (keep) return { ...base, type: "match", key: source, pattern };
+  const replace = rule.replace ?? "";
+  const groups = new Set(Object.keys(new RegExp(`${source}|`).exec("")?.groups ?? {}));
+  const groupCount = (new RegExp(`${source}|`).exec("")?.length ?? 1) - 1;
+  for (const token of replace.matchAll(REPLACEMENT_TOKEN)) {
+    const name = token[2];
+    const number = /^\d+$/.test(token[1] ?? "") ? Number(token[1]) : undefined;
+    if (name !== undefined && !groups.has(name)) {
+      report(
+        "error",
+        "invalid-replacement",
+        "replace",
+        `refers to group $<${name}>, which the pattern does not define`,
+      );
+      return undefined;
+    }
+    if (number !== undefined && number > groupCount && !(number >= 10 && Math.floor(number / 10) <= groupCount)) {
+      report(
+        "error",
+        "invalid-replacement",
+        "replace",
+        `refers to group $${number}, but the pattern has ${groupCount} group(s)`,
+      );
+      return undefined;
+    }
+  }
+  const samples = FILLERS.map((filler) => expandTemplate(replace, filler));
+  if (!samples.some((sample) => parseReference(sample).ok)) {
+    const error = parseReference(samples[0]);
+    report(
+      "error",
+      "invalid-replacement",
+      "replace",
+      `${JSON.stringify(replace)} cannot yield a valid reference${error.ok ? "" : `: ${error.error.message}`}`,
+    );
+    return undefined;
+  }
+  const selfSample = samples.find((sample) => parseReference(sample).ok);
+  const normalizedSample = selfSample === undefined ? undefined : parseReference(selfSample);
+  if (normalizedSample?.ok === true) {
+    const probe = rule.on === "original" ? selfSample ?? "" : formatReference(normalizedSample.reference);
+    if (pattern.test(probe)) {
+      report(
+        "warning",
+        "self-match",
+        "match",
+        `the pattern also matches the rule's own output (e.g. ${JSON.stringify(probe)})`,
+      );
+    }
+  }
+  return { ...base, type: "match", key: source, pattern, replace };
+}
+
+/** Expands a JavaScript replacement template with every group set to `filler`. */
+function expandTemplate(template: string, filler: string): string {
+  return template.replace(REPLACEMENT_TOKEN, (_, token: string) => (token === "$" ? "$" : filler));
+}
+
+function normalizePrefix(prefix: string, report: Report): string | undefined {
+  const trimmed = prefix.replace(/\/+$/, "");
+  const segments = trimmed.split("/");
+  const registry = segments[0] ?? "";
+  if (!isRegistryComponent(registry)) {
+    report(
+      "error",
+      "invalid-prefix",
+      "prefix",
+      `${
+        JSON.stringify(prefix)
+      } must start with a registry host (e.g. docker.io/${trimmed}); prefixes are matched against normalized references`,
+    );
+    return undefined;
+  }
+  const probe = parseReference(`${registry}/x`);
+  if (!probe.ok) {
+    report("error", "invalid-prefix", "prefix", probe.error.message);
+    return undefined;
+  }
+  const path = segments.slice(1);
+  for (const segment of path) {
+    if (!PATH_COMPONENT.test(segment)) {
+      report(
+        "error",
+        "invalid-prefix",
+        "prefix",
+        segment.includes(":") || segment.includes("@")
+          ? `${
+            JSON.stringify(prefix)
+          }: a prefix matches whole path segments and cannot hold a tag or digest; use exact for one reference`
+          : `${JSON.stringify(prefix)}: invalid path segment ${
+            JSON.stringify(segment)
+          } (lowercase letters, digits, separators)`,
+      );
+      return undefined;
+    }
+  }
+  return [probe.reference.registry, ...path].join("/");
+}
+
+function scopesMayOverlap(a: CompiledObject, b: CompiledObject): boolean {
+  const nsA = a.kind === "ImageRewrite" ? new Set([a.namespace ?? ""]) : a.namespaces;
+  const nsB = b.kind === "ImageRewrite" ? new Set([b.namespace ?? ""]) : b.namespaces;
+  if (nsA === undefined || nsB === undefined) return true;
+  for (const namespace of nsA) if (nsB.has(namespace)) return true;
+  return false;
+}
+
+function findConflicts(rules: readonly CompiledRule[]): Problem[] {
+  const problems: Problem[] = [];
+  const byKey = new Map<string, CompiledRule[]>();
+  for (const rule of rules) {
+    if (rule.type !== "exact") continue;
+    const key = `${rule.object.priority}\u0000${rule.key}`;
+    const list = byKey.get(key) ?? [];
+    for (const other of list) {
+      if (other.object === rule.object) continue;
+      if (other.keep === rule.keep && other.replace === rule.replace) continue;
+      if (!scopesMayOverlap(other.object, rule.object)) continue;
+      problems.push(
+        problem(
+          "error",
+          "conflict",
+          rule.object.label,
+          ["spec", "rules", rule.index, "exact"],
+          `conflicts with rule ${other.index} of ${other.object.label}: both send ${
+            JSON.stringify(rule.key)
+          } to different places at priority ${rule.object.priority}`,
+        ),
+      );
+    }
+    list.push(rule);
+    byKey.set(key, list);
+  }
+  return problems;
+}

@@ -1,0 +1,141 @@
+// Decides what happens to one image: bypass, then priority levels (exact, longest prefix, match), first match wins.
+
+import { formatReference, type ImageReference, parseReference, type ReferenceError } from "../image/reference.ts";
+import type { CompiledRule, ImageContext, PriorityLevel, RuleSet } from "./compile.ts";
+
+/** Options that are not part of the rules themselves. */
+export interface DecideOptions {
+  /** Images written as `<bypassPrefix><ref>` become `<ref>` and skip every rule; empty disables it. */
+  readonly bypassPrefix?: string;
+  /** Collect notes on rules that matched but were out of scope. */
+  readonly explain?: boolean;
+}
+
+/** The default bypass prefix. */
+export const DEFAULT_BYPASS_PREFIX = "direct.to/";
+
+/** What happened to one image. `output` is always a normalized, valid reference. */
+export type Decision =
+  | {
+    readonly action: "rewrite";
+    readonly input: string;
+    readonly output: string;
+    readonly rule: CompiledRule;
+    readonly notes: readonly string[];
+  }
+  | { readonly action: "keep"; readonly input: string; readonly rule: CompiledRule; readonly notes: readonly string[] }
+  | { readonly action: "bypass"; readonly input: string; readonly output: string; readonly notes: readonly string[] }
+  | { readonly action: "none"; readonly input: string; readonly notes: readonly string[] }
+  | {
+    readonly action: "invalid-input";
+    readonly input: string;
+    readonly error: ReferenceError;
+    readonly notes: readonly string[];
+  }
+  | {
+    readonly action: "invalid-output";
+    readonly input: string;
+    readonly output: string;
+    readonly rule?: CompiledRule;
+    readonly error: ReferenceError;
+    readonly notes: readonly string[];
+  };
+
+/** `ClusterImageRewrite hub, rule 1`: how warnings and --explain name a rule. */
+export function describeRule(rule: CompiledRule): string {
+  const name = rule.object.namespace === undefined ? rule.object.name : `${rule.object.namespace}/${rule.object.name}`;
+  return `${rule.object.kind} ${name}, rule ${rule.index}`;
+}
+
+/** Decides the fate of `image` (as written in the Pod) under `ruleSet`. Pure; never throws on any input. */
+export function decide(ruleSet: RuleSet, image: string, context: ImageContext, options: DecideOptions = {}): Decision {
+  const notes: string[] = [];
+  const bypass = normalizeBypassPrefix(options.bypassPrefix ?? DEFAULT_BYPASS_PREFIX);
+  if (bypass !== "" && image.startsWith(bypass)) {
+    const target = parseReference(image.slice(bypass.length));
+    if (!target.ok) {
+      return { action: "invalid-output", input: image, output: image.slice(bypass.length), error: target.error, notes };
+    }
+    return { action: "bypass", input: image, output: formatReference(target.reference), notes };
+  }
+  const parsed = parseReference(image);
+  if (!parsed.ok) return { action: "invalid-input", input: image, error: parsed.error, notes };
+  const reference = parsed.reference;
+  const normalized = formatReference(reference);
+  const explain = options.explain === true ? notes : undefined;
+  const scopeCache = new Map<number, string | undefined>();
+  const applies = (rule: CompiledRule): boolean => {
+    const { object } = rule;
+    let reason = scopeCache.get(object.order);
+    if (!scopeCache.has(object.order)) {
+      reason = object.outOfScope(context);
+      scopeCache.set(object.order, reason);
+    }
+    if (reason !== undefined) explain?.push(`${describeRule(rule)} matched but ${object.label} ${reason}`);
+    return reason === undefined;
+  };
+
+  for (const level of ruleSet.levels) {
+    const rule = findInLevel(level, reference, normalized, image, applies);
+    if (rule === undefined) continue;
+    if (rule.keep) return { action: "keep", input: image, rule, notes };
+    const output = produce(rule, reference, normalized, image);
+    const result = parseReference(output);
+    if (!result.ok) return { action: "invalid-output", input: image, output, rule, error: result.error, notes };
+    return { action: "rewrite", input: image, output: formatReference(result.reference), rule, notes };
+  }
+  return { action: "none", input: image, notes };
+}
+
+/** Ensures a non-empty bypass prefix ends with `/`. */
+export function normalizeBypassPrefix(prefix: string): string {
+  return prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/`;
+}
+
+function findInLevel(
+  level: PriorityLevel,
+  reference: ImageReference,
+  normalized: string,
+  original: string,
+  applies: (rule: CompiledRule) => boolean,
+): CompiledRule | undefined {
+  const exact = level.exact.get(normalized);
+  if (exact !== undefined) {
+    for (const rule of exact) if (applies(rule)) return rule;
+  }
+  if (level.prefixes.children.size > 0) {
+    // Walk the trie along the name's segments, then try the deepest (longest) prefix first.
+    const hits: (readonly CompiledRule[])[] = [];
+    let node = level.prefixes.children.get(reference.registry);
+    if (node !== undefined) {
+      if (node.rules.length > 0) hits.push(node.rules);
+      for (const segment of reference.path.split("/")) {
+        node = node.children.get(segment);
+        if (node === undefined) break;
+        if (node.rules.length > 0) hits.push(node.rules);
+      }
+    }
+    for (let i = hits.length - 1; i >= 0; i--) {
+      for (const rule of hits[i] ?? []) if (applies(rule)) return rule;
+    }
+  }
+  for (const rule of level.match) {
+    const pattern = rule.pattern;
+    if (pattern === undefined) continue;
+    if (pattern.test(rule.on === "original" ? original : normalized) && applies(rule)) return rule;
+  }
+  return undefined;
+}
+
+function produce(rule: CompiledRule, reference: ImageReference, normalized: string, original: string): string {
+  const replace = rule.replace ?? "";
+  switch (rule.type) {
+    case "exact":
+      return replace;
+    case "prefix":
+      return replace + normalized.slice(rule.key.length);
+    case "match":
+      return (rule.on === "original" ? original : normalized).replace(rule.pattern ?? /$^/, replace);
+  }
+  return formatReference(reference);
+}
