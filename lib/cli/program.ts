@@ -1,0 +1,179 @@
+// The `mirrorhook` command line: subcommands, their options and help, and exit statuses.
+
+import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { DEFAULT_BYPASS_PREFIX } from "../rules/engine.ts";
+import { runDemo } from "./demo.ts";
+import { type CliIo, denoIo, EXIT, parseLabels, UsageError } from "./io.ts";
+import { runMutate } from "./mutate.ts";
+import { runRewrite } from "./rewrite.ts";
+import { runValidate } from "./validate.ts";
+
+/** The version printed by `--version`. */
+export const VERSION = "0.1.0";
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function nonEmpty(value: string): string {
+  if (value.trim() === "") throw new InvalidArgumentError("must not be empty");
+  return value;
+}
+
+const rulesOption = () =>
+  new Option("-r, --rules <path>", "rules file or directory (repeatable, required)").argParser(collect)
+    .makeOptionMandatory();
+const namespaceOption = () => new Option("-n, --namespace <ns>", "namespace of the Pod").argParser(nonEmpty);
+const namespaceLabelOption = () =>
+  new Option("--namespace-label <key=value>", "a label of the namespace, for namespaceSelector (repeatable)")
+    .argParser(collect).default([] as string[]);
+const bypassOption = () =>
+  new Option("--bypass-prefix <prefix>", 'images written as <prefix><ref> become <ref>; "" disables')
+    .default(DEFAULT_BYPASS_PREFIX);
+
+/** Builds the program; `setExit` receives each action's exit status. */
+export function buildProgram(io: CliIo, setExit: (code: number) => void) {
+  const program = new Command()
+    .name("mirrorhook")
+    .description("Rewrites container image references in Pods by rules: a Kubernetes mutating admission webhook.")
+    .version(VERSION)
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ writeOut: (text) => io.stdout(text), writeErr: (text) => io.stderr(text) })
+    .exitOverride();
+
+  program.command("rewrite")
+    .description("print what the rules make of each image, one line per image, in order")
+    .argument("<image...>", "image references as written in a Pod")
+    .addOption(rulesOption())
+    .addOption(namespaceOption())
+    .option("--pod-label <key=value>", "a label of the Pod, for podSelector (repeatable)", collect, [] as string[])
+    .addOption(namespaceLabelOption())
+    .option("--explain", "also print which object and rule decided, or why nothing matched")
+    .addOption(
+      new Option("-o, --output <format>", "output format").choices(["text", "json"] as const).default("text" as const),
+    )
+    .addOption(bypassOption())
+    .addHelpText(
+      "after",
+      `
+Examples:
+  mirrorhook rewrite --rules rules/dockerhub-harbor.yaml nginx bitnami/redis:7
+  mirrorhook rewrite --rules rules/ --namespace canary --explain old-registry.company.com/app:1
+  mirrorhook rewrite --rules rules/ -o json ghcr.io/org/app@sha256:<digest>
+
+Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
+    )
+    .action(async (images, options) => {
+      setExit(
+        await runRewrite(images, {
+          rules: options.rules,
+          ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
+          podLabels: parseLabels(options.podLabel, "--pod-label"),
+          ...(options.namespaceLabel.length === 0
+            ? {}
+            : { namespaceLabels: parseLabels(options.namespaceLabel, "--namespace-label") }),
+          explain: options.explain === true,
+          output: options.output,
+          bypassPrefix: options.bypassPrefix,
+        }, io),
+      );
+    });
+
+  program.command("mutate")
+    .description("print a Pod as mirrorhook would admit it (patched images, annotation, label)")
+    .requiredOption("-f, --file <pod>", "Pod manifest, YAML or JSON; - for standard input")
+    .addOption(rulesOption())
+    .addOption(namespaceOption())
+    .addOption(namespaceLabelOption())
+    .addOption(
+      new Option("-o, --output <format>", "output format").choices(["yaml", "json"] as const).default("yaml" as const),
+    )
+    .addOption(bypassOption())
+    .addHelpText(
+      "after",
+      `
+Examples:
+  mirrorhook mutate -f pod.yaml --rules rules/dockerhub-harbor.yaml
+  kubectl get pod web-0 -o yaml | mirrorhook mutate -f - --rules rules/ --namespace web -o json
+
+Warnings go to standard error. Exit status: 0 ok, 1 unreadable Pod or rules, 2 bad usage.`,
+    )
+    .action(async (options) => {
+      setExit(
+        await runMutate({
+          file: options.file,
+          rules: options.rules,
+          ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
+          ...(options.namespaceLabel.length === 0
+            ? {}
+            : { namespaceLabels: parseLabels(options.namespaceLabel, "--namespace-label") }),
+          output: options.output,
+          bypassPrefix: options.bypassPrefix,
+        }, io),
+      );
+    });
+
+  program.command("validate")
+    .description("check rule files and directories together; print every problem with file:line:column")
+    .argument("<path...>", "rule files or directories")
+    .addOption(
+      new Option("-o, --output <format>", "output format").choices(["text", "json"] as const).default("text" as const),
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  mirrorhook validate rules/
+  mirrorhook validate hub.yaml migration.yaml -o json
+
+Exit status: 0 no errors (warnings allowed), 1 errors found, 2 bad usage.`,
+    )
+    .action(async (paths, options) => setExit(await runValidate(paths, options.output, io)));
+
+  program.command("demo")
+    .description("rewrite a sample Pod with a bundled preset and show each step (no cluster needed)")
+    .option(
+      "-r, --rules <path>",
+      "rules file or directory instead of the bundled preset (repeatable)",
+      collect,
+      [] as string[],
+    )
+    .addHelpText("after", "\nExample:\n  mirrorhook demo\n  mirrorhook demo --rules rules/k8s-gcr-to-registry-k8s.yaml")
+    .action(async (options) => setExit(await runDemo(options.rules, io)));
+
+  return program;
+}
+
+/** Runs the command line with `args` (without the program name); resolves to the exit status. */
+export async function run(args: readonly string[], io: CliIo = denoIo()): Promise<number> {
+  let exit: number = EXIT.ok;
+  const program = buildProgram(io, (code) => {
+    exit = code;
+  });
+  if (args.length === 0) {
+    io.stderr(program.helpInformation());
+    return EXIT.usage;
+  }
+  try {
+    await program.parseAsync([...args], { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (
+        error.code === "commander.helpDisplayed" || error.code === "commander.version" ||
+        error.code === "commander.help"
+      ) {
+        return EXIT.ok;
+      }
+      return EXIT.usage;
+    }
+    if (error instanceof UsageError) {
+      io.stderr(`error: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    io.stderr(
+      `mirrorhook: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    return EXIT.failed;
+  }
+  return exit;
+}
