@@ -10,7 +10,9 @@ const OFFICIAL_REPO_PREFIX = "library/";
 
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const DOMAIN_COMPONENT = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
-const IPV6_HOST = /^\[[a-fA-F0-9:]+(?:%[a-zA-Z0-9]+)?\]$/;
+/** Compressed or full IPv6 in brackets; zone identifiers and IPv4-mapped forms are excluded, as in the grammar. */
+const IPV6_HOST = /^\[[a-fA-F0-9:]+\]$/;
+/** Any run of digits: the grammar sets no range, so `localhost:99999/x` parses as the runtimes parse it. */
 const PORT = /^[0-9]+$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST = /^([A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*):([0-9a-fA-F]{32,})$/;
@@ -67,6 +69,15 @@ function truncate(text: string): string {
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }
 
+/** `String(input)` for error messages, without throwing for objects that cannot be converted. */
+function describe(input: unknown): string {
+  try {
+    return String(input);
+  } catch {
+    return `[${typeof input}]`;
+  }
+}
+
 function fail(input: string, reason: ReferenceErrorReason, detail: string): ParseResult {
   return { ok: false, error: new ReferenceError(input, reason, detail) };
 }
@@ -103,7 +114,7 @@ function checkRegistry(host: string): string | undefined {
       }
     }
   }
-  if (port !== undefined && (!PORT.test(port) || port.length > 5 || Number(port) > 65535)) {
+  if (port !== undefined && !PORT.test(port)) {
     return `invalid port ${JSON.stringify(port)}`;
   }
   return undefined;
@@ -115,7 +126,7 @@ function checkRegistry(host: string): string | undefined {
  */
 export function parseReference(input: unknown): ParseResult {
   if (typeof input !== "string") {
-    return fail(String(input), "not-a-string", `expected a string, got ${typeof input}`);
+    return fail(describe(input), "not-a-string", `expected a string, got ${typeof input}`);
   }
   if (input === "") return fail(input, "empty", "reference is empty");
   if (input.length > 1024) return fail(input, "name-too-long", "reference is longer than 1024 characters");
@@ -257,14 +268,20 @@ export function normalizeReference(input: string): string | undefined {
   return result.ok ? formatReference(result.reference) : undefined;
 }
 
-/** The shortest form people write, e.g. `nginx:latest`, `bitnami/redis:7`. */
+/**
+ * The shortest form people write, e.g. `nginx:latest`, `bitnami/redis:7`. It always parses back to the same
+ * reference: a Docker Hub path whose first component would read as a registry (`docker.io/foo.bar/baz`,
+ * `docker.io/localhost/app`) keeps its `docker.io/` prefix, where docker's FamiliarString would drop it.
+ */
 export function formatFamiliar(reference: ImageReference): string {
   let name = formatName(reference);
   if (reference.registry === DOCKER_HUB) {
-    name = reference.path.startsWith(OFFICIAL_REPO_PREFIX) &&
-        !reference.path.slice(OFFICIAL_REPO_PREFIX.length).includes("/")
-      ? reference.path.slice(OFFICIAL_REPO_PREFIX.length)
-      : reference.path;
+    const official = reference.path.startsWith(OFFICIAL_REPO_PREFIX) &&
+      !reference.path.slice(OFFICIAL_REPO_PREFIX.length).includes("/");
+    const slash = reference.path.indexOf("/");
+    const first = slash < 0 ? reference.path : reference.path.slice(0, slash);
+    if (official) name = reference.path.slice(OFFICIAL_REPO_PREFIX.length);
+    else if (!isRegistryComponent(first)) name = reference.path;
   }
   return name + formatSuffix(reference);
 }
