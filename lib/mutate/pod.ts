@@ -94,8 +94,9 @@ function isRecord(value: unknown): value is Json {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** Null-prototype, so keys such as `constructor` or `__proto__` (container names, label keys) are plain data. */
 function stringMap(value: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null);
   if (!isRecord(value)) return out;
   for (const [key, item] of Object.entries(value)) if (typeof item === "string") out[key] = item;
   return out;
@@ -159,11 +160,11 @@ export function readPod(value: unknown): PodLike | undefined {
 /** Parses the original-images annotation; anything unreadable counts as empty. */
 export function readOriginals(annotations: Readonly<Record<string, string>>): Record<string, string> {
   const text = annotations[ORIGINAL_IMAGES_ANNOTATION];
-  if (text === undefined) return {};
+  if (text === undefined) return stringMap(undefined);
   try {
     return stringMap(JSON.parse(text));
   } catch {
-    return {};
+    return stringMap(undefined);
   }
 }
 
@@ -179,7 +180,8 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
   const empty = { patch: [], changes: [], problems: [], warnings: [], decisions: [] };
   const read = readPod(pod);
   if (read === undefined) return { ...empty, skipped: "not-a-pod" };
-  const namespace = options.namespace ?? read.namespace;
+  // An empty request namespace means "not given", as in AdmissionRequest.
+  const namespace = options.namespace || read.namespace;
   if (read.labels[OPT_OUT_LABEL] === "disabled") return { ...empty, skipped: "opted-out" };
   if (read.annotations[MIRROR_POD_ANNOTATION] !== undefined) return { ...empty, skipped: "mirror-pod" };
   const excluded = options.excludedNamespaces ?? new Set(DEFAULT_EXCLUDED_NAMESPACES);
@@ -200,7 +202,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
   };
   const decideOptions = options.bypassPrefix === undefined ? {} : { bypassPrefix: options.bypassPrefix };
   const originals = readOriginals(read.annotations);
-  const recorded = { ...originals };
+  const recorded: Record<string, string> = Object.assign(Object.create(null), originals);
   const changes: ImageChange[] = [];
   const problems: ImageProblem[] = [];
   const decisions: { slot: ImageSlot; decision: Decision }[] = [];
