@@ -6,6 +6,7 @@ import { runDemo } from "./demo.ts";
 import { type CliIo, denoIo, EXIT, parseLabels, UsageError } from "./io.ts";
 import { runMutate } from "./mutate.ts";
 import { runRewrite } from "./rewrite.ts";
+import { addServeCommand } from "./serve.ts";
 import { runValidate } from "./validate.ts";
 
 /** The version printed by `--version`. */
@@ -32,7 +33,11 @@ const bypassOption = () =>
     .default(DEFAULT_BYPASS_PREFIX);
 
 /** Builds the program; `setExit` receives each action's exit status. */
-export function buildProgram(io: CliIo, setExit: (code: number) => void) {
+export function buildProgram(
+  io: CliIo,
+  setExit: (code: number) => void,
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+) {
   const program = new Command()
     .name("mirrorhook")
     .description("Rewrites container image references in Pods by rules: a Kubernetes mutating admission webhook.")
@@ -40,6 +45,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void) {
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ writeOut: (text) => io.stdout(text), writeErr: (text) => io.stderr(text) })
     .exitOverride();
+
+  addServeCommand(program, io, setExit, env);
 
   program.command("rewrite")
     .description("print what the rules make of each image, one line per image, in order")

@@ -1,0 +1,89 @@
+// The pure heart of /mutate: an AdmissionRequest and a rule set in, an AdmissionReview response and an outcome out.
+
+import { type ImageChange, type ImageProblem, mutatePod, type PodLike, type SkipReason } from "../mutate/pod.ts";
+import type { RuleSet } from "../rules/compile.ts";
+import type { Labels } from "../rules/selector.ts";
+import { type AdmissionRequest, allowResponse } from "./review.ts";
+
+/** Settings that shape every admission. */
+export interface AdmitOptions {
+  readonly ruleSet: RuleSet;
+  readonly bypassPrefix?: string;
+  readonly excludedNamespaces?: ReadonlySet<string>;
+  /** Compute, warn and count, but never patch. */
+  readonly dryRun?: boolean;
+  readonly namespaceLabels?: Labels;
+  readonly isOwnPod?: (pod: PodLike) => boolean;
+}
+
+/** Why a request was answered without looking at images. */
+export type AdmitSkip = SkipReason | "not-a-pod" | "subresource" | "operation";
+
+/** What the handler logs and counts. */
+export interface AdmitOutcome {
+  readonly review: Record<string, unknown>;
+  /** rewritten: a patch was sent (or would have been, in dry-run mode); unchanged: nothing to do. */
+  readonly result: "rewritten" | "unchanged" | "skipped";
+  readonly skipped?: AdmitSkip;
+  readonly changes: readonly ImageChange[];
+  readonly problems: readonly ImageProblem[];
+  readonly patched: boolean;
+}
+
+const POD_SUBRESOURCES = new Set([undefined, "ephemeralcontainers"]);
+
+/** Decides one admission. Pure; exceptions are bugs, handled by the caller's onError policy. */
+export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOutcome {
+  const skip = (skipped: AdmitSkip): AdmitOutcome => ({
+    review: allowResponse(request.uid),
+    result: "skipped",
+    skipped,
+    changes: [],
+    problems: [],
+    patched: false,
+  });
+  if (request.resource.resource !== "pods" || request.resource.group !== "" || request.kind.kind !== "Pod") {
+    return skip("not-a-pod");
+  }
+  if (!POD_SUBRESOURCES.has(request.subResource)) return skip("subresource");
+  if (request.operation !== "CREATE" && request.operation !== "UPDATE") return skip("operation");
+
+  const result = mutatePod(request.object, {
+    ruleSet: options.ruleSet,
+    ...(request.namespace === undefined ? {} : { namespace: request.namespace }),
+    ...(options.namespaceLabels === undefined ? {} : { namespaceLabels: options.namespaceLabels }),
+    ...(request.operation === "UPDATE" && request.oldObject !== undefined ? { oldPod: request.oldObject } : {}),
+    ...(options.bypassPrefix === undefined ? {} : { bypassPrefix: options.bypassPrefix }),
+    ...(options.excludedNamespaces === undefined ? {} : { excludedNamespaces: options.excludedNamespaces }),
+    ...(options.isOwnPod === undefined ? {} : { isOwnPod: options.isOwnPod }),
+  });
+  if (result.skipped !== undefined) return skip(result.skipped);
+
+  const dryRun = options.dryRun === true;
+  const warnings = dryRun
+    ? result.warnings.map((w) => w.replace(/^mirrorhook: rewrote /, "mirrorhook: dry-run, would rewrite "))
+    : result.warnings;
+  const auditAnnotations: Record<string, string> = {};
+  if (result.changes.length > 0) {
+    auditAnnotations[dryRun ? "would-rewrite" : "rewritten-images"] = JSON.stringify(
+      Object.fromEntries(result.changes.map((change) => [change.slot.key, `${change.from} -> ${change.to}`])),
+    );
+  }
+  if (result.problems.length > 0) {
+    auditAnnotations["invalid-images"] = JSON.stringify(
+      Object.fromEntries(result.problems.map((problem) => [problem.slot.key, problem.slot.image])),
+    );
+  }
+  const patched = !dryRun && result.patch.length > 0;
+  return {
+    review: allowResponse(request.uid, {
+      ...(patched ? { patch: result.patch } : {}),
+      warnings,
+      auditAnnotations,
+    }),
+    result: result.changes.length > 0 ? "rewritten" : "unchanged",
+    changes: result.changes,
+    problems: result.problems,
+    patched,
+  };
+}

@@ -1,0 +1,188 @@
+// AdmissionReview v1: narrowing the request from unknown, and the one place responses are built.
+
+/** The only AdmissionReview version served. */
+export const ADMISSION_API_VERSION = "admission.k8s.io/v1";
+
+/** `group/version/kind` or `group/version/resource`. */
+export interface GroupVersionKind {
+  readonly group: string;
+  readonly version: string;
+  readonly kind: string;
+}
+
+/** The fields of `request` mirrorhook reads. */
+export interface AdmissionRequest {
+  readonly uid: string;
+  readonly kind: GroupVersionKind;
+  readonly resource: { readonly group: string; readonly version: string; readonly resource: string };
+  readonly subResource?: string;
+  readonly name?: string;
+  readonly namespace?: string;
+  readonly operation: string;
+  readonly object?: unknown;
+  readonly oldObject?: unknown;
+  readonly dryRun: boolean;
+  readonly username?: string;
+}
+
+/** Why a body is not an AdmissionReview we can answer; `status` is the HTTP and AdmissionReview code. */
+export class ReviewError extends Error {
+  override name = "ReviewError";
+  readonly status: number;
+  readonly uid: string | undefined;
+  constructor(status: number, message: string, uid?: string) {
+    super(message);
+    this.status = status;
+    this.uid = uid;
+  }
+}
+
+type Json = Record<string, unknown>;
+
+function isRecord(value: unknown): value is Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
+
+/** Narrows a parsed body to an AdmissionRequest, or throws {@linkcode ReviewError} (400) naming the field. */
+export function decodeReview(body: unknown): AdmissionRequest {
+  if (!isRecord(body)) throw new ReviewError(400, "Cannot decode AdmissionReview: the body is not a JSON object");
+  const request = body["request"];
+  const uid = isRecord(request) ? str(request["uid"]) : undefined;
+  if (body["kind"] !== "AdmissionReview") {
+    throw new ReviewError(
+      400,
+      `Cannot decode AdmissionReview: kind is ${JSON.stringify(body["kind"] ?? null)}, expected "AdmissionReview"`,
+      uid,
+    );
+  }
+  if (body["apiVersion"] !== ADMISSION_API_VERSION) {
+    throw new ReviewError(
+      400,
+      `Cannot decode AdmissionReview: apiVersion is ${
+        JSON.stringify(body["apiVersion"] ?? null)
+      }, expected "${ADMISSION_API_VERSION}"`,
+      uid,
+    );
+  }
+  if (!isRecord(request)) throw new ReviewError(400, "Cannot decode AdmissionReview: request is missing");
+  if (uid === undefined || uid === "") {
+    throw new ReviewError(400, "Cannot decode AdmissionReview: request.uid is missing");
+  }
+  const kind = request["kind"];
+  const resource = request["resource"];
+  const operation = str(request["operation"]);
+  if (!isRecord(kind) || typeof kind["kind"] !== "string" || typeof kind["version"] !== "string") {
+    throw new ReviewError(400, "Cannot decode AdmissionReview: request.kind must be {group, version, kind}", uid);
+  }
+  if (!isRecord(resource) || typeof resource["resource"] !== "string") {
+    throw new ReviewError(
+      400,
+      "Cannot decode AdmissionReview: request.resource must be {group, version, resource}",
+      uid,
+    );
+  }
+  if (operation === undefined) {
+    throw new ReviewError(400, "Cannot decode AdmissionReview: request.operation is missing", uid);
+  }
+  const userInfo = request["userInfo"];
+  const subResource = str(request["subResource"]);
+  const name = str(request["name"]);
+  const namespace = str(request["namespace"]);
+  const username = isRecord(userInfo) ? str(userInfo["username"]) : undefined;
+  return {
+    uid,
+    kind: { group: str(kind["group"]) ?? "", version: kind["version"], kind: kind["kind"] },
+    resource: {
+      group: str(resource["group"]) ?? "",
+      version: str(resource["version"]) ?? "",
+      resource: resource["resource"],
+    },
+    operation,
+    dryRun: request["dryRun"] === true,
+    ...(subResource === undefined || subResource === "" ? {} : { subResource }),
+    ...(name === undefined || name === "" ? {} : { name }),
+    ...(namespace === undefined || namespace === "" ? {} : { namespace }),
+    ...(request["object"] === undefined || request["object"] === null ? {} : { object: request["object"] }),
+    ...(request["oldObject"] === undefined || request["oldObject"] === null ? {} : { oldObject: request["oldObject"] }),
+    ...(username === undefined ? {} : { username }),
+  };
+}
+
+/** What an allowed response carries. */
+export interface AllowOptions {
+  readonly patch?: readonly unknown[];
+  readonly warnings?: readonly string[];
+  readonly auditAnnotations?: Readonly<Record<string, string>>;
+}
+
+/** Kubernetes caps warnings; keep each readable and the list bounded. */
+const MAX_WARNINGS = 32;
+const MAX_WARNING_LENGTH = 512;
+
+function toBase64(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+function boundedWarnings(warnings: readonly string[]): string[] {
+  const out = warnings.slice(0, MAX_WARNINGS).map((
+    w,
+  ) => (w.length > MAX_WARNING_LENGTH ? `${w.slice(0, MAX_WARNING_LENGTH - 1)}…` : w));
+  if (warnings.length > MAX_WARNINGS) {
+    out.push(`mirrorhook: ${warnings.length - MAX_WARNINGS} more warning(s) not shown`);
+  }
+  return out;
+}
+
+/** An allowed AdmissionReview; a JSONPatch only when `patch` is non-empty. */
+export function allowResponse(uid: string, options: AllowOptions = {}): Json {
+  const response: Json = { uid, allowed: true };
+  if (options.patch !== undefined && options.patch.length > 0) {
+    response["patchType"] = "JSONPatch";
+    response["patch"] = toBase64(JSON.stringify(options.patch));
+  }
+  if (options.warnings !== undefined && options.warnings.length > 0) {
+    response["warnings"] = boundedWarnings(options.warnings);
+  }
+  if (options.auditAnnotations !== undefined && Object.keys(options.auditAnnotations).length > 0) {
+    response["auditAnnotations"] = options.auditAnnotations;
+  }
+  return { apiVersion: ADMISSION_API_VERSION, kind: "AdmissionReview", response };
+}
+
+/** A denied AdmissionReview with `status.code` and a message; `uid` echoed when known. */
+export function denyResponse(
+  uid: string | undefined,
+  code: number,
+  message: string,
+  warnings: readonly string[] = [],
+): Json {
+  const response: Json = {
+    uid: uid ?? "",
+    allowed: false,
+    status: { code, message, reason: reasonFor(code), status: "Failure" },
+  };
+  if (warnings.length > 0) response["warnings"] = boundedWarnings(warnings);
+  return { apiVersion: ADMISSION_API_VERSION, kind: "AdmissionReview", response };
+}
+
+function reasonFor(code: number): string {
+  switch (code) {
+    case 400:
+      return "BadRequest";
+    case 413:
+      return "RequestEntityTooLarge";
+    case 415:
+      return "UnsupportedMediaType";
+    case 422:
+      return "Invalid";
+    default:
+      return code >= 500 ? "InternalError" : "BadRequest";
+  }
+}

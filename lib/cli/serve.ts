@@ -1,0 +1,194 @@
+// `mirrorhook serve`: flags (each also MIRRORHOOK_<FLAG>), start-up, the --dev banner, and SIGTERM handling.
+
+import { type Command, Option } from "@commander-js/extra-typings";
+import { DEFAULT_EXCLUDED_NAMESPACES } from "../mutate/pod.ts";
+import { DEFAULT_BYPASS_PREFIX } from "../rules/engine.ts";
+import { type ServeConfig, startServer, StartupError } from "../server/app.ts";
+import { DEFAULT_MAX_BODY_BYTES } from "../server/handler.ts";
+import { configureLogging, LOG_LEVELS, logger, type MirrorhookLogLevel } from "../server/log.ts";
+import { type CliIo, EXIT, UsageError } from "./io.ts";
+
+/** Environment variable for a flag: `--probe-port` → `MIRRORHOOK_PROBE_PORT`. */
+export function envName(flag: string): string {
+  return `MIRRORHOOK_${flag.replace(/^--/, "").replaceAll("-", "_").toUpperCase()}`;
+}
+
+function int(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const number = Number(value);
+    if (!Number.isInteger(number) || number < min || number > max) {
+      throw new UsageError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    }
+    return number;
+  };
+}
+
+function seconds(name: string) {
+  return (value: string): number => {
+    const number = Number(value.replace(/s$/, ""));
+    if (!Number.isFinite(number) || number < 0 || number > 3600) {
+      throw new UsageError(`${name} must be seconds from 0 to 3600, got ${JSON.stringify(value)}`);
+    }
+    return number;
+  };
+}
+
+function bool(name: string, value: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off|)$/i.test(value)) return false;
+  throw new UsageError(`${name} must be true or false, got ${JSON.stringify(value)}`);
+}
+
+/** Repeatable options collect values; from the environment they are comma-separated. */
+function list(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(",").map((item) => item.trim()).filter((item) => item !== "")];
+}
+
+/** Adds `serve` to the program. */
+export function addServeCommand(
+  program: Command,
+  io: CliIo,
+  setExit: (code: number) => void,
+  env: (name: string) => string | undefined,
+): void {
+  const opt = (flags: string, description: string) => {
+    const long = flags.split(/[ ,]+/).find((part) => part.startsWith("--")) ?? flags;
+    return new Option(flags, `${description} [env: ${envName(long)}]`).env(envName(long));
+  };
+  program.command("serve")
+    .description("run the admission webhook: HTTPS /mutate, plus /healthz, /readyz and /metrics on the probe port")
+    .addOption(opt("-r, --rules <path>", "rules file or directory, watched (repeatable)").argParser(list))
+    .addOption(opt("--tls-dir <dir>", "directory with tls.crt and tls.key (a cert-manager Secret mount), watched"))
+    .addOption(opt("--host <address>", "address to listen on (default: 0.0.0.0; 127.0.0.1 with --dev)"))
+    .addOption(opt("--port <port>", "HTTPS port for /mutate").argParser(int("--port", 0, 65535)).default(8443))
+    .addOption(
+      opt("--probe-port <port>", "plain HTTP port for probes and metrics").argParser(int("--probe-port", 0, 65535))
+        .default(8080),
+    )
+    .addOption(
+      new Option("--dry-run", `compute, warn, log and count, but patch nothing [env: ${envName("--dry-run")}=true]`),
+    )
+    .addOption(
+      opt("--on-error <policy>", "when rule evaluation fails: admit unchanged, or deny").choices(
+        ["allow", "deny"] as const,
+      ).default("allow" as const),
+    )
+    .addOption(
+      opt("--bypass-prefix <prefix>", 'images written <prefix><ref> become <ref> with no rule; "" disables').default(
+        DEFAULT_BYPASS_PREFIX,
+      ),
+    )
+    .addOption(opt("--exclude-namespace <ns>", "namespace never changed (repeatable)").argParser(list))
+    .addOption(
+      opt(
+        "--self-namespace <ns>",
+        "namespace mirrorhook runs in; its own Pods are never changed (default: POD_NAMESPACE)",
+      ),
+    )
+    .addOption(opt("--log-level <level>", "log level").choices(LOG_LEVELS).default("info" as MirrorhookLogLevel))
+    .addOption(
+      opt("--max-body-bytes <n>", "largest accepted request body").argParser(
+        int("--max-body-bytes", 1024, 256 * 1024 * 1024),
+      ).default(DEFAULT_MAX_BODY_BYTES),
+    )
+    .addOption(
+      opt("--shutdown-delay <seconds>", "after SIGTERM, keep serving while not ready").argParser(
+        seconds("--shutdown-delay"),
+      ).default(2),
+    )
+    .addOption(
+      opt("--shutdown-timeout <seconds>", "longest wait for in-flight requests at shutdown").argParser(
+        seconds("--shutdown-timeout"),
+      ).default(20),
+    )
+    .addOption(
+      new Option(
+        "--dev",
+        "throwaway CA and certificate for localhost, bundled example rules, and a ready curl command",
+      ),
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  mirrorhook serve --dev
+  mirrorhook serve --rules /etc/mirrorhook/rules --tls-dir /etc/mirrorhook/tls
+  MIRRORHOOK_RULES=/rules MIRRORHOOK_TLS_DIR=/tls MIRRORHOOK_DRY_RUN=true mirrorhook serve
+
+Every flag can come from its environment variable; a flag on the command line wins. Repeatable flags take
+comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT, 1 when start-up fails
+(every rule problem is printed), 2 bad usage.`,
+    )
+    .action(async (options) => {
+      const dryRunEnv = env(envName("--dry-run"));
+      const devEnv = env(envName("--dev"));
+      const dev = options.dev === true || (devEnv !== undefined && bool(envName("--dev"), devEnv));
+      const config: ServeConfig = {
+        rules: options.rules ?? [],
+        ...(options.tlsDir === undefined ? {} : { tlsDir: options.tlsDir }),
+        host: options.host ?? (dev ? "127.0.0.1" : "0.0.0.0"),
+        port: options.port ?? 8443,
+        probePort: options.probePort ?? 8080,
+        dryRun: options.dryRun === true || (dryRunEnv !== undefined && bool(envName("--dry-run"), dryRunEnv)),
+        onError: options.onError ?? "allow",
+        bypassPrefix: options.bypassPrefix ?? DEFAULT_BYPASS_PREFIX,
+        excludeNamespaces: options.excludeNamespace ?? [...DEFAULT_EXCLUDED_NAMESPACES],
+        maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+        dev,
+        ...((options.selfNamespace ?? env("POD_NAMESPACE")) === undefined
+          ? {}
+          : { selfNamespace: options.selfNamespace ?? env("POD_NAMESPACE") ?? "" }),
+        shutdownDelayMs: (options.shutdownDelay ?? 2) * 1000,
+        shutdownTimeoutMs: (options.shutdownTimeout ?? 20) * 1000,
+      };
+      if (!dev && config.tlsDir === undefined) {
+        throw new UsageError("serve needs --tls-dir (or --dev for a throwaway certificate)");
+      }
+      setExit(await runServe(config, options.logLevel ?? "info", io));
+    });
+}
+
+/** Starts the server and resolves with the exit status once it has stopped. */
+export async function runServe(config: ServeConfig, level: MirrorhookLogLevel, io: CliIo): Promise<number> {
+  configureLogging(level);
+  const log = logger("server");
+  let server;
+  try {
+    server = await startServer(config, { logger: log });
+  } catch (error) {
+    if (error instanceof StartupError) {
+      io.stderr(`mirrorhook: ${error.message}\n`);
+      return EXIT.failed;
+    }
+    throw error;
+  }
+  if (server.devCertificates !== undefined) {
+    printDevBanner(io, server.webhookPort, server.probePort, server.devCertificates.caCert);
+  }
+  const stopped = new Promise<void>((resolve) => {
+    const stop = (signal: string) => () => void server.shutdown(signal).then(resolve);
+    for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, stop(signal));
+  });
+  await stopped;
+  return EXIT.ok;
+}
+
+function printDevBanner(io: CliIo, port: number, probePort: number, caCert: string): void {
+  const caBundle = btoa(caCert);
+  io.stdout(
+    `
+mirrorhook --dev: serving https://localhost:${port}/mutate with a throwaway certificate and the bundled example rules
+  probes and metrics: http://127.0.0.1:${probePort}/healthz  /readyz  /metrics
+
+caBundle (clientConfig.caBundle of a MutatingWebhookConfiguration):
+  ${caBundle}
+
+Post a sample AdmissionReview (a Deployment's Pod) and see the answer:
+  curl -s http://127.0.0.1:${probePort}/dev/ca.crt -o mirrorhook-dev-ca.crt
+  curl -s http://127.0.0.1:${probePort}/dev/sample-review | curl -s --cacert mirrorhook-dev-ca.crt -H 'Content-Type: application/json' --data-binary @- https://localhost:${port}/mutate
+
+Decode its JSON Patch: append  | jq -r .response.patch | base64 -d
+Stop with Ctrl-C.
+`,
+  );
+}

@@ -1,0 +1,245 @@
+// Wires the server: rule sources → store, HTTPS webhook with certificate reload, probe port, graceful shutdown.
+
+import type { Logger } from "@logtape/logtape";
+import { OPT_OUT_LABEL, type PodLike } from "../mutate/pod.ts";
+import { formatProblem, type Problem } from "../rules/problem.ts";
+import { FileRuleSource } from "../sources/file_source.ts";
+import { RuleStore } from "../sources/store.ts";
+import { type CertificateChain, mintCertificates } from "./certs.ts";
+import { createWebhookHandler } from "./handler.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { createProbeHandler, type Readiness } from "./probes.ts";
+import { ReloadingTlsServer } from "./tls.ts";
+
+/** Every setting of `mirrorhook serve`. */
+export interface ServeConfig {
+  readonly rules: readonly string[];
+  readonly tlsDir?: string;
+  readonly host: string;
+  readonly port: number;
+  readonly probeHost?: string;
+  readonly probePort: number;
+  readonly dryRun: boolean;
+  readonly onError: "allow" | "deny";
+  readonly bypassPrefix: string;
+  readonly excludeNamespaces: readonly string[];
+  readonly maxBodyBytes: number;
+  readonly dev: boolean;
+  /** Namespace the webhook runs in: its own Pods there (label app.kubernetes.io/name=mirrorhook) are never changed. */
+  readonly selfNamespace?: string;
+  /** After SIGTERM: keep serving (not ready) this long so endpoints drop the Pod first. */
+  readonly shutdownDelayMs: number;
+  /** Upper bound on waiting for in-flight requests. */
+  readonly shutdownTimeoutMs: number;
+  readonly rulesPollMs?: number;
+  readonly certPollMs?: number;
+}
+
+/** A running server. */
+export interface RunningServer {
+  readonly webhookPort: number;
+  readonly probePort: number;
+  readonly metrics: Metrics;
+  readonly store: RuleStore;
+  readonly tls: ReloadingTlsServer;
+  /** The throwaway chain in --dev mode. */
+  readonly devCertificates?: CertificateChain;
+  readonly readiness: () => Readiness;
+  /** Readiness false, optional delay, in-flight requests finish (bounded), listeners closed. */
+  shutdown(reason: string): Promise<void>;
+}
+
+/** Thrown when the server cannot start: the first rules load failed, or TLS could not start. */
+export class StartupError extends Error {
+  override name = "StartupError";
+  readonly problems: readonly Problem[];
+  constructor(message: string, problems: readonly Problem[] = []) {
+    super(problems.length === 0 ? message : `${message}:\n${problems.map((p) => `  ${formatProblem(p)}`).join("\n")}`);
+    this.problems = problems;
+  }
+}
+
+/** The label the webhook's own Pods carry (set by deploy/). */
+export const SELF_LABEL = { key: "app.kubernetes.io/name", value: "mirrorhook" } as const;
+
+/** The example rules `--dev` serves when no --rules is given. */
+export const DEV_RULES: readonly string[] = [
+  "dockerhub-harbor.yaml",
+  "gcr-quay-ghcr-cache.yaml",
+  "k8s-gcr-to-registry-k8s.yaml",
+]
+  .map((name) => decodeURIComponent(new URL(`../../rules/${name}`, import.meta.url).pathname));
+
+/** A sample AdmissionReview (a Deployment's Pod) for --dev's curl command. */
+export function sampleReview(): Record<string, unknown> {
+  return {
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: {
+      uid: crypto.randomUUID(),
+      kind: { group: "", version: "v1", kind: "Pod" },
+      resource: { group: "", version: "v1", resource: "pods" },
+      requestKind: { group: "", version: "v1", kind: "Pod" },
+      requestResource: { group: "", version: "v1", resource: "pods" },
+      namespace: "default",
+      operation: "CREATE",
+      userInfo: { username: "system:serviceaccount:kube-system:replicaset-controller" },
+      object: {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { generateName: "web-7d9c8b6f5-", namespace: "default", labels: { app: "web" } },
+        spec: {
+          initContainers: [{ name: "migrate", image: "bitnami/postgresql:16" }],
+          containers: [
+            { name: "web", image: "nginx:1.27" },
+            { name: "metrics", image: "quay.io/prometheus/node-exporter:v1.8.2" },
+            { name: "pause", image: "k8s.gcr.io/pause:3.9" },
+          ],
+        },
+      },
+      oldObject: null,
+      dryRun: false,
+      options: { kind: "CreateOptions", apiVersion: "meta.k8s.io/v1" },
+    },
+  };
+}
+
+/** Starts everything; throws {@linkcode StartupError} when the first load or TLS fails. */
+export async function startServer(
+  config: ServeConfig,
+  log: { logger: Logger; metrics?: Metrics },
+): Promise<RunningServer> {
+  const { logger } = log;
+  const metrics = log.metrics ?? createMetrics();
+  const store = new RuleStore();
+  let shuttingDown = false;
+
+  const rulePaths = config.rules.length > 0 ? config.rules : config.dev ? DEV_RULES : [];
+  if (rulePaths.length === 0) throw new StartupError("Cannot start: give --rules PATH (file or directory), or --dev");
+  const files = new FileRuleSource({
+    paths: rulePaths,
+    store,
+    metrics,
+    logger,
+    ...(config.rulesPollMs === undefined ? {} : { pollIntervalMs: config.rulesPollMs }),
+  });
+  const problems = await files.start();
+  if (problems.some((p) => p.severity === "error")) {
+    files.stop();
+    throw new StartupError(`Cannot start: the rules in ${rulePaths.join(", ")} have errors`, problems);
+  }
+
+  const devCertificates = config.dev && config.tlsDir === undefined ? await mintCertificates() : undefined;
+  const excluded = new Set(config.excludeNamespaces);
+  const isOwnPod = config.selfNamespace === undefined
+    ? undefined
+    : (pod: PodLike) => pod.namespace === config.selfNamespace && pod.labels[SELF_LABEL.key] === SELF_LABEL.value;
+  const handler = createWebhookHandler({
+    rules: () => store.current,
+    metrics,
+    logger,
+    maxBodyBytes: config.maxBodyBytes,
+    onError: config.onError,
+    dryRun: config.dryRun,
+    bypassPrefix: config.bypassPrefix,
+    excludedNamespaces: excluded,
+    ...(isOwnPod === undefined ? {} : { isOwnPod }),
+  });
+  const tls = new ReloadingTlsServer({
+    hostname: config.host,
+    port: config.port,
+    ...(config.tlsDir === undefined ? {} : { certDir: config.tlsDir }),
+    ...(devCertificates === undefined ? {} : { pair: { cert: devCertificates.cert, key: devCertificates.key } }),
+    handler,
+    logger,
+    metrics,
+    ...(config.certPollMs === undefined ? {} : { pollIntervalMs: config.certPollMs }),
+  });
+  try {
+    await tls.start();
+  } catch (error) {
+    files.stop();
+    throw new StartupError(
+      `Cannot start the HTTPS listener on ${config.host}:${config.port}: ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+    );
+  }
+
+  const readiness = (): Readiness => {
+    const reasons: string[] = [];
+    if (shuttingDown) reasons.push("shutting down");
+    for (const source of store.status()) if (!source.loaded) reasons.push(`rules source ${source.name} has not loaded`);
+    if (tls.notAfter === undefined) reasons.push("no serving certificate");
+    const ruleSet = store.current;
+    return {
+      ready: reasons.length === 0,
+      reasons,
+      rulesHash: ruleSet.hash,
+      objects: ruleSet.objects.length,
+      rules: ruleSet.ruleCount,
+      sources: store.status(),
+      certificate: tls.notAfter === undefined ? {} : { notAfter: tls.notAfter.toISOString() },
+    };
+  };
+  const extra: Record<string, () => Response> = devCertificates === undefined ? {} : {
+    "/dev/ca.crt": () =>
+      new Response(devCertificates.caCert, { headers: { "content-type": "application/x-pem-file" } }),
+    "/dev/sample-review": () => Response.json(sampleReview()),
+  };
+  let probe: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    probe = Deno.serve(
+      { hostname: config.probeHost ?? config.host, port: config.probePort, onListen: () => {} },
+      createProbeHandler({ metrics, readiness, extra }),
+    );
+  } catch (error) {
+    files.stop();
+    await tls.shutdown();
+    throw new StartupError(
+      `Cannot start the probe listener on port ${config.probePort}: ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+    );
+  }
+
+  logger.info("Serving /mutate on https://{host}:{port}, probes on http://{host}:{probePort}", {
+    host: config.host,
+    port: tls.port,
+    probePort: probe.addr.port,
+    dryRun: config.dryRun,
+    onError: config.onError,
+    rulesHash: store.current.hash,
+    excludeNamespaces: config.excludeNamespaces,
+    optOutLabel: `${OPT_OUT_LABEL}=disabled`,
+  });
+
+  let shutdownPromise: Promise<void> | undefined;
+  return {
+    webhookPort: tls.port,
+    probePort: probe.addr.port,
+    metrics,
+    store,
+    tls,
+    ...(devCertificates === undefined ? {} : { devCertificates }),
+    readiness,
+    shutdown(reason) {
+      shutdownPromise ??= (async () => {
+        shuttingDown = true;
+        logger.info("Shutting down ({reason}): not ready; finishing in-flight requests", { reason });
+        if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+        files.stop();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const bounded = new Promise<"timeout">((resolve) => {
+          timer = setTimeout(() => resolve("timeout"), config.shutdownTimeoutMs);
+        });
+        const result = await Promise.race([tls.shutdown().then(() => "done" as const), bounded]);
+        clearTimeout(timer);
+        if (result === "timeout") logger.warn("Shutdown grace period over; exiting with requests in flight");
+        await probe.shutdown().catch(() => {});
+        logger.info("Stopped");
+      })();
+      return shutdownPromise;
+    },
+  };
+}

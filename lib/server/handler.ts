@@ -1,0 +1,220 @@
+// The HTTPS request handler: routes, body limits, decode, admit, and the single point where errors become responses.
+
+import type { Logger } from "@logtape/logtape";
+import { admit, type AdmitOptions, type AdmitOutcome } from "../admission/admit.ts";
+import { type AdmissionRequest, allowResponse, decodeReview, denyResponse, ReviewError } from "../admission/review.ts";
+import type { PodLike } from "../mutate/pod.ts";
+import { describeRule } from "../rules/engine.ts";
+import { parseReference } from "../image/reference.ts";
+import type { RuleSet } from "../rules/compile.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** Default limit on request bodies: an AdmissionReview carries object and oldObject (each up to ~1.5 MiB in etcd). */
+export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+/** What the handler needs; everything is injected so tests call it with `new Request(...)`. */
+export interface HandlerDeps {
+  readonly rules: () => RuleSet;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly maxBodyBytes?: number;
+  readonly onError?: "allow" | "deny";
+  readonly dryRun?: boolean;
+  readonly bypassPrefix?: string;
+  readonly excludedNamespaces?: ReadonlySet<string>;
+  readonly isOwnPod?: (pod: PodLike) => boolean;
+  /** Milliseconds, for durations; defaults to performance.now. */
+  readonly now?: () => number;
+  /** Test hook: replaces `admit` (to simulate a bug in rule evaluation). */
+  readonly admit?: (request: AdmissionRequest, options: AdmitOptions) => AdmitOutcome;
+}
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+}
+
+/** Reads at most `limit` bytes; undefined when the body is larger. */
+async function readLimited(request: Request, limit: number): Promise<Uint8Array | undefined> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) return undefined;
+  if (request.body === null) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}
+
+function podName(request: AdmissionRequest): string | undefined {
+  if (request.name !== undefined) return request.name;
+  const object = request.object as { metadata?: { name?: unknown; generateName?: unknown } } | undefined;
+  const name = object?.metadata?.name ?? object?.metadata?.generateName;
+  return typeof name === "string" ? name : undefined;
+}
+
+/** Creates the handler for the webhook port: `POST /mutate`. */
+export function createWebhookHandler(deps: HandlerDeps): (request: Request) => Promise<Response> {
+  const { metrics, logger } = deps;
+  const limit = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const now = deps.now ?? (() => performance.now());
+  const decideAdmission = deps.admit ?? admit;
+
+  return async (request) => {
+    const path = new URL(request.url).pathname;
+    if (path !== "/mutate") return new Response(`not found: ${path}\n`, { status: 404 });
+    if (request.method !== "POST") {
+      return new Response("method not allowed: use POST\n", { status: 405, headers: { allow: "POST" } });
+    }
+    const started = now();
+    metrics.inFlight.inc();
+    let operation = "unknown";
+    let uid: string | undefined;
+    try {
+      const contentType = request.headers.get("content-type") ?? "";
+      if (!/^application\/json\b/i.test(contentType)) {
+        throw new ReviewError(
+          415,
+          `Cannot decode AdmissionReview: content type ${JSON.stringify(contentType)}, expected application/json`,
+        );
+      }
+      const body = await readLimited(request, limit);
+      if (body === undefined) {
+        throw new ReviewError(413, `Cannot decode AdmissionReview: the body is over the ${limit}-byte limit`);
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(new TextDecoder().decode(body));
+      } catch (error) {
+        throw new ReviewError(
+          400,
+          `Cannot decode AdmissionReview: invalid JSON: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+      const review = decodeReview(parsed);
+      uid = review.uid;
+      operation = review.operation;
+      let outcome: AdmitOutcome;
+      try {
+        outcome = decideAdmission(review, {
+          ruleSet: deps.rules(),
+          ...(deps.bypassPrefix === undefined ? {} : { bypassPrefix: deps.bypassPrefix }),
+          ...(deps.excludedNamespaces === undefined ? {} : { excludedNamespaces: deps.excludedNamespaces }),
+          ...(deps.isOwnPod === undefined ? {} : { isOwnPod: deps.isOwnPod }),
+          dryRun: deps.dryRun === true,
+        });
+      } catch (error) {
+        return failed(review, error);
+      }
+      record(review, outcome, started);
+      return json(outcome.review);
+    } catch (error) {
+      if (error instanceof ReviewError) {
+        metrics.requests.inc({ operation, result: "invalid", dry_run: "false" });
+        logger.warn("Rejected a request: {message}", {
+          uid: error.uid ?? uid,
+          status: error.status,
+          message: error.message,
+        });
+        return json(denyResponse(error.uid ?? uid, error.status, error.message), error.status);
+      }
+      metrics.errors.inc({ stage: "request" });
+      metrics.requests.inc({ operation, result: "error", dry_run: "false" });
+      logger.error("Unexpected error handling a request: {message}", {
+        uid,
+        message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      });
+      return json(denyResponse(uid, 500, "mirrorhook: internal error"), 500);
+    } finally {
+      metrics.inFlight.dec();
+      metrics.duration.observe({ operation }, (now() - started) / 1000);
+    }
+  };
+
+  /** A bug in rule evaluation: fail open (default) or deny, as configured; always warn and count. */
+  function failed(review: AdmissionRequest, error: unknown): Response {
+    const message = error instanceof Error ? error.message : String(error);
+    metrics.errors.inc({ stage: "rules" });
+    metrics.requests.inc({ operation: review.operation, result: "error", dry_run: String(review.dryRun) });
+    logger.error("Rule evaluation failed; {action}: {message}", {
+      uid: review.uid,
+      namespace: review.namespace,
+      pod: podName(review),
+      operation: review.operation,
+      action: deps.onError === "deny" ? "denied" : "admitted unchanged",
+      message: error instanceof Error ? (error.stack ?? message) : message,
+    });
+    if (deps.onError === "deny") {
+      return json(denyResponse(review.uid, 500, `mirrorhook: rule evaluation failed: ${message}`));
+    }
+    return json(
+      allowResponse(review.uid, {
+        warnings: [`mirrorhook: rule evaluation failed, Pod admitted unchanged: ${message}`],
+      }),
+    );
+  }
+
+  function record(review: AdmissionRequest, outcome: AdmitOutcome, started: number): void {
+    const dryRun = String(review.dryRun);
+    metrics.requests.inc({ operation: review.operation, result: outcome.result, dry_run: dryRun });
+    if (outcome.skipped !== undefined) metrics.skips.inc({ reason: outcome.skipped });
+    for (const change of outcome.changes) {
+      const decision = change.decision;
+      const target = parseReference(change.to);
+      metrics.rewrites.inc({
+        kind: decision.action === "rewrite" ? decision.rule.object.kind : "bypass",
+        object: decision.action === "rewrite"
+          ? (decision.rule.object.namespace === undefined
+            ? decision.rule.object.name
+            : `${decision.rule.object.namespace}/${decision.rule.object.name}`)
+          : "bypass",
+        registry: target.ok ? target.reference.registry : "invalid",
+      });
+    }
+    for (const problem of outcome.problems) metrics.invalidImages.inc({ reason: problem.decision.action });
+    const fields = {
+      uid: review.uid,
+      namespace: review.namespace,
+      pod: podName(review),
+      operation: review.operation,
+      ...(review.subResource === undefined ? {} : { subResource: review.subResource }),
+      dryRun: review.dryRun,
+      durationMs: Math.round((now() - started) * 1000) / 1000,
+    };
+    if (outcome.changes.length > 0 || outcome.problems.length > 0) {
+      logger.info(outcome.patched ? "Rewrote {count} image(s)" : "Would rewrite {count} image(s) (dry-run)", {
+        ...fields,
+        count: outcome.changes.length,
+        rewrites: outcome.changes.map((change) => ({
+          container: change.slot.key,
+          from: change.from,
+          to: change.to,
+          rule: change.decision.action === "rewrite" ? describeRule(change.decision.rule) : "bypass",
+        })),
+        invalid: outcome.problems.map((problem) => ({
+          container: problem.slot.key,
+          image: problem.slot.image,
+          reason: problem.decision.action,
+        })),
+      });
+    } else if (outcome.skipped !== undefined && outcome.skipped !== "not-a-pod") {
+      logger.info("Skipped: {reason}", { ...fields, reason: outcome.skipped });
+    } else {
+      logger.debug("Nothing to rewrite", fields);
+    }
+  }
+}

@@ -1,0 +1,105 @@
+// Prometheus metrics (prom-client): one registry per server, names prefixed mirrorhook_, no image strings as labels.
+
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** Every metric mirrorhook exports, on its own registry. */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly requests: Counter<"operation" | "result" | "dry_run">;
+  readonly duration: Histogram<"operation">;
+  readonly inFlight: Gauge;
+  readonly rewrites: Counter<"kind" | "object" | "registry">;
+  readonly skips: Counter<"reason">;
+  readonly invalidImages: Counter<"reason">;
+  readonly errors: Counter<"stage">;
+  readonly reloads: Counter<"source" | "result">;
+  readonly rulesLoaded: Gauge<"source">;
+  readonly objectsLoaded: Gauge<"source">;
+  readonly certificateExpiry: Gauge;
+  readonly certificateReloads: Counter<"result">;
+}
+
+/** Creates the metrics; `defaultMetrics` adds prom-client's process and runtime metrics. */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    requests: new Counter({
+      name: "mirrorhook_admission_requests_total",
+      help:
+        "Admission requests by operation, result (rewritten, unchanged, skipped, invalid, error) and whether the request was a dry run.",
+      labelNames: ["operation", "result", "dry_run"] as const,
+      registers,
+    }),
+    duration: new Histogram({
+      name: "mirrorhook_admission_duration_seconds",
+      help: "Time from request received to response ready.",
+      labelNames: ["operation"] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    inFlight: new Gauge({
+      name: "mirrorhook_admission_in_flight",
+      help: "Admission requests being handled.",
+      registers,
+    }),
+    rewrites: new Counter({
+      name: "mirrorhook_rewrites_total",
+      help:
+        'Images rewritten, by deciding rule object (kind, namespace/name; "bypass" for the bypass prefix) and target registry.',
+      labelNames: ["kind", "object", "registry"] as const,
+      registers,
+    }),
+    skips: new Counter({
+      name: "mirrorhook_skips_total",
+      help:
+        "Pods left alone without looking at images, by reason (opted-out, excluded-namespace, mirror-pod, own-pod, not-a-pod, subresource, operation).",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    invalidImages: new Counter({
+      name: "mirrorhook_invalid_images_total",
+      help:
+        "Images left unchanged because the reference (invalid-input) or a rule's output (invalid-output) was invalid.",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    errors: new Counter({
+      name: "mirrorhook_errors_total",
+      help: "Unexpected errors, by stage; the Pod was admitted unchanged (or denied with --on-error deny).",
+      labelNames: ["stage"] as const,
+      registers,
+    }),
+    reloads: new Counter({
+      name: "mirrorhook_rule_reloads_total",
+      help: "Rule loads by source and result (success, error, unchanged).",
+      labelNames: ["source", "result"] as const,
+      registers,
+    }),
+    rulesLoaded: new Gauge({
+      name: "mirrorhook_rules_loaded",
+      help: "Rules in force, by source.",
+      labelNames: ["source"] as const,
+      registers,
+    }),
+    objectsLoaded: new Gauge({
+      name: "mirrorhook_rule_objects_loaded",
+      help: "Rule objects in force, by source.",
+      labelNames: ["source"] as const,
+      registers,
+    }),
+    certificateExpiry: new Gauge({
+      name: "mirrorhook_certificate_expiry_timestamp_seconds",
+      help: "notAfter of the serving certificate in force, as a Unix timestamp.",
+      registers,
+    }),
+    certificateReloads: new Counter({
+      name: "mirrorhook_certificate_reloads_total",
+      help: "Serving certificate reloads by result (success, error).",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+  };
+}

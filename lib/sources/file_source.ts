@@ -1,0 +1,170 @@
+// Rule files as a source: initial load, then a directory watch plus a poll, compared by content; bad versions never replace good ones.
+
+import { createHash } from "node:crypto";
+import type { Logger } from "@logtape/logtape";
+import { loadRuleTexts } from "../rules/load.ts";
+import { formatProblem, hasErrors, type Problem } from "../rules/problem.ts";
+import type { Metrics } from "../server/metrics.ts";
+import { readRulePaths } from "./rule_files.ts";
+import type { RuleStore } from "./store.ts";
+
+/** Name of this source in the store, metrics and logs. */
+export const FILE_SOURCE = "file";
+
+/** Settings of {@linkcode FileRuleSource}. */
+export interface FileSourceOptions {
+  readonly paths: readonly string[];
+  readonly store: RuleStore;
+  readonly metrics?: Metrics;
+  readonly logger: Logger;
+  /** Backup poll for missed watch events. */
+  readonly pollIntervalMs?: number;
+  /** Quiet time after a watch event before reading (Kubernetes swaps several links at once). */
+  readonly debounceMs?: number;
+}
+
+/** Result of one load attempt. */
+export type LoadOutcome = "success" | "unchanged" | "error";
+
+/** Loads rule files into the store and keeps them current. */
+export class FileRuleSource {
+  #options: FileSourceOptions;
+  #fingerprint: string | undefined;
+  #watchers: Deno.FsWatcher[] = [];
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #debounce: ReturnType<typeof setTimeout> | undefined;
+  #loading: Promise<LoadOutcome> | undefined;
+  #again = false;
+  #stopped = false;
+
+  constructor(options: FileSourceOptions) {
+    this.#options = options;
+    options.store.register(FILE_SOURCE);
+  }
+
+  /** First load: returns the problems; when any is an error nothing is in force and the caller should exit. */
+  async start(): Promise<readonly Problem[]> {
+    const { problems } = await this.#load();
+    if (hasErrors(problems)) return problems;
+    this.#watch();
+    this.#timer = setInterval(() => void this.reload("poll"), this.#options.pollIntervalMs ?? 1000);
+    return problems;
+  }
+
+  /** Re-reads the files; concurrent calls are folded into one more read. */
+  reload(trigger: string): Promise<LoadOutcome> {
+    if (this.#stopped) return Promise.resolve("unchanged");
+    if (this.#loading !== undefined) {
+      this.#again = true;
+      return this.#loading;
+    }
+    this.#loading = (async () => {
+      let outcome: LoadOutcome;
+      do {
+        this.#again = false;
+        outcome = (await this.#load(trigger)).outcome;
+      } while (this.#again && !this.#stopped);
+      return outcome;
+    })().finally(() => {
+      this.#loading = undefined;
+    });
+    return this.#loading;
+  }
+
+  /** Stops watching and polling. */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+    for (const watcher of this.#watchers) {
+      try {
+        watcher.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.#watchers = [];
+  }
+
+  async #load(trigger = "start"): Promise<{ outcome: LoadOutcome; problems: readonly Problem[] }> {
+    const { store, metrics, logger, paths } = this.#options;
+    try {
+      const read = await readRulePaths(paths);
+      const hash = createHash("sha256");
+      for (const text of read.texts) hash.update(`${text.name}\u0000${text.text}\u0000`);
+      for (const problem of read.problems) hash.update(`${problem.message}\u0000`);
+      const fingerprint = hash.digest("hex");
+      if (fingerprint === this.#fingerprint) {
+        return { outcome: "unchanged", problems: [] };
+      }
+      const loaded = loadRuleTexts(read.texts);
+      const problems = [...read.problems, ...loaded.problems];
+      if (hasErrors(problems)) {
+        // Remember the bad version so the poll does not log it every second; a fix changes the fingerprint.
+        this.#fingerprint = fingerprint;
+        const errors = problems.filter((p) => p.severity === "error");
+        metrics?.reloads.inc({ source: FILE_SOURCE, result: "error" });
+        store.fail(FILE_SOURCE, `${errors.length} error(s): ${errors.map(formatProblem).slice(0, 3).join("; ")}`);
+        logger.error("Rejected rule files; the last good rules stay in force: {errors} error(s)", {
+          trigger,
+          errors: errors.length,
+          problems: problems.map(formatProblem),
+        });
+        return { outcome: "error", problems };
+      }
+      this.#fingerprint = fingerprint;
+      store.update(FILE_SOURCE, loaded.objects);
+      metrics?.reloads.inc({ source: FILE_SOURCE, result: "success" });
+      metrics?.rulesLoaded.set({ source: FILE_SOURCE }, loaded.ruleSet.ruleCount);
+      metrics?.objectsLoaded.set({ source: FILE_SOURCE }, loaded.objects.length);
+      for (const problem of problems) logger.warn("Rule warning: {message}", { message: formatProblem(problem) });
+      logger.info("Loaded rule files: {objects} object(s), {rules} rule(s), hash {hash}", {
+        trigger,
+        files: read.texts.map((text) => text.name),
+        objects: loaded.objects.length,
+        rules: loaded.ruleSet.ruleCount,
+        hash: store.current.hash,
+      });
+      return { outcome: "success", problems };
+    } catch (error) {
+      // Never let a reload failure escape: keep the last good rules.
+      metrics?.reloads.inc({ source: FILE_SOURCE, result: "error" });
+      const message = error instanceof Error ? error.message : String(error);
+      store.fail(FILE_SOURCE, message);
+      logger.error("Cannot reload rule files: {message}", { message, trigger });
+      return {
+        outcome: "error",
+        problems: [{ severity: "error", code: "yaml-syntax", message, path: "", fieldPath: [] }],
+      };
+    }
+  }
+
+  #watch(): void {
+    const dirs = new Set<string>();
+    for (const path of this.#options.paths) {
+      try {
+        const info = Deno.statSync(path);
+        dirs.add(info.isDirectory ? path : path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".");
+      } catch {
+        // the poll covers paths that cannot be watched
+      }
+    }
+    for (const dir of dirs) {
+      try {
+        const watcher = Deno.watchFs(dir, { recursive: false });
+        this.#watchers.push(watcher);
+        (async () => {
+          for await (const _event of watcher) {
+            if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+            this.#debounce = setTimeout(() => void this.reload("watch"), this.#options.debounceMs ?? 100);
+          }
+        })().catch(() => {});
+      } catch (error) {
+        this.#options.logger.warn("Cannot watch {dir}; relying on the poll: {message}", {
+          dir,
+          message: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+  }
+}
