@@ -2,10 +2,10 @@
 
 import { createHash } from "node:crypto";
 import { formatName, formatReference, isRegistryComponent, parseReference } from "../image/reference.ts";
-import { type FieldPath, formatPath, type Problem, type ProblemCode } from "./problem.ts";
+import { type FieldPath, formatPath, hasErrors, type Problem, type ProblemCode } from "./problem.ts";
 import { screenPattern } from "./pattern.ts";
 import { compileSelector, type LabelMatcher, type Labels } from "./selector.ts";
-import { describeObject, type RewriteKind, type RewriteObject, type RuleSpec } from "./schema.ts";
+import { describeObject, type DraftObject, type RewriteKind, type RewriteObject, type RuleSpec } from "./schema.ts";
 
 /** Where an image is being admitted: what scopes are evaluated against. */
 export interface ImageContext {
@@ -23,7 +23,7 @@ export interface CompiledObject {
   /** `ClusterImageRewrite "hub"`. */
   readonly label: string;
   readonly priority: number;
-  /** Position in decision order (0 first). */
+  /** Rank in decision order (lower first), unique within a rule set. */
   readonly order: number;
   readonly namespaces?: ReadonlySet<string>;
   readonly source: RewriteObject;
@@ -68,6 +68,14 @@ export interface RuleSet {
   readonly hash: string;
 }
 
+/** Options of {@linkcode compileRuleSet}. */
+export interface CompileOptions {
+  /** Objects with structural errors: their sound rules are checked and reported, never added to the set. */
+  readonly drafts?: readonly DraftObject[];
+  /** Called on every problem with the input object it is about (by identity), e.g. to add a file position. */
+  readonly place?: (problem: Problem, object: RewriteObject) => Problem;
+}
+
 /** A compiled rule set (possibly partial) and every problem found. */
 export interface CompileResult {
   readonly ruleSet: RuleSet;
@@ -89,27 +97,37 @@ export function compareObjects(a: RewriteObject, b: RewriteObject): number {
 }
 
 /**
- * Compiles objects into a rule set. Objects with errors are left out of the set; the caller decides
- * whether a set with errors may be used (a file source may not, the CRD source drops the bad object).
+ * Compiles objects into a rule set. Objects with errors (their own, a duplicate name, or an `exact`
+ * conflict with another object) are left out of the set; the caller decides whether a set with errors
+ * may be used (a file source may not, the CRD source drops the bad object).
  */
-export function compileRuleSet(objects: readonly RewriteObject[]): CompileResult {
+export function compileRuleSet(objects: readonly RewriteObject[], options: CompileOptions = {}): CompileResult {
   const problems: Problem[] = [];
+  const report = (found: Problem, source: RewriteObject) => problems.push(options.place?.(found, source) ?? found);
+  for (const draft of options.drafts ?? []) {
+    for (const found of compileObject(draft.object, -1, draft.ruleIndexes).problems) report(found, draft.object);
+  }
   const sorted = [...objects].sort(compareObjects);
-  const seen = new Map<string, number>();
-  const compiled: { object: CompiledObject; rules: CompiledRule[] }[] = [];
-  sorted.forEach((source) => {
+  const seen = new Set<string>();
+  const candidates: { object: CompiledObject; rules: CompiledRule[] }[] = [];
+  for (const source of sorted) {
     const label = describeObject(source);
     const key = `${source.kind}/${source.metadata.namespace ?? ""}/${source.metadata.name}`;
     if (seen.has(key)) {
-      problems.push(problem("error", "duplicate-object", label, [], `${label} is defined more than once`));
-      return;
+      report(problem("error", "duplicate-object", label, [], `${label} is defined more than once`), source);
+      continue;
     }
-    seen.set(key, compiled.length);
-    const result = compileObject(source, compiled.length);
-    problems.push(...result.problems);
-    if (!result.problems.some((p) => p.severity === "error")) compiled.push(result);
-  });
-  problems.push(...findConflicts(compiled.flatMap((entry) => entry.rules)));
+    seen.add(key);
+    const result = compileObject(source, candidates.length);
+    for (const found of result.problems) report(found, source);
+    if (!hasErrors(result.problems)) candidates.push(result);
+  }
+  const conflicted = new Set<CompiledObject>();
+  for (const { rule, found } of findConflicts(candidates.flatMap((entry) => entry.rules))) {
+    report(found, rule.object.source);
+    conflicted.add(rule.object);
+  }
+  const compiled = candidates.filter(({ object }) => !conflicted.has(object));
 
   const levels: PriorityLevel[] = [];
   for (const { object, rules } of compiled) {
@@ -193,9 +211,11 @@ function problem(
   };
 }
 
+/** Compiles one object; `ruleIndexes` gives the written index of each rule when some were left out. */
 function compileObject(
   source: RewriteObject,
   order: number,
+  ruleIndexes?: readonly number[],
 ): { object: CompiledObject; rules: CompiledRule[]; problems: Problem[] } {
   const label = describeObject(source);
   const { spec } = source;
@@ -216,7 +236,8 @@ function compileObject(
   const problems: Problem[] = [];
   const rules: CompiledRule[] = [];
   const exactSeen = new Map<string, number>();
-  spec.rules.forEach((rule, index) => {
+  spec.rules.forEach((rule, position) => {
+    const index = ruleIndexes?.[position] ?? position;
     const path: FieldPath = ["spec", "rules", index];
     const report = (severity: Problem["severity"], code: ProblemCode, field: string | undefined, detail: string) =>
       problems.push(problem(severity, code, label, field === undefined ? path : [...path, field], detail));
@@ -484,8 +505,9 @@ function scopesMayOverlap(a: CompiledObject, b: CompiledObject): boolean {
   return false;
 }
 
-function findConflicts(rules: readonly CompiledRule[]): Problem[] {
-  const problems: Problem[] = [];
+/** Each conflict is reported on both rules, so that each object names the other and can be located. */
+function findConflicts(rules: readonly CompiledRule[]): { rule: CompiledRule; found: Problem }[] {
+  const problems: { rule: CompiledRule; found: Problem }[] = [];
   const byKey = new Map<string, CompiledRule[]>();
   for (const rule of rules) {
     if (rule.type !== "exact") continue;
@@ -495,17 +517,18 @@ function findConflicts(rules: readonly CompiledRule[]): Problem[] {
       if (other.object === rule.object) continue;
       if (other.keep === rule.keep && other.replace === rule.replace) continue;
       if (!scopesMayOverlap(other.object, rule.object)) continue;
-      problems.push(
-        problem(
+      for (const [self, peer] of [[other, rule], [rule, other]] as const) {
+        const found = problem(
           "error",
           "conflict",
-          rule.object.label,
-          ["spec", "rules", rule.index, "exact"],
-          `conflicts with rule ${other.index} of ${other.object.label}: both send ${
+          self.object.label,
+          ["spec", "rules", self.index, "exact"],
+          `conflicts with rule ${peer.index} of ${peer.object.label}: both decide ${
             JSON.stringify(rule.key)
-          } to different places at priority ${rule.object.priority}`,
-        ),
-      );
+          } differently at priority ${rule.object.priority}`,
+        );
+        problems.push({ rule: self, found });
+      }
     }
     list.push(rule);
     byKey.set(key, list);

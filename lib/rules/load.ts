@@ -3,7 +3,7 @@
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from "yaml";
 import { type CompileResult, compileRuleSet } from "./compile.ts";
 import type { FieldPath, Problem } from "./problem.ts";
-import { describeObject, type RewriteObject, validateObject } from "./schema.ts";
+import { type DraftObject, type RewriteObject, validateObject } from "./schema.ts";
 
 /** Rule files larger than this are refused before parsing. */
 export const MAX_RULE_FILE_BYTES = 8 * 1024 * 1024;
@@ -20,28 +20,38 @@ export interface LoadResult extends CompileResult {
   readonly objects: readonly RewriteObject[];
 }
 
-interface Located {
+/** An object read from a text, and how to find its fields there. */
+export interface Located {
   readonly object: RewriteObject;
   readonly locate: (path: FieldPath) => { line: number; column: number } | undefined;
   readonly source: string;
 }
 
+/** What one text holds: sound objects, drafts of objects with structural errors, and problems. */
+export interface ParsedText {
+  readonly objects: Located[];
+  /** Objects with errors, cut to their sound rules; only for reporting compile problems. */
+  readonly drafts: (Located & { readonly draft: DraftObject })[];
+  readonly problems: Problem[];
+}
+
 /** Reads one text into objects; problems carry `source`, `line` and `column`. */
-export function parseRuleText(input: RuleText): { objects: Located[]; problems: Problem[] } {
+export function parseRuleText(input: RuleText): ParsedText {
   const problems: Problem[] = [];
   const objects: Located[] = [];
+  const drafts: ParsedText["drafts"] = [];
   const source = input.name;
-  if (input.text.length > MAX_RULE_FILE_BYTES) {
+  const bytes = byteLength(input.text);
+  if (bytes > MAX_RULE_FILE_BYTES) {
     problems.push({
       severity: "error",
       code: "file-too-large",
-      message:
-        `Cannot read ${source}: ${input.text.length} bytes is over the ${MAX_RULE_FILE_BYTES}-byte limit for a rule file`,
+      message: `Cannot read ${source}: ${bytes} bytes is over the ${MAX_RULE_FILE_BYTES}-byte limit for a rule file`,
       path: "",
       fieldPath: [],
       source,
     });
-    return { objects, problems };
+    return { objects, drafts, problems };
   }
   const lineCounter = new LineCounter();
   let documents;
@@ -51,7 +61,7 @@ export function parseRuleText(input: RuleText): { objects: Located[]; problems: 
     problems.push(
       fileProblem(source, `Cannot parse ${source}: ${error instanceof Error ? error.message : String(error)}`),
     );
-    return { objects, problems };
+    return { objects, drafts, problems };
   }
   const list = Array.isArray(documents) ? documents : [documents];
   const position = (offset: number | undefined) => {
@@ -61,7 +71,7 @@ export function parseRuleText(input: RuleText): { objects: Located[]; problems: 
   };
   if (list.length > MAX_DOCUMENTS) {
     problems.push(fileProblem(source, `Cannot read ${source}: more than ${MAX_DOCUMENTS} documents`));
-    return { objects, problems };
+    return { objects, drafts, problems };
   }
   for (const doc of list) {
     if (doc.errors.length > 0) {
@@ -91,6 +101,8 @@ export function parseRuleText(input: RuleText): { objects: Located[]; problems: 
       });
       continue;
     }
+    // An empty document (`---` then `---`) reads as null; kubectl skips it, and so do we.
+    if (value === null || value === undefined) continue;
     const locateIn = (base: FieldPath) => (path: FieldPath) => {
       const found = position(locateOffset(doc.contents, [...base, ...path]));
       return found.line === undefined ? undefined : { line: found.line, column: found.column ?? 1 };
@@ -106,32 +118,39 @@ export function parseRuleText(input: RuleText): { objects: Located[]; problems: 
         problems.push({ ...found, source, ...(locate(found.fieldPath) ?? {}) });
       }
       if (result.object !== undefined) objects.push({ object: result.object, locate, source });
+      if (result.draft !== undefined) drafts.push({ object: result.draft.object, draft: result.draft, locate, source });
     }
   }
-  return { objects, problems };
+  return { objects, drafts, problems };
 }
 
 /** Reads, validates and compiles rule texts together (so conflicts across files are found). */
 export function loadRuleTexts(inputs: readonly RuleText[]): LoadResult {
   const problems: Problem[] = [];
   const located: Located[] = [];
+  const drafts: ParsedText["drafts"] = [];
   for (const input of inputs) {
     const result = parseRuleText(input);
     problems.push(...result.problems);
     located.push(...result.objects);
+    drafts.push(...result.drafts);
   }
-  const compiled = compileRuleSet(located.map((entry) => entry.object));
-  const byLabel = new Map<string, Located>();
-  for (const entry of located) {
-    if (!byLabel.has(describeObject(entry.object))) byLabel.set(describeObject(entry.object), entry);
-  }
-  for (const found of compiled.problems) {
-    const entry = found.object === undefined ? undefined : byLabel.get(found.object);
-    problems.push(
-      entry === undefined ? found : { ...found, source: entry.source, ...(entry.locate(found.fieldPath) ?? {}) },
-    );
-  }
+  const where = new Map<RewriteObject, Located>([...located, ...drafts].map((entry) => [entry.object, entry]));
+  const compiled = compileRuleSet(located.map((entry) => entry.object), {
+    drafts: drafts.map((entry) => entry.draft),
+    place: (found, object) => {
+      const entry = where.get(object);
+      return entry === undefined ? found : { ...found, source: entry.source, ...(entry.locate(found.fieldPath) ?? {}) };
+    },
+  });
+  problems.push(...compiled.problems);
   return { ruleSet: compiled.ruleSet, problems, objects: located.map((entry) => entry.object) };
+}
+
+/** UTF-8 size, computed only when the character count alone cannot settle the limit. */
+function byteLength(text: string): number {
+  if (text.length > MAX_RULE_FILE_BYTES || text.length * 3 <= MAX_RULE_FILE_BYTES) return text.length;
+  return new TextEncoder().encode(text).length;
 }
 
 function fileProblem(source: string, message: string): Problem {

@@ -74,14 +74,26 @@ const SELECTOR_FIELDS = new Set(["matchLabels", "matchExpressions"]);
 const REQUIREMENT_FIELDS = new Set(["key", "operator", "values"]);
 const OPERATORS = new Set(["In", "NotIn", "Exists", "DoesNotExist"]);
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_LABEL = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const INT32_MAX = 2 ** 31 - 1;
 
+/**
+ * An object with structural errors, cut down to its structurally valid rules, so that compile-level
+ * problems in those rules can be reported in the same run. Never compiled into a rule set.
+ */
+export interface DraftObject {
+  readonly object: RewriteObject;
+  /** Index in the written `spec.rules` of each rule in `object.spec.rules`. */
+  readonly ruleIndexes: readonly number[];
+}
+
 /** Structural validation result: the object when there were no errors, and every problem found. */
 export interface ValidationResult {
   readonly object?: RewriteObject;
+  /** When there were errors but some rules are sound: those rules, for compile checks only. */
+  readonly draft?: DraftObject;
   readonly problems: readonly Problem[];
 }
 
@@ -142,7 +154,8 @@ class Collector {
 
   string(value: unknown, path: FieldPath): string | undefined {
     if (typeof value === "string") return value;
-    this.error("type", path, `expected a string, got ${typeName(value)}`);
+    if (value === undefined) this.error("required", path, "a string is required");
+    else this.error("type", path, `expected a string, got ${typeName(value)}`);
     return undefined;
   }
 }
@@ -182,11 +195,12 @@ export function validateObject(value: unknown): ValidationResult {
   c.unknownFields(value, TOP_FIELDS, []);
 
   const meta = validateMetadata(c, metadata, kind);
-  const spec = validateSpec(c, value["spec"], kind);
-  if (c.problems.some((problem) => problem.severity === "error") || meta === undefined || spec === undefined) {
-    return { problems: c.problems };
-  }
-  return { object: { kind: kind as RewriteKind, metadata: meta, spec }, problems: c.problems };
+  const checked = validateSpec(c, value["spec"], kind);
+  if (meta === undefined || checked === undefined || c.object === undefined) return { problems: c.problems };
+  const object = { kind: kind as RewriteKind, metadata: meta, spec: checked.spec };
+  if (!c.problems.some((problem) => problem.severity === "error")) return { object, problems: c.problems };
+  if (checked.spec.rules.length === 0) return { problems: c.problems };
+  return { draft: { object, ruleIndexes: checked.ruleIndexes }, problems: c.problems };
 }
 
 function validateMetadata(c: Collector, value: unknown, kind: unknown): RewriteMetadata | undefined {
@@ -205,7 +219,9 @@ function validateMetadata(c: Collector, value: unknown, kind: unknown): RewriteM
     );
   }
   const namespace = value["namespace"];
-  if (namespace !== undefined && (typeof namespace !== "string" || !DNS_LABEL.test(namespace))) {
+  if (namespace !== undefined && typeof namespace !== "string") {
+    c.error("type", ["metadata", "namespace"], `expected a string, got ${typeName(namespace)}`);
+  } else if (namespace !== undefined && !DNS_LABEL.test(namespace)) {
     c.error("invalid-value", ["metadata", "namespace"], `${JSON.stringify(namespace)} is not a valid namespace name`);
   }
   if (kind === "ImageRewrite" && namespace === undefined) {
@@ -235,7 +251,11 @@ function validateMetadata(c: Collector, value: unknown, kind: unknown): RewriteM
   };
 }
 
-function validateSpec(c: Collector, value: unknown, kind: unknown): RewriteSpec | undefined {
+function validateSpec(
+  c: Collector,
+  value: unknown,
+  kind: unknown,
+): { spec: RewriteSpec; ruleIndexes: number[] } | undefined {
   if (!isRecord(value)) {
     c.error(
       value === undefined ? "required" : "type",
@@ -249,7 +269,10 @@ function validateSpec(c: Collector, value: unknown, kind: unknown): RewriteSpec 
   let priority = 0;
   const rawPriority = value["priority"];
   if (rawPriority !== undefined) {
-    if (typeof rawPriority !== "number" || !Number.isInteger(rawPriority) || Math.abs(rawPriority) > INT32_MAX) {
+    if (
+      typeof rawPriority !== "number" || !Number.isInteger(rawPriority) || rawPriority > INT32_MAX ||
+      rawPriority < -INT32_MAX - 1
+    ) {
       c.error("type", ["spec", "priority"], `expected a 32-bit integer, got ${JSON.stringify(rawPriority)}`);
     } else priority = rawPriority;
   }
@@ -303,6 +326,7 @@ function validateSpec(c: Collector, value: unknown, kind: unknown): RewriteSpec 
 
   const rawRules = value["rules"];
   const rules: RuleSpec[] = [];
+  const ruleIndexes: number[] = [];
   if (rawRules === undefined) c.error("required", ["spec", "rules"], "spec.rules is required");
   else if (!Array.isArray(rawRules)) {
     c.error("type", ["spec", "rules"], `expected a list of rules, got ${typeName(rawRules)}`);
@@ -310,19 +334,25 @@ function validateSpec(c: Collector, value: unknown, kind: unknown): RewriteSpec 
     if (rawRules.length === 0) c.error("required", ["spec", "rules"], "spec.rules needs at least one rule");
     rawRules.forEach((rule, index) => {
       const checked = validateRule(c, rule, ["spec", "rules", index]);
-      if (checked !== undefined) rules.push(checked);
+      if (checked !== undefined) {
+        rules.push(checked);
+        ruleIndexes.push(index);
+      }
     });
   }
-  return {
+  const spec: RewriteSpec = {
     priority,
     rules,
     ...(namespaces === undefined ? {} : { namespaces }),
     ...(namespaceSelector === undefined ? {} : { namespaceSelector }),
     ...(podSelector === undefined ? {} : { podSelector }),
   };
+  return { spec, ruleIndexes };
 }
 
+/** The rule when it is structurally sound, else undefined (its problems are in `c`). */
 function validateRule(c: Collector, value: unknown, path: FieldPath): RuleSpec | undefined {
+  const before = c.problems.length;
   if (!isRecord(value)) {
     c.error("type", path, `expected a rule object, got ${typeName(value)}`);
     return undefined;
@@ -372,7 +402,7 @@ function validateRule(c: Collector, value: unknown, path: FieldPath): RuleSpec |
       );
     } else rule.on = on;
   }
-  return rule;
+  return c.problems.slice(before).some((problem) => problem.severity === "error") ? undefined : rule;
 }
 
 function validateSelector(c: Collector, value: unknown, path: FieldPath): LabelSelector | undefined {

@@ -1,0 +1,397 @@
+// Tests for compiling rule objects: semantic errors and warnings, conflicts, drafts and the rules hash.
+
+import assert from "node:assert/strict";
+import { compileRuleSet } from "./compile.ts";
+import { loadRuleTexts } from "./load.ts";
+import type { Problem } from "./problem.ts";
+import { API_VERSION, type RewriteObject, type RuleSpec, validateObject } from "./schema.ts";
+
+interface Options {
+  readonly kind?: "ClusterImageRewrite" | "ImageRewrite";
+  readonly namespace?: string;
+  readonly priority?: number;
+  readonly namespaces?: string[];
+}
+
+/** A structurally valid object (asserted), ready to compile. */
+function object(name: string, rules: RuleSpec[], options: Options = {}): RewriteObject {
+  const kind = options.kind ?? "ClusterImageRewrite";
+  const result = validateObject({
+    apiVersion: API_VERSION,
+    kind,
+    metadata: { name, ...(options.namespace === undefined ? {} : { namespace: options.namespace }) },
+    spec: {
+      ...(options.priority === undefined ? {} : { priority: options.priority }),
+      ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }),
+      rules,
+    },
+  });
+  assert.deepEqual(result.problems, []);
+  assert.ok(result.object !== undefined);
+  return result.object;
+}
+
+type Seen = { severity: Problem["severity"]; code: Problem["code"]; path: string; rule?: number; object?: string };
+
+function seen(problems: readonly Problem[]): Seen[] {
+  return problems.map((p) => ({
+    severity: p.severity,
+    code: p.code,
+    path: p.path,
+    ...(p.rule === undefined ? {} : { rule: p.rule }),
+    ...(p.object === undefined ? {} : { object: p.object }),
+  }));
+}
+
+const HUB = 'ClusterImageRewrite "hub"';
+
+function error(code: Problem["code"], field: string, rule = 0, at = HUB): Seen {
+  return { severity: "error", code, path: `spec.rules[${rule}].${field}`, rule, object: at };
+}
+
+function warning(code: Problem["code"], field: string, rule = 0, at = HUB): Seen {
+  return { severity: "warning", code, path: `spec.rules[${rule}].${field}`, rule, object: at };
+}
+
+const ROWS: { name: string; rule: RuleSpec; problems: Seen[] }[] = [
+  // Patterns.
+  { name: "match (a", rule: { match: "(a", replace: "cache.io/$1" }, problems: [error("invalid-regex", "match")] },
+  { name: "match [z-a]", rule: { match: "[z-a]", keep: true }, problems: [error("invalid-regex", "match")] },
+  {
+    name: "match ^(a+)+$",
+    rule: { match: "^(a+)+$", replace: "cache.io/x" },
+    problems: [error("catastrophic-pattern", "match")],
+  },
+  {
+    name: "match ^(a+)+$ with keep",
+    rule: { match: "^(a+)+$", keep: true },
+    problems: [error("catastrophic-pattern", "match")],
+  },
+  {
+    name: "match (.*)a(.*)b(.*)c",
+    rule: { match: "(.*)a(.*)b(.*)c", keep: true },
+    problems: [error("catastrophic-pattern", "match")],
+  },
+  { name: "match ^docker\\.io/(.*)$", rule: { match: "^docker\\.io/(.*)$", replace: "cache.io/$1" }, problems: [] },
+  {
+    name: "match ^(gcr\\.io|quay\\.io|ghcr\\.io)/(.*)$",
+    rule: { match: "^(gcr\\.io|quay\\.io|ghcr\\.io)/(.*)$", replace: "cache.internal.com/$1/$2" },
+    problems: [],
+  },
+  {
+    name: "match ^docker\\\\.io/(.*)$",
+    rule: { match: "^docker\\\\.io/(.*)$", replace: "cache.io/$1" },
+    problems: [warning("double-escape", "match")],
+  },
+  // Self-matches.
+  {
+    name: "prefix docker.io to docker.io/mirror",
+    rule: { prefix: "docker.io", replace: "docker.io/mirror" },
+    problems: [warning("self-match", "replace")],
+  },
+  {
+    name: "prefix docker.io to mirror (Docker Hub)",
+    rule: { prefix: "docker.io", replace: "mirror" },
+    problems: [warning("self-match", "replace")],
+  },
+  {
+    name: "prefix docker.io/library to docker.io/libraryx",
+    rule: { prefix: "docker.io/library", replace: "docker.io/libraryx" },
+    problems: [],
+  },
+  {
+    name: "match ^(.*)$ to cache.io/$1",
+    rule: { match: "^(.*)$", replace: "cache.io/$1" },
+    problems: [warning("self-match", "match")],
+  },
+  {
+    name: "exact nginx to docker.io/library/nginx:latest",
+    rule: { exact: "nginx", replace: "docker.io/library/nginx:latest" },
+    problems: [warning("self-match", "replace")],
+  },
+  // Replacements that cannot yield a valid reference.
+  {
+    name: "match replace cache.io/Mirror/$1",
+    rule: { match: "^docker\\.io/(.*)$", replace: "cache.io/Mirror/$1" },
+    problems: [error("invalid-replacement", "replace")],
+  },
+  {
+    name: "match replace cache.io/my mirror/$1",
+    rule: { match: "^docker\\.io/(.*)$", replace: "cache.io/my mirror/$1" },
+    problems: [error("invalid-replacement", "replace")],
+  },
+  {
+    name: "match replace cache.io/$<missing>",
+    rule: { match: "^docker\\.io/(?<repo>.*)$", replace: "cache.io/$<missing>" },
+    problems: [error("invalid-replacement", "replace")],
+  },
+  {
+    name: "match replace cache.io/$<repo> without named groups",
+    rule: { match: "^docker\\.io/(.*)$", replace: "cache.io/$<repo>" },
+    problems: [error("invalid-replacement", "replace")],
+  },
+  {
+    name: "match replace cache.io/$<repo>",
+    rule: { match: "^docker\\.io/(?<repo>.*)$", replace: "cache.io/$<repo>" },
+    problems: [],
+  },
+  {
+    name: "match replace $3 with 2 groups",
+    rule: { match: "^(docker\\.io)/(.*)$", replace: "cache.io/$1/$3" },
+    problems: [error("invalid-replacement", "replace")],
+  },
+  {
+    name: "exact replace Nginx:1",
+    rule: { exact: "nginx", replace: "cache.io/Nginx:1" },
+    problems: [error("invalid-replacement", "replace")],
+  },
+  {
+    name: "exact replace with a bad digest",
+    rule: { exact: "nginx", replace: "cache.io/nginx@sha256:abc" },
+    problems: [error("invalid-replacement", "replace")],
+  },
+  {
+    name: "prefix replace cache.io/hub:1",
+    rule: { prefix: "docker.io", replace: "cache.io/hub:1" },
+    problems: [error("invalid-replacement", "replace")],
+  },
+  {
+    name: "prefix replace with a digest",
+    rule: { prefix: "docker.io", replace: `cache.io/hub@sha256:${"a".repeat(64)}` },
+    problems: [error("invalid-replacement", "replace")],
+  },
+  {
+    name: "prefix replace cache.io/Hub",
+    rule: { prefix: "docker.io", replace: "cache.io/Hub" },
+    problems: [error("invalid-replacement", "replace")],
+  },
+  // References and prefixes.
+  { name: "exact Nginx", rule: { exact: "Nginx", keep: true }, problems: [error("invalid-reference", "exact")] },
+  { name: "exact nginx:", rule: { exact: "nginx:", keep: true }, problems: [error("invalid-reference", "exact")] },
+  { name: "prefix library", rule: { prefix: "library", keep: true }, problems: [error("invalid-prefix", "prefix")] },
+  {
+    name: "prefix bitnami/redis",
+    rule: { prefix: "bitnami/redis", replace: "cache.io/redis" },
+    problems: [error("invalid-prefix", "prefix")],
+  },
+  {
+    name: "prefix docker.io/library/nginx:1",
+    rule: { prefix: "docker.io/library/nginx:1", keep: true },
+    problems: [error("invalid-prefix", "prefix")],
+  },
+  {
+    name: "prefix docker.io/Library",
+    rule: { prefix: "docker.io/Library", keep: true },
+    problems: [error("invalid-prefix", "prefix")],
+  },
+  {
+    name: "prefix bad_host.io",
+    rule: { prefix: "bad_host.io", keep: true },
+    problems: [error("invalid-prefix", "prefix")],
+  },
+  { name: "prefix localhost:5000/", rule: { prefix: "localhost:5000/", keep: true }, problems: [] },
+  { name: "prefix [2001:db8::1]:5000", rule: { prefix: "[2001:db8::1]:5000", keep: true }, problems: [] },
+];
+
+Deno.test("compileRuleSet() checks each rule", async (t) => {
+  for (const row of ROWS) {
+    await t.step(row.name, () => {
+      const result = compileRuleSet([object("hub", [row.rule])]);
+      assert.deepEqual(seen(result.problems), row.problems);
+      const failed = row.problems.some((p) => p.severity === "error");
+      assert.equal(result.ruleSet.objects.length, failed ? 0 : 1);
+      assert.equal(result.ruleSet.ruleCount, failed ? 0 : 1);
+    });
+  }
+});
+
+Deno.test("compileRuleSet() warns on \\\\. in a YAML single-quoted pattern", () => {
+  const text = [
+    `apiVersion: ${API_VERSION}`,
+    "kind: ClusterImageRewrite",
+    "metadata:",
+    "  name: hub",
+    "spec:",
+    "  rules:",
+    "    - match: '^docker\\\\.io/(.*)$'",
+    "      replace: cache.io/$1",
+    "",
+  ].join("\n");
+  const result = loadRuleTexts([{ name: "a.yaml", text }]);
+  assert.deepEqual(result.problems.map((p) => [p.severity, p.code, p.path, p.rule, p.line, p.column]), [
+    ["warning", "double-escape", "spec.rules[0].match", 0, 7, 7],
+  ]);
+  assert.equal(result.ruleSet.ruleCount, 1);
+});
+
+const NGINX_A = { exact: "nginx", replace: "a.io/nginx:1" };
+const NGINX_B = { exact: "docker.io/library/nginx:latest", replace: "b.io/nginx:1" };
+
+Deno.test("compileRuleSet() finds exact conflicts", async (t) => {
+  await t.step("within one object", () => {
+    const result = compileRuleSet([object("hub", [NGINX_A, { prefix: "quay.io", keep: true }, NGINX_B])]);
+    assert.deepEqual(seen(result.problems), [error("conflict", "exact", 2)]);
+    assert.equal(result.ruleSet.objects.length, 0);
+  });
+  await t.step("repeated within one object", () => {
+    const result = compileRuleSet([object("hub", [NGINX_A, { ...NGINX_A, exact: "index.docker.io/library/nginx" }])]);
+    assert.deepEqual(seen(result.problems), [warning("duplicate", "exact", 1)]);
+    assert.equal(result.ruleSet.objects.length, 1);
+  });
+  await t.step("keep and replace within one object", () => {
+    const result = compileRuleSet([object("hub", [NGINX_A, { exact: "nginx:latest", keep: true }])]);
+    assert.deepEqual(seen(result.problems), [error("conflict", "exact", 1)]);
+  });
+
+  const rows: { name: string; objects: RewriteObject[]; conflicts: [string, number][]; used: string[] }[] = [
+    {
+      name: "two cluster objects",
+      objects: [object("b", [NGINX_B]), object("a", [{ prefix: "quay.io", keep: true }, NGINX_A])],
+      conflicts: [['ClusterImageRewrite "a"', 1], ['ClusterImageRewrite "b"', 0]],
+      used: [],
+    },
+    {
+      name: "two cluster objects and a bystander",
+      objects: [object("b", [NGINX_B]), object("a", [NGINX_A]), object("c", [{ prefix: "quay.io", keep: true }])],
+      conflicts: [['ClusterImageRewrite "a"', 0], ['ClusterImageRewrite "b"', 0]],
+      used: ['ClusterImageRewrite "c"'],
+    },
+    {
+      name: "keep against replace",
+      objects: [object("a", [NGINX_A]), object("b", [{ exact: "nginx", keep: true }])],
+      conflicts: [['ClusterImageRewrite "a"', 0], ['ClusterImageRewrite "b"', 0]],
+      used: [],
+    },
+    {
+      name: "different priorities",
+      objects: [object("a", [NGINX_A], { priority: 1 }), object("b", [NGINX_B])],
+      conflicts: [],
+      used: ['ClusterImageRewrite "a"', 'ClusterImageRewrite "b"'],
+    },
+    {
+      name: "the same decision",
+      objects: [object("a", [NGINX_A]), object("b", [{ ...NGINX_A, exact: "nginx:latest" }])],
+      conflicts: [],
+      used: ['ClusterImageRewrite "a"', 'ClusterImageRewrite "b"'],
+    },
+    {
+      name: "disjoint namespaces lists",
+      objects: [
+        object("a", [NGINX_A], { namespaces: ["canary", "staging"] }),
+        object("b", [NGINX_B], { namespaces: ["prod"] }),
+      ],
+      conflicts: [],
+      used: ['ClusterImageRewrite "a"', 'ClusterImageRewrite "b"'],
+    },
+    {
+      name: "overlapping namespaces lists",
+      objects: [
+        object("a", [NGINX_A], { namespaces: ["canary", "staging"] }),
+        object("b", [NGINX_B], { namespaces: ["staging", "prod"] }),
+      ],
+      conflicts: [['ClusterImageRewrite "a"', 0], ['ClusterImageRewrite "b"', 0]],
+      used: [],
+    },
+    {
+      name: "ImageRewrites in two namespaces",
+      objects: [
+        object("a", [NGINX_A], { kind: "ImageRewrite", namespace: "team-a" }),
+        object("a", [NGINX_B], { kind: "ImageRewrite", namespace: "team-b" }),
+      ],
+      conflicts: [],
+      used: ['ImageRewrite "team-a/a"', 'ImageRewrite "team-b/a"'],
+    },
+    {
+      name: "ImageRewrite outside a cluster object's namespaces",
+      objects: [
+        object("a", [NGINX_A], { kind: "ImageRewrite", namespace: "team-a" }),
+        object("b", [NGINX_B], { namespaces: ["team-b"] }),
+      ],
+      conflicts: [],
+      used: ['ImageRewrite "team-a/a"', 'ClusterImageRewrite "b"'],
+    },
+    {
+      name: "ImageRewrite against an unscoped cluster object",
+      objects: [object("a", [NGINX_A], { kind: "ImageRewrite", namespace: "team-a" }), object("b", [NGINX_B])],
+      conflicts: [['ImageRewrite "team-a/a"', 0], ['ClusterImageRewrite "b"', 0]],
+      used: [],
+    },
+  ];
+  for (const row of rows) {
+    await t.step(`across objects: ${row.name}`, () => {
+      const result = compileRuleSet(row.objects);
+      const found = result.problems.map((p) => [p.code, p.object, p.rule, p.path]);
+      const expected = row.conflicts.map(([label, rule]) => ["conflict", label, rule, `spec.rules[${rule}].exact`]);
+      const order = (a: unknown[], b: unknown[]) => String(a[1]).localeCompare(String(b[1]));
+      assert.deepEqual(found.sort(order), expected.sort(order));
+      for (const problem of result.problems) assert.equal(problem.severity, "error");
+      assert.deepEqual(result.ruleSet.objects.map((o) => o.label), row.used);
+    });
+  }
+});
+
+Deno.test("compileRuleSet() leaves out duplicate and failing objects", () => {
+  const good = object("good", [{ prefix: "quay.io", keep: true }]);
+  const bad = object("bad", [{ prefix: "library", keep: true }]);
+  const result = compileRuleSet([good, bad, object("good", [{ prefix: "gcr.io", keep: true }])]);
+  assert.deepEqual(
+    seen(result.problems),
+    [
+      { severity: "error", code: "duplicate-object", path: "", object: 'ClusterImageRewrite "good"' },
+      error("invalid-prefix", "prefix", 0, 'ClusterImageRewrite "bad"'),
+    ].sort((a, b) => String(a.object).localeCompare(String(b.object))),
+  );
+  assert.deepEqual(result.ruleSet.objects.map((o) => o.source), [good]);
+});
+
+Deno.test("compileRuleSet() checks drafts with their written rule indexes, never using them", () => {
+  const draft = object("draft", [{ prefix: "library", keep: true }, { match: "(a", keep: true }, NGINX_B]);
+  const placed: string[] = [];
+  const result = compileRuleSet([object("a", [NGINX_A])], {
+    drafts: [{ object: draft, ruleIndexes: [1, 4, 6] }],
+    place: (problem, source) => {
+      placed.push(source.metadata.name);
+      return { ...problem, source: `${source.metadata.name}.yaml` };
+    },
+  });
+  const at = 'ClusterImageRewrite "draft"';
+  assert.deepEqual(seen(result.problems), [
+    error("invalid-prefix", "prefix", 1, at),
+    error("invalid-regex", "match", 4, at),
+  ]);
+  assert.deepEqual(placed, ["draft", "draft"]);
+  assert.deepEqual(result.problems.map((p) => p.source), ["draft.yaml", "draft.yaml"]);
+  assert.deepEqual(result.ruleSet.objects.map((o) => o.label), ['ClusterImageRewrite "a"']);
+});
+
+Deno.test("compileRuleSet() hashes the rules in force", async (t) => {
+  const a = object("a", [{ prefix: "docker.io", replace: "cache.io/hub" }], { priority: 1 });
+  const b = object("b", [{ match: "^quay\\.io/(.*)$", replace: "cache.io/quay/$1" }]);
+  const c = object("c", [NGINX_A], { kind: "ImageRewrite", namespace: "team" });
+  const hash = compileRuleSet([a, b, c]).ruleSet.hash;
+  await t.step("sha256 hex", () => assert.match(hash, /^[0-9a-f]{64}$/));
+  await t.step("same objects in another order", () => {
+    assert.equal(compileRuleSet([c, b, a]).ruleSet.hash, hash);
+    assert.equal(compileRuleSet([b, a, c]).ruleSet.hash, hash);
+  });
+  await t.step("same objects with other metadata", () => {
+    const again = object("a", [{ prefix: "docker.io", replace: "cache.io/hub" }], { priority: 1 });
+    assert.equal(
+      compileRuleSet([{ ...again, metadata: { ...again.metadata, generation: 7 } }, b, c]).ruleSet.hash,
+      hash,
+    );
+  });
+  await t.step("a changed replacement", () => {
+    const changed = object("a", [{ prefix: "docker.io", replace: "cache.io/hub2" }], { priority: 1 });
+    assert.notEqual(compileRuleSet([changed, b, c]).ruleSet.hash, hash);
+  });
+  await t.step("a changed priority", () => {
+    const changed = object("a", [{ prefix: "docker.io", replace: "cache.io/hub" }], { priority: 2 });
+    assert.notEqual(compileRuleSet([changed, b, c]).ruleSet.hash, hash);
+  });
+  await t.step("a renamed object", () => {
+    const renamed = object("a2", [{ prefix: "docker.io", replace: "cache.io/hub" }], { priority: 1 });
+    assert.notEqual(compileRuleSet([renamed, b, c]).ruleSet.hash, hash);
+  });
+  await t.step("one object fewer", () => assert.notEqual(compileRuleSet([a, b]).ruleSet.hash, hash));
+});
