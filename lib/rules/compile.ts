@@ -4,14 +4,14 @@ import { createHash } from "node:crypto";
 import { formatName, formatReference, isRegistryComponent, parseReference } from "../image/reference.ts";
 import { type FieldPath, formatPath, hasErrors, type Problem, type ProblemCode } from "./problem.ts";
 import { screenPattern } from "./pattern.ts";
-import { compileSelector, type LabelMatcher, type Labels } from "./selector.ts";
+import { compileSelector, isEmptySelector, type LabelMatcher, type Labels } from "./selector.ts";
 import { describeObject, type DraftObject, type RewriteKind, type RewriteObject, type RuleSpec } from "./schema.ts";
 
 /** Where an image is being admitted: what scopes are evaluated against. */
 export interface ImageContext {
   readonly namespace?: string;
   readonly podLabels?: Labels;
-  /** Labels of the namespace; when absent, objects with a namespaceSelector do not apply. */
+  /** Labels of the namespace; when absent, objects with a non-empty namespaceSelector do not apply. */
   readonly namespaceLabels?: Labels;
 }
 
@@ -221,7 +221,10 @@ function compileObject(
   const { spec } = source;
   const namespaces = spec.namespaces === undefined ? undefined : new Set(spec.namespaces);
   const podSelector = spec.podSelector === undefined ? undefined : compileSelector(spec.podSelector);
-  const namespaceSelector = spec.namespaceSelector === undefined ? undefined : compileSelector(spec.namespaceSelector);
+  // An empty selector selects everything, as in Kubernetes, so it needs no namespace labels.
+  const namespaceSelector = spec.namespaceSelector === undefined || isEmptySelector(spec.namespaceSelector)
+    ? undefined
+    : compileSelector(spec.namespaceSelector);
   const object: CompiledObject = {
     kind: source.kind,
     name: source.metadata.name,

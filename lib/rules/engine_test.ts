@@ -365,10 +365,10 @@ Deno.test("decide() honours scopes", async (t) => {
       expect: miss,
     },
     {
-      name: "namespaceSelector {} without namespace labels",
+      name: "namespaceSelector {} without namespace labels (empty selects every namespace)",
       options: { namespaceSelector: {} },
       context: { namespace: "shop" },
-      expect: miss,
+      expect: hit,
     },
     {
       name: "namespaceSelector env=prod on env=prod",

@@ -8,6 +8,11 @@ export type Labels = Readonly<Record<string, string>>;
 /** A compiled selector: true when `labels` satisfy every requirement. */
 export type LabelMatcher = (labels: Labels) => boolean;
 
+/** True for `{}` (and empty lists): a selector that selects everything. */
+export function isEmptySelector(selector: LabelSelector): boolean {
+  return Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0;
+}
+
 /** Compiles a selector; an empty selector matches everything, as in Kubernetes. */
 export function compileSelector(selector: LabelSelector): LabelMatcher {
   const checks: LabelMatcher[] = [];
