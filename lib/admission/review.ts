@@ -119,9 +119,12 @@ export interface AllowOptions {
   readonly auditAnnotations?: Readonly<Record<string, string>>;
 }
 
-/** Kubernetes caps warnings; keep each readable and the list bounded. */
-const MAX_WARNINGS = 32;
-const MAX_WARNING_LENGTH = 512;
+/**
+ * The API server keeps warnings up to 4096 characters in total and may cut each at 256, so warnings are
+ * bounded by total length, with a last line saying how many were left out.
+ */
+const MAX_WARNINGS_LENGTH = 4096;
+const MAX_WARNING_LENGTH = 256;
 
 function toBase64(text: string): string {
   const bytes = new TextEncoder().encode(text);
@@ -131,11 +134,17 @@ function toBase64(text: string): string {
 }
 
 function boundedWarnings(warnings: readonly string[]): string[] {
-  const out = warnings.slice(0, MAX_WARNINGS).map((
-    w,
-  ) => (w.length > MAX_WARNING_LENGTH ? `${w.slice(0, MAX_WARNING_LENGTH - 1)}…` : w));
-  if (warnings.length > MAX_WARNINGS) {
-    out.push(`mirrorhook: ${warnings.length - MAX_WARNINGS} more warning(s) not shown`);
+  const out: string[] = [];
+  let total = 0;
+  const reserve = 64; // room for the "more warnings" line
+  for (const [index, warning] of warnings.entries()) {
+    const line = warning.length > MAX_WARNING_LENGTH ? `${warning.slice(0, MAX_WARNING_LENGTH - 1)}…` : warning;
+    if (total + line.length > MAX_WARNINGS_LENGTH - reserve) {
+      out.push(`mirrorhook: ${warnings.length - index} more warning(s) not shown`);
+      break;
+    }
+    out.push(line);
+    total += line.length;
   }
   return out;
 }

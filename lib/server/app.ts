@@ -6,7 +6,7 @@ import { formatProblem, type Problem } from "../rules/problem.ts";
 import { FileRuleSource } from "../sources/file_source.ts";
 import { RuleStore } from "../sources/store.ts";
 import { type CertificateChain, mintCertificates } from "./certs.ts";
-import { createWebhookHandler } from "./handler.ts";
+import { createWebhookCore } from "./handler.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createProbeHandler, type Readiness } from "./probes.ts";
 import { ReloadingTlsServer } from "./tls.ts";
@@ -134,7 +134,7 @@ export async function startServer(
   const isOwnPod = config.selfNamespace === undefined
     ? undefined
     : (pod: PodLike) => pod.namespace === config.selfNamespace && pod.labels[SELF_LABEL.key] === SELF_LABEL.value;
-  const handler = createWebhookHandler({
+  const handler = createWebhookCore({
     rules: () => store.current,
     metrics,
     logger,

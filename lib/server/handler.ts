@@ -29,16 +29,40 @@ export interface HandlerDeps {
   readonly admit?: (request: AdmissionRequest, options: AdmitOptions) => AdmitOutcome;
 }
 
-function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+/** A request as the webhook core sees it, whatever the transport. */
+export interface WebhookRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly contentType: string | undefined;
+  /** Reads the body, at most `limit` bytes; resolves undefined when it is larger. */
+  readBody(limit: number): Promise<Uint8Array | undefined>;
 }
 
-/** Reads at most `limit` bytes; undefined when the body is larger. */
-async function readLimited(request: Request, limit: number): Promise<Uint8Array | undefined> {
-  const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) return undefined;
-  if (request.body === null) return new Uint8Array();
-  const reader = request.body.getReader();
+/** What the core answers; adapters turn it into a Response or a node response. */
+export interface WebhookResponse {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+function json(body: unknown, status = 200): WebhookResponse {
+  return { status, contentType: "application/json", body: JSON.stringify(body) };
+}
+
+function text(body: string, status: number, headers?: Record<string, string>): WebhookResponse {
+  return { status, contentType: "text/plain; charset=utf-8", body, ...(headers === undefined ? {} : { headers }) };
+}
+
+/** Reads a web stream, at most `limit` bytes; undefined when it is larger. */
+export async function readStreamLimited(
+  stream: ReadableStream<Uint8Array> | null,
+  declared: number | undefined,
+  limit: number,
+): Promise<Uint8Array | undefined> {
+  if (declared !== undefined && declared > limit) return undefined;
+  if (stream === null) return new Uint8Array();
+  const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
@@ -51,6 +75,12 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array 
     }
     chunks.push(value);
   }
+  return concat(chunks, size);
+}
+
+/** Joins chunks into one buffer. */
+export function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0] !== undefined) return chunks[0];
   const body = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {
@@ -67,32 +97,47 @@ function podName(request: AdmissionRequest): string | undefined {
   return typeof name === "string" ? name : undefined;
 }
 
-/** Creates the handler for the webhook port: `POST /mutate`. */
+/** The fetch-API form of the webhook (tests call it with `new Request(...)`). */
 export function createWebhookHandler(deps: HandlerDeps): (request: Request) => Promise<Response> {
+  const core = createWebhookCore(deps);
+  return async (request) => {
+    const declared = request.headers.get("content-length");
+    const answer = await core({
+      method: request.method,
+      path: new URL(request.url).pathname,
+      contentType: request.headers.get("content-type") ?? undefined,
+      readBody: (limit) => readStreamLimited(request.body, declared === null ? undefined : Number(declared), limit),
+    });
+    return new Response(answer.body, {
+      status: answer.status,
+      headers: { "content-type": answer.contentType, ...answer.headers },
+    });
+  };
+}
+
+/** Creates the webhook core: `POST /mutate`, with every error turned into a response here and only here. */
+export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) => Promise<WebhookResponse> {
   const { metrics, logger } = deps;
   const limit = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const now = deps.now ?? (() => performance.now());
   const decideAdmission = deps.admit ?? admit;
 
   return async (request) => {
-    const path = new URL(request.url).pathname;
-    if (path !== "/mutate") return new Response(`not found: ${path}\n`, { status: 404 });
-    if (request.method !== "POST") {
-      return new Response("method not allowed: use POST\n", { status: 405, headers: { allow: "POST" } });
-    }
+    if (request.path !== "/mutate") return text(`not found: ${request.path}\n`, 404);
+    if (request.method !== "POST") return text("method not allowed: use POST\n", 405, { allow: "POST" });
     const started = now();
     metrics.inFlight.inc();
     let operation = "unknown";
     let uid: string | undefined;
     try {
-      const contentType = request.headers.get("content-type") ?? "";
+      const contentType = request.contentType ?? "";
       if (!/^application\/json\b/i.test(contentType)) {
         throw new ReviewError(
           415,
           `Cannot decode AdmissionReview: content type ${JSON.stringify(contentType)}, expected application/json`,
         );
       }
-      const body = await readLimited(request, limit);
+      const body = await request.readBody(limit);
       if (body === undefined) {
         throw new ReviewError(413, `Cannot decode AdmissionReview: the body is over the ${limit}-byte limit`);
       }
@@ -146,7 +191,7 @@ export function createWebhookHandler(deps: HandlerDeps): (request: Request) => P
   };
 
   /** A bug in rule evaluation: fail open (default) or deny, as configured; always warn and count. */
-  function failed(review: AdmissionRequest, error: unknown): Response {
+  function failed(review: AdmissionRequest, error: unknown): WebhookResponse {
     const message = error instanceof Error ? error.message : String(error);
     metrics.errors.inc({ stage: "rules" });
     metrics.requests.inc({ operation: review.operation, result: "error", dry_run: String(review.dryRun) });
@@ -196,9 +241,15 @@ export function createWebhookHandler(deps: HandlerDeps): (request: Request) => P
       durationMs: Math.round((now() - started) * 1000) / 1000,
     };
     if (outcome.changes.length > 0 || outcome.problems.length > 0) {
-      logger.info(outcome.patched ? "Rewrote {count} image(s)" : "Would rewrite {count} image(s) (dry-run)", {
+      const message = outcome.patched
+        ? "Rewrote {count} image(s)"
+        : outcome.changes.length > 0
+        ? "Would rewrite {count} image(s) (dry-run)"
+        : "Left {invalidCount} invalid image(s) unchanged";
+      logger.info(message, {
         ...fields,
         count: outcome.changes.length,
+        invalidCount: outcome.problems.length,
         rewrites: outcome.changes.map((change) => ({
           container: change.slot.key,
           from: change.from,

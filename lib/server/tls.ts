@@ -1,8 +1,12 @@
-// The HTTPS listener: serves from tls.crt/tls.key and swaps to a new listener on the same port when they change.
+// The HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN): serves from tls.crt/tls.key and swaps the certificate in place when they change.
 
 import { createHash } from "node:crypto";
+import http2 from "node:http2";
+import type { Socket } from "node:net";
+import { createSecureContext, type TLSSocket } from "node:tls";
 import type { Logger } from "@logtape/logtape";
 import { certificateNotAfter } from "./certs.ts";
+import { concat, type WebhookRequest, type WebhookResponse } from "./handler.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** A certificate and key, PEM. */
@@ -15,53 +19,81 @@ export interface KeyPair {
 export interface TlsServerOptions {
   readonly hostname: string;
   readonly port: number;
-  /** Directory holding tls.crt and tls.key (a cert-manager Secret mount); watched. */
+  /** Directory holding tls.crt and tls.key (a cert-manager Secret mount); watched and polled. */
   readonly certDir?: string;
   /** A fixed pair instead of a directory (--dev). */
   readonly pair?: KeyPair;
-  readonly handler: (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response>;
+  readonly handler: (request: WebhookRequest) => Promise<WebhookResponse>;
   readonly logger: Logger;
   readonly metrics?: Metrics;
   readonly pollIntervalMs?: number;
   readonly debounceMs?: number;
 }
 
-interface Listener {
-  readonly server: Deno.HttpServer<Deno.NetAddr>;
-  readonly fingerprint: string;
-  readonly notAfter: Date;
-}
-
 /** Names of the files in the certificate directory, as cert-manager and kubernetes.io/tls Secrets use them. */
 export const CERT_FILE = "tls.crt";
 export const KEY_FILE = "tls.key";
 
+type AnyRequest = http2.Http2ServerRequest;
+type AnyResponse = http2.Http2ServerResponse;
+
 /**
- * HTTPS with certificate rotation and no gap: `Deno.serve` takes its certificate once, so a change starts a
- * second listener on the same port (`reusePort`) and then shuts the old one down gracefully, letting its
- * in-flight requests finish. A bad new pair is refused and the old listener stays.
+ * HTTPS for the webhook. It runs on node:http2's secure server (HTTP/2 and, by ALPN, HTTP/1.1) rather than
+ * Deno.serve: Deno's TLS connections keep Nagle's algorithm on and expose no setNoDelay, so every response
+ * over ~400 bytes (any patch) waited ~40 ms for the client's delayed ACK. A changed certificate goes into
+ * service through setSecureContext: new handshakes get it, open connections finish undisturbed, and a pair
+ * that does not load is refused while the old one stays.
  */
 export class ReloadingTlsServer {
   #options: TlsServerOptions;
-  #current: Listener | undefined;
+  #server: http2.Http2SecureServer | undefined;
+  #fingerprint: string | undefined;
+  #notAfter: Date | undefined;
   #port = 0;
-  #retiring = new Set<Promise<void>>();
+  #sockets = new Map<Socket, { active: number }>();
+  #sessions = new Set<http2.ServerHttp2Session>();
   #watcher: Deno.FsWatcher | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #debounce: ReturnType<typeof setTimeout> | undefined;
   #reloading: Promise<boolean> | undefined;
-  #stopped = false;
+  #stopping = false;
 
   constructor(options: TlsServerOptions) {
     this.#options = options;
   }
 
-  /** Starts listening; throws with a clear message when the certificate cannot be used. */
+  /** Starts listening; throws with a clear message when the certificate cannot be used or the port is taken. */
   async start(): Promise<void> {
     const pair = await this.#readPair();
-    this.#current = this.#listen(pair, this.#options.port);
-    this.#port = this.#current.server.addr.port;
-    this.#options.metrics?.certificateExpiry.set(this.#current.notAfter.getTime() / 1000);
+    const context = this.#check(pair);
+    const server = http2.createSecureServer({ cert: pair.cert, key: pair.key, allowHTTP1: true });
+    void context;
+    server.on("secureConnection", (socket: TLSSocket) => {
+      this.#sockets.set(socket, { active: 0 });
+      socket.on("close", () => this.#sockets.delete(socket));
+    });
+    server.on("session", (session: http2.ServerHttp2Session) => {
+      this.#sessions.add(session);
+      session.on("close", () => this.#sessions.delete(session));
+      if (this.#stopping) session.close();
+    });
+    server.on("request", (request: AnyRequest, response: AnyResponse) => this.#serve(request, response));
+    server.on("tlsClientError", () => {}); // handshake failures are the client's business, not a crash
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.#options.port, this.#options.hostname, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    server.on(
+      "error",
+      (error: Error) => this.#options.logger.error("HTTPS server error: {message}", { message: error.message }),
+    );
+    this.#server = server;
+    const address = server.address();
+    this.#port = typeof address === "object" && address !== null ? address.port : this.#options.port;
+    this.#accept(pair);
     if (this.#options.certDir !== undefined) {
       this.#watch(this.#options.certDir);
       this.#timer = setInterval(() => void this.reload("poll"), this.#options.pollIntervalMs ?? 5000);
@@ -75,12 +107,14 @@ export class ReloadingTlsServer {
 
   /** notAfter of the certificate in force. */
   get notAfter(): Date | undefined {
-    return this.#current?.notAfter;
+    return this.#notAfter;
   }
 
   /** Re-reads the pair; resolves true when a new certificate went into service. */
   reload(trigger: string): Promise<boolean> {
-    if (this.#stopped || this.#options.certDir === undefined) return Promise.resolve(false);
+    if (this.#stopping || this.#options.certDir === undefined || this.#server === undefined) {
+      return Promise.resolve(false);
+    }
     this.#reloading ??= this.#reload(trigger).finally(() => {
       this.#reloading = undefined;
     });
@@ -89,45 +123,32 @@ export class ReloadingTlsServer {
 
   async #reload(trigger: string): Promise<boolean> {
     const { logger, metrics } = this.#options;
-    let pair: KeyPair;
     try {
-      pair = await this.#readPair();
-    } catch (error) {
-      metrics?.certificateReloads.inc({ result: "error" });
-      logger.error("Cannot reload the serving certificate; keeping the current one: {message}", {
+      const pair = await this.#readPair();
+      if (fingerprint(pair) === this.#fingerprint) return false;
+      this.#check(pair);
+      this.#server?.setSecureContext({ cert: pair.cert, key: pair.key });
+      this.#accept(pair);
+      metrics?.certificateReloads.inc({ result: "success" });
+      logger.info("Serving a new certificate, valid until {notAfter}", {
         trigger,
-        message: error instanceof Error ? error.message : String(error),
+        notAfter: this.#notAfter?.toISOString(),
       });
-      return false;
-    }
-    const old = this.#current;
-    if (old !== undefined && fingerprint(pair) === old.fingerprint) return false;
-    let next: Listener;
-    try {
-      next = this.#listen(pair, this.#port);
+      return true;
     } catch (error) {
       // Typically a half-written pair (key and certificate do not match yet); the next event or poll retries.
       metrics?.certificateReloads.inc({ result: "error" });
-      logger.error("Cannot serve the new certificate; keeping the current one: {message}", {
+      logger.error("Cannot use the new certificate; keeping the current one: {message}", {
         trigger,
         message: error instanceof Error ? error.message : String(error),
       });
       return false;
     }
-    this.#current = next;
-    metrics?.certificateReloads.inc({ result: "success" });
-    metrics?.certificateExpiry.set(next.notAfter.getTime() / 1000);
-    logger.info("Serving a new certificate, valid until {notAfter}", {
-      trigger,
-      notAfter: next.notAfter.toISOString(),
-    });
-    if (old !== undefined) this.#retire(old);
-    return true;
   }
 
-  /** Stops accepting, lets in-flight requests finish, and resolves when every listener has closed. */
+  /** Stops accepting, lets in-flight requests finish, closes idle connections, and resolves when all are closed. */
   async shutdown(): Promise<void> {
-    this.#stopped = true;
+    this.#stopping = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     if (this.#debounce !== undefined) clearTimeout(this.#debounce);
     try {
@@ -136,28 +157,109 @@ export class ReloadingTlsServer {
       // already closed
     }
     await this.#reloading;
-    if (this.#current !== undefined) this.#retire(this.#current);
-    this.#current = undefined;
-    await Promise.all([...this.#retiring]);
+    const server = this.#server;
+    if (server === undefined) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const session of this.#sessions) session.close(); // GOAWAY: running streams finish
+    for (const [socket, state] of this.#sockets) {
+      if (state.active === 0 && !this.#isHttp2(socket)) socket.destroy();
+    }
+    await closed;
   }
 
-  #retire(listener: Listener): void {
-    const done = listener.server.shutdown().catch(() => {});
-    this.#retiring.add(done);
-    void done.finally(() => this.#retiring.delete(done));
+  #isHttp2(socket: Socket): boolean {
+    return (socket as TLSSocket).alpnProtocol === "h2";
   }
 
-  #listen(pair: KeyPair, port: number): Listener {
-    const notAfter = certificateNotAfter(pair.cert);
-    const server = Deno.serve({
-      hostname: this.#options.hostname,
-      port,
-      cert: pair.cert,
-      key: pair.key,
-      reusePort: true,
-      onListen: () => {},
-    }, this.#options.handler);
-    return { server, fingerprint: fingerprint(pair), notAfter };
+  #serve(request: AnyRequest, response: AnyResponse): void {
+    const http1 = request.httpVersionMajor === 1;
+    const socket = http1 ? (request.socket as Socket) : undefined;
+    const state = socket === undefined ? undefined : this.#sockets.get(socket);
+    if (state !== undefined) state.active++;
+    const declaredHeader = request.headers["content-length"];
+    const declared = typeof declaredHeader === "string" ? Number(declaredHeader) : undefined;
+    let tooLarge = false;
+    const webhookRequest: WebhookRequest = {
+      method: request.method,
+      path: (request.url ?? "/").split("?")[0] ?? "/",
+      contentType: request.headers["content-type"],
+      readBody: (limit) =>
+        new Promise((resolve, reject) => {
+          if (declared !== undefined && declared > limit) {
+            tooLarge = true;
+            resolve(undefined);
+            return;
+          }
+          const chunks: Uint8Array[] = [];
+          let size = 0;
+          let settled = false;
+          request.on("data", (chunk: Uint8Array) => {
+            if (settled) return;
+            size += chunk.byteLength;
+            if (size > limit) {
+              settled = true;
+              tooLarge = true;
+              resolve(undefined);
+              return;
+            }
+            chunks.push(chunk);
+          });
+          request.on("end", () => {
+            if (!settled) {
+              settled = true;
+              resolve(concat(chunks, size));
+            }
+          });
+          request.on("error", (error: Error) => {
+            if (!settled) {
+              settled = true;
+              reject(error);
+            }
+          });
+        }),
+    };
+    const finish = () => {
+      if (state !== undefined) state.active--;
+      // During shutdown an HTTP/1.1 connection closes once its last response is out.
+      if (socket !== undefined && state !== undefined && state.active === 0 && this.#stopping) socket.end();
+    };
+    this.#options.handler(webhookRequest).then((answer) => {
+      const body = new TextEncoder().encode(answer.body);
+      const headers: Record<string, string | number> = {
+        "content-type": answer.contentType,
+        "content-length": body.byteLength,
+        ...answer.headers,
+      };
+      if (http1 && (tooLarge || this.#stopping)) headers["connection"] = "close";
+      response.writeHead(answer.status, headers);
+      response.end(body);
+      if (tooLarge) {
+        // Do not read the rest of an oversized body: HTTP/1.1 closes after the answer, HTTP/2 resets the stream.
+        if (http1) request.resume();
+        else response.stream.close(http2.constants.NGHTTP2_CANCEL);
+      }
+    }).catch((error: unknown) => {
+      this.#options.logger.error("Cannot answer a request: {message}", {
+        message: error instanceof Error ? error.message : String(error),
+      });
+      if (!response.headersSent) response.writeHead(500, { "content-type": "text/plain" });
+      response.end("internal error\n");
+    }).finally(finish);
+  }
+
+  #check(pair: KeyPair): void {
+    certificateNotAfter(pair.cert);
+    try {
+      createSecureContext({ cert: pair.cert, key: pair.key });
+    } catch (error) {
+      throw new Error(`Cannot use the certificate and key: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  #accept(pair: KeyPair): void {
+    this.#fingerprint = fingerprint(pair);
+    this.#notAfter = certificateNotAfter(pair.cert);
+    this.#options.metrics?.certificateExpiry.set(this.#notAfter.getTime() / 1000);
   }
 
   async #readPair(): Promise<KeyPair> {
@@ -185,8 +287,9 @@ export class ReloadingTlsServer {
       });
       return;
     }
+    const watcher = this.#watcher;
     (async () => {
-      for await (const _event of this.#watcher ?? []) {
+      for await (const _event of watcher) {
         if (this.#debounce !== undefined) clearTimeout(this.#debounce);
         this.#debounce = setTimeout(() => void this.reload("watch"), this.#options.debounceMs ?? 100);
       }
