@@ -10,11 +10,16 @@ const [portArg, certDir, smallArg, largeArg] = Deno.args;
 if (portArg === undefined || certDir === undefined || smallArg === undefined || largeArg === undefined) Deno.exit(2);
 const cert = Deno.readTextFileSync(`${certDir}/cert.pem`);
 const key = Deno.readTextFileSync(`${certDir}/key.pem`);
-const envelope = JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: { uid: "", allowed: true, patchType: "JSONPatch", patch: "" } });
+const envelope = JSON.stringify({
+  apiVersion: "admission.k8s.io/v1",
+  kind: "AdmissionReview",
+  response: { uid: "", allowed: true, patchType: "JSONPatch", patch: "" },
+});
 // A valid base64 JSON Patch (one annotation added) whose length brings the answer to `size` bytes.
 const padding = (size: number) => {
   const room = Math.max(0, size - envelope.length - 36);
-  const op = (n: number) => JSON.stringify([{ op: "add", path: "/metadata/annotations/mirrorhook.dev~1pad", value: "x".repeat(n) }]);
+  const op = (n: number) =>
+    JSON.stringify([{ op: "add", path: "/metadata/annotations/mirrorhook.dev~1pad", value: "x".repeat(n) }]);
   return btoa(op(Math.max(0, Math.floor((room * 3) / 4) - op(0).length)));
 };
 const small = padding(Number(smallArg));
