@@ -14,6 +14,7 @@ if (!/^https:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?\//.test(url)) {
   console.error("rate.ts: only loopback https URLs");
   Deno.exit(2);
 }
+const target: string = url;
 const rate = Number(rateArg);
 const seconds = Math.min(Number(secondsArg), 120);
 const maxInFlight = Number(maxArg ?? 256);
@@ -31,7 +32,7 @@ const pending = new Set<Promise<void>>();
 async function one(scheduled: number): Promise<void> {
   inFlight++;
   try {
-    const response = await fetch(url, {
+    const response = await fetch(target, {
       method: "POST",
       body,
       headers: { "content-type": "application/json" },
