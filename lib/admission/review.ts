@@ -165,20 +165,50 @@ export function allowResponse(uid: string, options: AllowOptions = {}): Json {
   return { apiVersion: ADMISSION_API_VERSION, kind: "AdmissionReview", response };
 }
 
-/** A denied AdmissionReview with `status.code` and a message; `uid` echoed when known. */
+/** One field error in `status.details.causes`, as the API server's own validation reports it. */
+export interface StatusCause {
+  /** `FieldValueInvalid`, `FieldValueRequired`, … */
+  readonly reason: string;
+  readonly message: string;
+  /** Field path, e.g. `spec.rules[3].match`. */
+  readonly field?: string;
+}
+
+/** `status.details` of a denial: the object denied and why, field by field. */
+export interface StatusDetails {
+  readonly name?: string;
+  readonly group?: string;
+  /** The resource (plural), as the API server fills it. */
+  readonly kind?: string;
+  readonly causes?: readonly StatusCause[];
+}
+
+/** What a denial carries besides its code and message. */
+export interface DenyOptions {
+  readonly warnings?: readonly string[];
+  readonly details?: StatusDetails;
+}
+
+/**
+ * A denied AdmissionReview with `status.code` and a message; `uid` echoed when known. The API server
+ * passes `status` (details included) through to the client, prefixed with the webhook's name.
+ */
 export function denyResponse(
   uid: string | undefined,
   code: number,
   message: string,
-  warnings: readonly string[] = [],
+  options: DenyOptions | readonly string[] = {},
 ): Json {
-  const response: Json = {
-    uid: uid ?? "",
-    allowed: false,
-    status: { code, message, reason: reasonFor(code), status: "Failure" },
-  };
+  const { warnings = [], details }: DenyOptions = isStringList(options) ? { warnings: options } : options;
+  const status: Json = { code, message, reason: reasonFor(code), status: "Failure" };
+  if (details !== undefined) status["details"] = details;
+  const response: Json = { uid: uid ?? "", allowed: false, status };
   if (warnings.length > 0) response["warnings"] = boundedWarnings(warnings);
   return { apiVersion: ADMISSION_API_VERSION, kind: "AdmissionReview", response };
+}
+
+function isStringList(value: DenyOptions | readonly string[]): value is readonly string[] {
+  return Array.isArray(value);
 }
 
 function reasonFor(code: number): string {

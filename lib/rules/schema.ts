@@ -32,7 +32,14 @@ export interface RuleSpec {
   readonly keep?: boolean;
   /** For `match`: run on the normalized reference (default) or on the reference as written. */
   readonly on?: "normalized" | "original";
+  /** Ask the target registry whether the rewritten reference exists before rewriting; overrides `spec.verify`. */
+  readonly verify?: boolean;
+  /** What a verified rule does when the target is missing or cannot be checked; overrides `spec.onMissing`. */
+  readonly onMissing?: OnMissing;
 }
+
+/** `keep` the original image (default) or `rewrite` anyway when verification finds no target. */
+export type OnMissing = "keep" | "rewrite";
 
 /** `spec` of both kinds. */
 export interface RewriteSpec {
@@ -41,6 +48,10 @@ export interface RewriteSpec {
   readonly namespaceSelector?: LabelSelector;
   readonly podSelector?: LabelSelector;
   readonly rules: readonly RuleSpec[];
+  /** Default of `verify` for every rule of the object (false when absent). */
+  readonly verify?: boolean;
+  /** Default of `onMissing` for every rule of the object (`keep` when absent). */
+  readonly onMissing?: OnMissing;
 }
 
 /** The metadata mirrorhook reads; other metadata fields are allowed and ignored. */
@@ -67,11 +78,19 @@ export function describeObject(object: { kind: string; metadata: { name: string;
   return `${object.kind} ${JSON.stringify(name)}`;
 }
 
-const TOP_FIELDS = new Set(["apiVersion", "kind", "metadata", "spec", "status"]);
-const SPEC_FIELDS = new Set(["priority", "namespaces", "namespaceSelector", "podSelector", "rules"]);
-const RULE_FIELDS = new Set(["exact", "prefix", "match", "replace", "keep", "on"]);
-const SELECTOR_FIELDS = new Set(["matchLabels", "matchExpressions"]);
-const REQUIREMENT_FIELDS = new Set(["key", "operator", "values"]);
+export const TOP_FIELDS = new Set(["apiVersion", "kind", "metadata", "spec", "status"]);
+export const SPEC_FIELDS = new Set([
+  "priority",
+  "namespaces",
+  "namespaceSelector",
+  "podSelector",
+  "rules",
+  "verify",
+  "onMissing",
+]);
+export const RULE_FIELDS = new Set(["exact", "prefix", "match", "replace", "keep", "on", "verify", "onMissing"]);
+export const SELECTOR_FIELDS = new Set(["matchLabels", "matchExpressions"]);
+export const REQUIREMENT_FIELDS = new Set(["key", "operator", "values"]);
 const OPERATORS = new Set(["In", "NotIn", "Exists", "DoesNotExist"]);
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -340,14 +359,51 @@ function validateSpec(
       }
     });
   }
+  const verification = validateVerification(c, value, ["spec"]);
+  if (
+    verification.onMissing !== undefined && verification.verify !== true && !rules.some((rule) => rule.verify === true)
+  ) {
+    c.warn(
+      "ignored",
+      ["spec", "onMissing"],
+      "onMissing applies only to verified rules; set verify: true on the object or on a rule",
+    );
+  }
   const spec: RewriteSpec = {
     priority,
     rules,
     ...(namespaces === undefined ? {} : { namespaces }),
     ...(namespaceSelector === undefined ? {} : { namespaceSelector }),
     ...(podSelector === undefined ? {} : { podSelector }),
+    ...verification,
   };
   return { spec, ruleIndexes };
+}
+
+/** `verify` and `onMissing` of a spec or a rule, each only when given and valid. */
+function validateVerification(
+  c: Collector,
+  value: Json,
+  path: FieldPath,
+): { verify?: boolean; onMissing?: OnMissing } {
+  const out: { verify?: boolean; onMissing?: OnMissing } = {};
+  const verify = value["verify"];
+  if (verify !== undefined) {
+    if (typeof verify !== "boolean") {
+      c.error("type", [...path, "verify"], `expected true or false, got ${typeName(verify)}`);
+    } else out.verify = verify;
+  }
+  const onMissing = value["onMissing"];
+  if (onMissing !== undefined) {
+    if (onMissing !== "keep" && onMissing !== "rewrite") {
+      c.error(
+        "invalid-value",
+        [...path, "onMissing"],
+        `expected "keep" or "rewrite", got ${JSON.stringify(onMissing)}`,
+      );
+    } else out.onMissing = onMissing;
+  }
+  return out;
 }
 
 /** The rule when it is structurally sound, else undefined (its problems are in `c`). */
@@ -402,6 +458,17 @@ function validateRule(c: Collector, value: unknown, path: FieldPath): RuleSpec |
       );
     } else rule.on = on;
   }
+  const verification = validateVerification(c, value, path);
+  if (keep === true && (verification.verify !== undefined || verification.onMissing !== undefined)) {
+    c.warn(
+      "ignored",
+      [...path, verification.verify !== undefined ? "verify" : "onMissing"],
+      "a keep rule never rewrites, so there is nothing to verify",
+    );
+  } else if (verification.verify === false && verification.onMissing !== undefined) {
+    c.warn("ignored", [...path, "onMissing"], "onMissing applies only when the rule is verified");
+  }
+  Object.assign(rule, verification);
   return c.problems.slice(before).some((problem) => problem.severity === "error") ? undefined : rule;
 }
 

@@ -3,6 +3,7 @@
 import type { Logger } from "@logtape/logtape";
 import { admit, type AdmitOptions, type AdmitOutcome } from "../admission/admit.ts";
 import { type AdmissionRequest, allowResponse, decodeReview, denyResponse, ReviewError } from "../admission/review.ts";
+import { validateRewriteReview } from "../admission/validate.ts";
 import type { PodLike } from "../mutate/pod.ts";
 import { describeRule } from "../rules/engine.ts";
 import { parseReference } from "../image/reference.ts";
@@ -115,7 +116,13 @@ export function createWebhookHandler(deps: HandlerDeps): (request: Request) => P
   };
 }
 
-/** Creates the webhook core: `POST /mutate`, with every error turned into a response here and only here. */
+/** Paths served on the webhook port. */
+const WEBHOOK_PATHS = new Set(["/mutate", "/validate"]);
+
+/**
+ * Creates the webhook core: `POST /mutate` (Pods) and `POST /validate` (mirrorhook's own rule objects), with every
+ * error turned into a response here and only here.
+ */
 export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) => Promise<WebhookResponse> {
   const { metrics, logger } = deps;
   const limit = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
@@ -123,7 +130,7 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
   const decideAdmission = deps.admit ?? admit;
 
   return async (request) => {
-    if (request.path !== "/mutate") return text(`not found: ${request.path}\n`, 404);
+    if (!WEBHOOK_PATHS.has(request.path)) return text(`not found: ${request.path}\n`, 404);
     if (request.method !== "POST") return text("method not allowed: use POST\n", 405, { allow: "POST" });
     const started = now();
     metrics.inFlight.inc();
@@ -153,6 +160,7 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
       const review = decodeReview(parsed);
       uid = review.uid;
       operation = review.operation;
+      if (request.path === "/validate") return validated(review);
       let outcome: AdmitOutcome;
       try {
         outcome = decideAdmission(review, {
@@ -189,6 +197,27 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
       metrics.duration.observe({ operation }, (now() - started) / 1000);
     }
   };
+
+  /** `/validate`: denials are answers (HTTP 200), not failures; no fail-open, as no rule set is read. */
+  function validated(review: AdmissionRequest): WebhookResponse {
+    const outcome = validateRewriteReview(review);
+    const result = outcome.skipped !== undefined ? "skipped" : outcome.allowed ? "valid" : "invalid";
+    metrics.validations.inc({ operation: review.operation, result });
+    if (!outcome.allowed || outcome.ratcheted === true) {
+      logger.info(
+        outcome.allowed ? "Allowed an unchanged invalid rule object (spec untouched)" : "Rejected a rule object",
+        {
+          uid: review.uid,
+          namespace: review.namespace,
+          name: review.name,
+          resource: review.resource.resource,
+          operation: review.operation,
+          problems: outcome.problems.filter((p) => p.severity === "error").map((p) => ({ code: p.code, path: p.path })),
+        },
+      );
+    }
+    return json(outcome.review);
+  }
 
   /** A bug in rule evaluation: fail open (default) or deny, as configured; always warn and count. */
   function failed(review: AdmissionRequest, error: unknown): WebhookResponse {

@@ -152,10 +152,15 @@ function propertiesOf(log: Record<string, unknown>): Record<string, unknown> {
   return log["properties"] as Record<string, unknown>;
 }
 
-Deno.test("createWebhookHandler() answers only POST /mutate", async (t) => {
+Deno.test("createWebhookHandler() answers only POST /mutate and POST /validate", async (t) => {
   const rows: { name: string; request: Request; status: number }[] = [
     { name: "POST /", request: new Request("https://x/", { method: "POST" }), status: 404 },
-    { name: "POST /validate", request: new Request("https://x/validate", { method: "POST" }), status: 404 },
+    {
+      name: "POST /validate without content type",
+      request: new Request("https://x/validate", { method: "POST" }),
+      status: 415,
+    },
+    { name: "GET /validate", request: new Request("https://x/validate"), status: 405 },
     { name: "POST /mutate/", request: new Request("https://x/mutate/", { method: "POST" }), status: 404 },
     { name: "GET /healthz", request: new Request("https://x/healthz"), status: 404 },
     { name: "GET /mutate", request: new Request(URL_MUTATE), status: 405 },
@@ -169,7 +174,8 @@ Deno.test("createWebhookHandler() answers only POST /mutate", async (t) => {
       await res.body?.cancel();
       assert.equal(res.status, row.status);
       if (row.status === 405) assert.equal(res.headers.get("allow"), "POST");
-      assert.equal(await total(metrics.requests), 0);
+      // Routing answers (404, 405) are not admission requests; a 415 on a real path is counted as invalid.
+      assert.equal(await total(metrics.requests), row.status === 415 ? 1 : 0);
       assert.equal(await value(metrics.inFlight), 0);
     });
   }
@@ -521,4 +527,52 @@ Deno.test("createWebhookHandler() applies onError when rule evaluation fails", a
     });
   }
   resetSync();
+});
+
+function ruleObjectReview(spec: Record<string, unknown>, operation = "CREATE"): Record<string, unknown> {
+  return {
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: {
+      uid: UID,
+      kind: { group: "mirrorhook.dev", version: "v1alpha1", kind: "ClusterImageRewrite" },
+      resource: { group: "mirrorhook.dev", version: "v1alpha1", resource: "clusterimagerewrites" },
+      name: "hub",
+      operation,
+      object: { apiVersion: "mirrorhook.dev/v1alpha1", kind: "ClusterImageRewrite", metadata: { name: "hub" }, spec },
+    },
+  };
+}
+
+Deno.test("POST /validate answers for rule objects with the compiler's verdict", async (t) => {
+  const rows: { name: string; spec: Record<string, unknown>; allowed: boolean }[] = [
+    {
+      name: "valid object",
+      spec: { rules: [{ prefix: "docker.io", replace: "harbor.example.com/hub" }] },
+      allowed: true,
+    },
+    { name: "catastrophic pattern", spec: { rules: [{ match: "^(a+)+$", replace: "x.io/y" }] }, allowed: false },
+    { name: "unknown field", spec: { rules: [{ prefix: "docker.io", replace: "h.io/x", bogus: 1 }] }, allowed: false },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, async () => {
+      const { handle, metrics } = setup();
+      const res = await handle(
+        new Request("https://x/validate", {
+          method: "POST",
+          body: JSON.stringify(ruleObjectReview(row.spec)),
+          headers: { "content-type": "application/json" },
+        }),
+      );
+      assert.equal(res.status, 200, "a denial is an answer, not a failed call");
+      const response = await responseOf(res);
+      assert.equal(response["uid"], UID);
+      assert.equal(response["allowed"], row.allowed);
+      if (!row.allowed) assert.equal((response["status"] as Record<string, unknown>)["code"], 422);
+      assert.equal(
+        await value(metrics.validations, { operation: "CREATE", result: row.allowed ? "valid" : "invalid" }),
+        1,
+      );
+    });
+  }
 });

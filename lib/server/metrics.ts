@@ -12,6 +12,7 @@ export interface Metrics {
   readonly skips: Counter<"reason">;
   readonly invalidImages: Counter<"reason">;
   readonly errors: Counter<"stage">;
+  readonly validations: Counter<"operation" | "result">;
   readonly reloads: Counter<"source" | "result">;
   readonly rulesLoaded: Gauge<"source">;
   readonly objectsLoaded: Gauge<"source">;
@@ -70,6 +71,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: "mirrorhook_errors_total",
       help: "Unexpected errors, by stage; the Pod was admitted unchanged (or denied with --on-error deny).",
       labelNames: ["stage"] as const,
+      registers,
+    }),
+    validations: new Counter({
+      name: "mirrorhook_validations_total",
+      help: "Rule objects checked by /validate, by operation and result (valid, invalid, skipped).",
+      labelNames: ["operation", "result"] as const,
       registers,
     }),
     reloads: new Counter({
