@@ -221,14 +221,17 @@ Deno.test("mirrorhook serve end to end over TLS", async (t) => {
       }
     });
 
-    await t.step("HTTP/2 is offered by ALPN and works", async () => {
-      const h2 = Deno.createHttpClient({ caCerts: [chain.caCert], http2: true, http1: false });
+    // HTTP/2 is not offered: Deno 2.9's node:http2 aborts the process when clients close HTTP/2 connections
+    // (denoland/deno#36788), and Deno.serve stalls ~40 ms on every patch-sized answer (Nagle). A client that offers
+    // h2 and http/1.1, as kube-apiserver's does, must get HTTP/1.1 and a good answer.
+    await t.step("a client offering h2 and http/1.1 by ALPN gets HTTP/1.1 and works", async () => {
+      const both = Deno.createHttpClient({ caCerts: [chain.caCert], http2: true, http1: true });
       try {
-        const { status, review } = await admit(goodBody, webhook, h2);
+        const { status, review } = await admit(goodBody, webhook, both);
         assert.equal(status, 200);
         assert.notEqual(patchOf(review.response), undefined);
       } finally {
-        h2.close();
+        both.close();
       }
       const alpn = await run("openssl", [
         "s_client",
@@ -237,12 +240,12 @@ Deno.test("mirrorhook serve end to end over TLS", async (t) => {
         "-servername",
         "localhost",
         "-alpn",
-        "h2",
+        "h2,http/1.1",
         "-CAfile",
         `${tlsDir}/ca.crt`,
         "-verify_return_error",
       ]);
-      assert.match(alpn.out, /ALPN protocol: h2/);
+      assert.doesNotMatch(alpn.out, /ALPN protocol: h2/);
       assert.match(alpn.out, /Verify return code: 0 \(ok\)/);
     });
 

@@ -226,6 +226,7 @@ export async function startServer(
     shutdown(reason) {
       shutdownPromise ??= (async () => {
         shuttingDown = true;
+        tls.drain();
         logger.info("Shutting down ({reason}): not ready; finishing in-flight requests", { reason });
         if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
         files.stop();

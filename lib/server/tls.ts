@@ -1,9 +1,10 @@
-// The HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN): serves from tls.crt/tls.key and swaps the certificate in place when they change.
+// The HTTPS listener (HTTP/1.1): serves from tls.crt/tls.key and swaps the certificate in place when they change.
 
-import { createHash } from "node:crypto";
-import http2 from "node:http2";
+import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import https from "node:https";
 import type { Socket } from "node:net";
-import { createSecureContext, type TLSSocket } from "node:tls";
+import type { TLSSocket } from "node:tls";
 import type { Logger } from "@logtape/logtape";
 import { certificateNotAfter } from "./certs.ts";
 import { concat, type WebhookRequest, type WebhookResponse } from "./handler.ts";
@@ -34,29 +35,33 @@ export interface TlsServerOptions {
 export const CERT_FILE = "tls.crt";
 export const KEY_FILE = "tls.key";
 
-type AnyRequest = http2.Http2ServerRequest;
-type AnyResponse = http2.Http2ServerResponse;
+/** At shutdown, how long a connection accepted before the listener closed may take to send its first request. */
+const FIRST_REQUEST_GRACE_MS = 1000;
+
+type AnyRequest = IncomingMessage;
+type AnyResponse = ServerResponse;
 
 /**
- * HTTPS for the webhook. It runs on node:http2's secure server (HTTP/2 and, by ALPN, HTTP/1.1) rather than
- * Deno.serve: Deno's TLS connections keep Nagle's algorithm on and expose no setNoDelay, so every response
- * over ~400 bytes (any patch) waited ~40 ms for the client's delayed ACK. A changed certificate goes into
- * service through setSecureContext: new handshakes get it, open connections finish undisturbed, and a pair
- * that does not load is refused while the old one stays.
+ * HTTPS for the webhook. It runs on node:https (HTTP/1.1) rather than Deno.serve: Deno's TLS connections keep
+ * Nagle's algorithm on and expose no setNoDelay, so every response over ~400 bytes (any patch) waited ~40 ms for
+ * the client's delayed ACK. Not node:http2: Deno 2.9's nghttp2 binding aborts the process (assertion in
+ * find_stream_on_goaway_func, or SIGSEGV) when clients close HTTP/2 connections (denoland/deno#36788). A
+ * changed certificate goes into service through setSecureContext: new handshakes get it, open connections
+ * finish undisturbed, and a pair that does not load is refused while the old one stays.
  */
 export class ReloadingTlsServer {
   #options: TlsServerOptions;
-  #server: http2.Http2SecureServer | undefined;
+  #server: https.Server | undefined;
   #fingerprint: string | undefined;
   #notAfter: Date | undefined;
   #port = 0;
-  #sockets = new Map<Socket, { active: number }>();
-  #sessions = new Set<http2.ServerHttp2Session>();
+  #sockets = new Map<Socket, { active: number; served: number }>();
   #watcher: Deno.FsWatcher | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #debounce: ReturnType<typeof setTimeout> | undefined;
   #reloading: Promise<boolean> | undefined;
   #stopping = false;
+  #draining = false;
 
   constructor(options: TlsServerOptions) {
     this.#options = options;
@@ -65,17 +70,11 @@ export class ReloadingTlsServer {
   /** Starts listening; throws with a clear message when the certificate cannot be used or the port is taken. */
   async start(): Promise<void> {
     const pair = await this.#readPair();
-    const context = this.#check(pair);
-    const server = http2.createSecureServer({ cert: pair.cert, key: pair.key, allowHTTP1: true });
-    void context;
+    this.#check(pair);
+    const server = https.createServer({ cert: pair.cert, key: pair.key });
     server.on("secureConnection", (socket: TLSSocket) => {
-      this.#sockets.set(socket, { active: 0 });
+      this.#sockets.set(socket, { active: 0, served: 0 });
       socket.on("close", () => this.#sockets.delete(socket));
-    });
-    server.on("session", (session: http2.ServerHttp2Session) => {
-      this.#sessions.add(session);
-      session.on("close", () => this.#sessions.delete(session));
-      if (this.#stopping) session.close();
     });
     server.on("request", (request: AnyRequest, response: AnyResponse) => this.#serve(request, response));
     server.on("tlsClientError", () => {}); // handshake failures are the client's business, not a crash
@@ -146,9 +145,18 @@ export class ReloadingTlsServer {
     }
   }
 
+  /**
+   * Keeps serving but ends keep-alive: each response carries `connection: close`, so clients move to other
+   * replicas while this one is not ready, and few idle connections are left to close when the listener stops.
+   */
+  drain(): void {
+    this.#draining = true;
+  }
+
   /** Stops accepting, lets in-flight requests finish, closes idle connections, and resolves when all are closed. */
   async shutdown(): Promise<void> {
     this.#stopping = true;
+    this.#draining = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     if (this.#debounce !== undefined) clearTimeout(this.#debounce);
     try {
@@ -160,27 +168,24 @@ export class ReloadingTlsServer {
     const server = this.#server;
     if (server === undefined) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const session of this.#sessions) session.close(); // GOAWAY: running streams finish
     for (const [socket, state] of this.#sockets) {
-      if (state.active === 0 && !this.#isHttp2(socket)) socket.destroy();
+      // Idle after a response: close now (HTTP/1.1 has no gentler way). Accepted but no request yet: its request
+      // may be on the wire, so give it a moment to arrive; it is then answered with `connection: close`.
+      if (state.active === 0 && state.served > 0) socket.destroy();
+      else if (state.active === 0) setTimeout(() => state.active === 0 && socket.destroy(), FIRST_REQUEST_GRACE_MS);
     }
     await closed;
   }
 
-  #isHttp2(socket: Socket): boolean {
-    return (socket as TLSSocket).alpnProtocol === "h2";
-  }
-
   #serve(request: AnyRequest, response: AnyResponse): void {
-    const http1 = request.httpVersionMajor === 1;
-    const socket = http1 ? (request.socket as Socket) : undefined;
-    const state = socket === undefined ? undefined : this.#sockets.get(socket);
+    const socket = request.socket as Socket;
+    const state = this.#sockets.get(socket);
     if (state !== undefined) state.active++;
     const declaredHeader = request.headers["content-length"];
     const declared = typeof declaredHeader === "string" ? Number(declaredHeader) : undefined;
     let tooLarge = false;
     const webhookRequest: WebhookRequest = {
-      method: request.method,
+      method: request.method ?? "GET",
       path: (request.url ?? "/").split("?")[0] ?? "/",
       contentType: request.headers["content-type"],
       readBody: (limit) =>
@@ -219,9 +224,12 @@ export class ReloadingTlsServer {
         }),
     };
     const finish = () => {
-      if (state !== undefined) state.active--;
+      if (state !== undefined) {
+        state.active--;
+        state.served++;
+      }
       // During shutdown an HTTP/1.1 connection closes once its last response is out.
-      if (socket !== undefined && state !== undefined && state.active === 0 && this.#stopping) socket.end();
+      if (state !== undefined && state.active === 0 && this.#draining) socket.end();
     };
     this.#options.handler(webhookRequest).then((answer) => {
       const body = new TextEncoder().encode(answer.body);
@@ -230,13 +238,12 @@ export class ReloadingTlsServer {
         "content-length": body.byteLength,
         ...answer.headers,
       };
-      if (http1 && (tooLarge || this.#stopping)) headers["connection"] = "close";
+      if (tooLarge || this.#draining) headers["connection"] = "close";
       response.writeHead(answer.status, headers);
       response.end(body);
       if (tooLarge) {
-        // Do not read the rest of an oversized body: HTTP/1.1 closes after the answer, HTTP/2 resets the stream.
-        if (http1) request.resume();
-        else response.stream.close(http2.constants.NGHTTP2_CANCEL);
+        // Do not read the rest of an oversized body: the connection closes after the answer.
+        request.resume();
       }
     }).catch((error: unknown) => {
       this.#options.logger.error("Cannot answer a request: {message}", {
@@ -249,11 +256,15 @@ export class ReloadingTlsServer {
 
   #check(pair: KeyPair): void {
     certificateNotAfter(pair.cert);
+    // Deno's createSecureContext accepts a key that does not match the certificate (and garbage), and
+    // setSecureContext would then fail every new handshake; check the pair explicitly.
+    let matches: boolean;
     try {
-      createSecureContext({ cert: pair.cert, key: pair.key });
+      matches = new X509Certificate(pair.cert).checkPrivateKey(createPrivateKey(pair.key));
     } catch (error) {
       throw new Error(`Cannot use the certificate and key: ${error instanceof Error ? error.message : String(error)}`);
     }
+    if (!matches) throw new Error("Cannot use the certificate and key: the key does not match the certificate");
   }
 
   #accept(pair: KeyPair): void {

@@ -30,6 +30,7 @@ export type LoadOutcome = "success" | "unchanged" | "error";
 export class FileRuleSource {
   #options: FileSourceOptions;
   #fingerprint: string | undefined;
+  #objects = 0;
   #watchers: Deno.FsWatcher[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
   #debounce: ReturnType<typeof setTimeout> | undefined;
@@ -98,7 +99,20 @@ export class FileRuleSource {
         return { outcome: "unchanged", problems: [] };
       }
       const loaded = loadRuleTexts(read.texts);
-      const problems = [...read.problems, ...loaded.problems];
+      const problems: Problem[] = [...read.problems, ...loaded.problems];
+      const previous = this.#objects;
+      if (previous > 0 && loaded.objects.length === 0 && !hasErrors(problems)) {
+        // An emptied ConfigMap or a half-written file is far likelier than a wish to stop every rewrite, which
+        // has its own switches (--dry-run, removing the webhook): keep the rules in force.
+        problems.push({
+          severity: "error",
+          code: "required",
+          message: `Cannot reload ${paths.join(", ")}: no rule objects found where ${previous} were in force; ` +
+            "keeping them (use --dry-run or remove the webhook to stop rewriting)",
+          path: "",
+          fieldPath: [],
+        });
+      }
       if (hasErrors(problems)) {
         // Remember the bad version so the poll does not log it every second; a fix changes the fingerprint.
         this.#fingerprint = fingerprint;
@@ -113,6 +127,7 @@ export class FileRuleSource {
         return { outcome: "error", problems };
       }
       this.#fingerprint = fingerprint;
+      this.#objects = loaded.objects.length;
       store.update(FILE_SOURCE, loaded.objects);
       metrics?.reloads.inc({ source: FILE_SOURCE, result: "success" });
       metrics?.rulesLoaded.set({ source: FILE_SOURCE }, loaded.ruleSet.ruleCount);
