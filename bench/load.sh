@@ -83,7 +83,7 @@ done
 
 median() { jq -s --arg n "$1" --arg k "$2" '[.[] | select(.name == $n) | .[$k]] | sort | .[(length / 2 | floor)]' "$results"; }
 # Ratios of mirrorhook's median requests/s to each floor's: deno-floor (../shared/bench, tiny answer), and the same
-# floor answering with mirrorhook-sized responses on Deno.serve (sized-deno) and on node:http2 (sized-node).
+# floor answering with mirrorhook-sized responses on Deno.serve (sized-deno) and on node:https (sized-node).
 for pod in typical large; do
   m=$(median "mirrorhook-$pod" rps)
   jq -nc --arg pod "$pod" --argjson m "$m" \

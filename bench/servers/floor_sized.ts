@@ -1,10 +1,10 @@
 // A floor that answers like a real mutating webhook: same work as ../shared/bench's deno-floor (read, JSON-parse,
 // echo the uid) but with an answer the size of mirrorhook's (a patch and warnings), so the transport cost of a
 // realistic response is measured too. TRANSPORT=deno uses Deno.serve (as deno-floor), TRANSPORT=node uses
-// node:http2's secure server (as mirrorhook).
+// node:https (as mirrorhook).
 // Usage: deno run --allow-net=127.0.0.1 --allow-read=CERT_DIR --allow-env=TRANSPORT floor_sized.ts PORT CERT_DIR SMALL LARGE
 // SMALL and LARGE are the answer sizes for request bodies under and over 50,000 bytes (the two fixtures).
-import http2 from "node:http2";
+import https from "node:https";
 
 const [portArg, certDir, smallArg, largeArg] = Deno.args;
 if (portArg === undefined || certDir === undefined || smallArg === undefined || largeArg === undefined) Deno.exit(2);
@@ -36,7 +36,7 @@ function answer(text: string): string {
 }
 
 if (Deno.env.get("TRANSPORT") === "node") {
-  const server = http2.createSecureServer({ cert, key, allowHTTP1: true }, (req, res) => {
+  const server = https.createServer({ cert, key }, (req, res) => {
     const chunks: Uint8Array[] = [];
     req.on("data", (chunk: Uint8Array) => chunks.push(chunk));
     req.on("end", () => {
