@@ -103,6 +103,16 @@ export function addServeCommand(
     )
     .addOption(
       new Option(
+        "--kube",
+        `read ImageRewrite and ClusterImageRewrite objects and namespace labels from the API server (default: on in a cluster) [env: ${
+          envName("--kube")
+        }=true|false]`,
+      ),
+    )
+    .addOption(new Option("--no-kube", "do not read rules from the API server, even in a cluster"))
+    .addOption(opt("--kubeconfig <file>", "kubeconfig for --kube (default: the in-cluster service account)"))
+    .addOption(
+      new Option(
         "--dev",
         "throwaway CA and certificate for localhost, bundled example rules, and a ready curl command",
       ),
@@ -123,6 +133,13 @@ comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT
       const dryRunEnv = env(envName("--dry-run"));
       const devEnv = env(envName("--dev"));
       const dev = options.dev === true || (devEnv !== undefined && bool(envName("--dev"), devEnv));
+      const kubeEnv = env(envName("--kube"));
+      // On by default in a cluster (where the service account is mounted), off elsewhere; --kube/--no-kube decide.
+      const kube = options.kube !== undefined
+        ? options.kube
+        : kubeEnv !== undefined
+        ? bool(envName("--kube"), kubeEnv)
+        : options.kubeconfig !== undefined || (!dev && env("KUBERNETES_SERVICE_HOST") !== undefined);
       const config: ServeConfig = {
         rules: options.rules ?? [],
         ...(options.tlsDir === undefined ? {} : { tlsDir: options.tlsDir }),
@@ -138,6 +155,8 @@ comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT
         ...((options.selfNamespace ?? env("POD_NAMESPACE")) === undefined
           ? {}
           : { selfNamespace: options.selfNamespace ?? env("POD_NAMESPACE") ?? "" }),
+        kube,
+        ...(options.kubeconfig === undefined ? {} : { kubeconfig: options.kubeconfig }),
         shutdownDelayMs: (options.shutdownDelay ?? 2) * 1000,
         shutdownTimeoutMs: (options.shutdownTimeout ?? 20) * 1000,
       };

@@ -4,6 +4,7 @@ import type { Logger } from "@logtape/logtape";
 import { OPT_OUT_LABEL, type PodLike } from "../mutate/pod.ts";
 import { formatProblem, type Problem } from "../rules/problem.ts";
 import { FileRuleSource } from "../sources/file_source.ts";
+import { KubeRuleSource, loadKubeConfig } from "../sources/kube_source.ts";
 import { RuleStore } from "../sources/store.ts";
 import { type CertificateChain, mintCertificates } from "./certs.ts";
 import { createWebhookCore } from "./handler.ts";
@@ -33,6 +34,10 @@ export interface ServeConfig {
   readonly shutdownTimeoutMs: number;
   readonly rulesPollMs?: number;
   readonly certPollMs?: number;
+  /** Read ImageRewrite and ClusterImageRewrite objects (and namespace labels) from the API server. */
+  readonly kube?: boolean;
+  /** Kubeconfig file for `kube`; in-cluster service account when absent. */
+  readonly kubeconfig?: string;
 }
 
 /** A running server. */
@@ -114,20 +119,44 @@ export async function startServer(
   const store = new RuleStore();
   let shuttingDown = false;
 
-  const rulePaths = config.rules.length > 0 ? config.rules : config.dev ? DEV_RULES : [];
-  if (rulePaths.length === 0) throw new StartupError("Cannot start: give --rules PATH (file or directory), or --dev");
-  const files = new FileRuleSource({
+  const rulePaths = config.rules.length > 0 ? config.rules : config.dev && config.kube !== true ? DEV_RULES : [];
+  if (rulePaths.length === 0 && config.kube !== true) {
+    throw new StartupError("Cannot start: give --rules PATH (file or directory), --kube, or --dev");
+  }
+  const files = rulePaths.length === 0 ? undefined : new FileRuleSource({
     paths: rulePaths,
     store,
     metrics,
     logger,
     ...(config.rulesPollMs === undefined ? {} : { pollIntervalMs: config.rulesPollMs }),
   });
-  const problems = await files.start();
+  const problems = (await files?.start()) ?? [];
   if (problems.some((p) => p.severity === "error")) {
-    files.stop();
+    files?.stop();
     throw new StartupError(`Cannot start: the rules in ${rulePaths.join(", ")} have errors`, problems);
   }
+  let kube: KubeRuleSource | undefined;
+  if (config.kube === true) {
+    try {
+      kube = new KubeRuleSource({
+        kubeConfig: loadKubeConfig(config.kubeconfig === undefined ? {} : { path: config.kubeconfig }),
+        store,
+        metrics,
+        logger,
+      });
+    } catch (error) {
+      files?.stop();
+      throw new StartupError(
+        `Cannot start the Kubernetes source: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+    // Returns at once; /readyz stays 503 until the first complete lists.
+    kube.start();
+  }
+  const stopSources = async () => {
+    files?.stop();
+    await kube?.stop();
+  };
 
   const devCertificates = config.dev && config.tlsDir === undefined ? await mintCertificates() : undefined;
   const excluded = new Set(config.excludeNamespaces);
@@ -144,6 +173,7 @@ export async function startServer(
     bypassPrefix: config.bypassPrefix,
     excludedNamespaces: excluded,
     ...(isOwnPod === undefined ? {} : { isOwnPod }),
+    ...(kube === undefined ? {} : { namespaceLabels: (namespace: string) => kube.namespaceLabels(namespace) }),
   });
   const tls = new ReloadingTlsServer({
     hostname: config.host,
@@ -158,7 +188,7 @@ export async function startServer(
   try {
     await tls.start();
   } catch (error) {
-    files.stop();
+    await stopSources();
     throw new StartupError(
       `Cannot start the HTTPS listener on ${config.host}:${config.port}: ${
         error instanceof Error ? error.message : String(error)
@@ -194,7 +224,7 @@ export async function startServer(
       createProbeHandler({ metrics, readiness, extra }),
     );
   } catch (error) {
-    files.stop();
+    await stopSources();
     await tls.shutdown();
     throw new StartupError(
       `Cannot start the probe listener on port ${config.probePort}: ${
@@ -229,7 +259,7 @@ export async function startServer(
         tls.drain();
         logger.info("Shutting down ({reason}): not ready; finishing in-flight requests", { reason });
         if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
-        files.stop();
+        await stopSources();
         let timer: ReturnType<typeof setTimeout> | undefined;
         const bounded = new Promise<"timeout">((resolve) => {
           timer = setTimeout(() => resolve("timeout"), config.shutdownTimeoutMs);

@@ -8,6 +8,7 @@ import type { PodLike } from "../mutate/pod.ts";
 import { describeRule } from "../rules/engine.ts";
 import { parseReference } from "../image/reference.ts";
 import type { RuleSet } from "../rules/compile.ts";
+import type { Labels } from "../rules/selector.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** Default limit on request bodies: an AdmissionReview carries object and oldObject (each up to ~1.5 MiB in etcd). */
@@ -24,6 +25,8 @@ export interface HandlerDeps {
   readonly bypassPrefix?: string;
   readonly excludedNamespaces?: ReadonlySet<string>;
   readonly isOwnPod?: (pod: PodLike) => boolean;
+  /** Labels of a namespace when known (from the API), for namespaceSelector and namespace opt-out. */
+  readonly namespaceLabels?: (namespace: string) => Labels | undefined;
   /** Milliseconds, for durations; defaults to performance.now. */
   readonly now?: () => number;
   /** Test hook: replaces `admit` (to simulate a bug in rule evaluation). */
@@ -163,8 +166,10 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
       if (request.path === "/validate") return validated(review);
       let outcome: AdmitOutcome;
       try {
+        const namespaceLabels = review.namespace === undefined ? undefined : deps.namespaceLabels?.(review.namespace);
         outcome = decideAdmission(review, {
           ruleSet: deps.rules(),
+          ...(namespaceLabels === undefined ? {} : { namespaceLabels }),
           ...(deps.bypassPrefix === undefined ? {} : { bypassPrefix: deps.bypassPrefix }),
           ...(deps.excludedNamespaces === undefined ? {} : { excludedNamespaces: deps.excludedNamespaces }),
           ...(deps.isOwnPod === undefined ? {} : { isOwnPod: deps.isOwnPod }),

@@ -1,0 +1,568 @@
+// The CRD rule source against a fake API server speaking the real wire protocol: list, watch, 410, bookmarks, status.
+
+import assert from "node:assert/strict";
+import { configureSync, getLogger, type LogRecord } from "@logtape/logtape";
+import { decide } from "../lib/rules/engine.ts";
+import { createMetrics, type Metrics } from "../lib/server/metrics.ts";
+import { mintCertificates } from "../lib/server/certs.ts";
+import { KUBE_SOURCE, KubeRuleSource, loadKubeConfig } from "../lib/sources/kube_source.ts";
+import { RuleStore } from "../lib/sources/store.ts";
+import { FakeKubeApi, type RecordedRequest } from "./support/fake_kube_api.ts";
+
+const records: LogRecord[] = [];
+configureSync({
+  reset: true,
+  sinks: { memory: (record: LogRecord) => void records.push(record) },
+  loggers: [
+    { category: ["mirrorhook-test"], lowestLevel: "debug", sinks: ["memory"] },
+    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
+  ],
+});
+const logger = getLogger(["mirrorhook-test", "kube"]);
+
+type Json = Record<string, unknown>;
+
+/** Polls `probe` until it returns a value (not undefined or false), or fails after `timeoutMs`. */
+async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 2000): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Waits until `count` has not changed for `quietMs` (bounded by `timeoutMs`); returns the settled value. */
+async function settled(what: string, count: () => number, quietMs = 400, timeoutMs = 4000): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  let value = count();
+  let since = performance.now();
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const now = count();
+    if (now !== value) {
+      value = now;
+      since = performance.now();
+    } else if (performance.now() - since >= quietMs) return value;
+    if (performance.now() > deadline) throw new Error(`${what} kept changing for ${timeoutMs} ms`);
+  }
+}
+
+const HUB_RULES = [{ prefix: "docker.io", replace: "harbor.example.com/dockerhub" }];
+
+function clusterRewrite(name: string, rules: unknown[], spec: Json = {}): Json {
+  return {
+    apiVersion: "mirrorhook.dev/v1alpha1",
+    kind: "ClusterImageRewrite",
+    metadata: { name },
+    spec: { ...spec, rules },
+  };
+}
+
+function namespacedRewrite(namespace: string, name: string, rules: unknown[]): Json {
+  return {
+    apiVersion: "mirrorhook.dev/v1alpha1",
+    kind: "ImageRewrite",
+    metadata: { name, namespace },
+    spec: { rules },
+  };
+}
+
+/** Where the rules in force send `image` for a Pod in `namespace`; undefined when they leave it alone. */
+function rewriteOf(store: RuleStore, image: string, namespace = "default", namespaceLabels?: Json): string | undefined {
+  const decision = decide(store.current, image, {
+    namespace,
+    ...(namespaceLabels === undefined ? {} : { namespaceLabels: namespaceLabels as Record<string, string> }),
+  });
+  return decision.action === "rewrite" ? decision.output : undefined;
+}
+
+/** The Ready condition on an object as the API holds it. */
+function ready(api: FakeKubeApi, kind: string, name: string, namespace?: string): Json | undefined {
+  const status = api.get(kind, name, namespace)?.["status"] as Json | undefined;
+  const conditions = (status?.["conditions"] ?? []) as Json[];
+  return conditions.find((condition) => condition["type"] === "Ready");
+}
+
+function isList(plural: string) {
+  return (request: RecordedRequest) => request.method === "GET" && request.plural === plural && !request.watch;
+}
+
+function isWatch(plural: string) {
+  return (request: RecordedRequest) => request.plural === plural && request.watch;
+}
+
+function isStatusWrite(status?: number) {
+  return (request: RecordedRequest) =>
+    request.method === "PUT" && request.subresource === "status" && (status === undefined || request.status === status);
+}
+
+async function gauge(metrics: Metrics, name: "rulesLoaded" | "objectsLoaded"): Promise<number | undefined> {
+  return (await metrics[name].get()).values.find((value) => value.labels["source"] === KUBE_SOURCE)?.value;
+}
+
+async function reloads(metrics: Metrics, result: string): Promise<number> {
+  return (await metrics.reloads.get()).values.find((value) =>
+    value.labels["source"] === KUBE_SOURCE && value.labels["result"] === result
+  )?.value ?? 0;
+}
+
+interface Replica {
+  readonly store: RuleStore;
+  readonly source: KubeRuleSource;
+  readonly metrics: Metrics;
+}
+
+interface Fixture extends AsyncDisposable {
+  readonly api: FakeKubeApi;
+  /** Starts one more replica of the source on the fake API. */
+  replica(options?: { pageSize?: number; now?: () => Date }): Replica;
+}
+
+function fixture(api: FakeKubeApi = FakeKubeApi.start()): Fixture {
+  const replicas: Replica[] = [];
+  return {
+    api,
+    replica(options = {}) {
+      const store = new RuleStore();
+      const metrics = createMetrics({ defaultMetrics: false });
+      const source = new KubeRuleSource({
+        kubeConfig: api.kubeConfig(),
+        store,
+        metrics,
+        logger,
+        backoff: { initialMs: 20, maxMs: 200 },
+        ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
+        ...(options.now === undefined ? {} : { now: options.now }),
+      });
+      source.start();
+      const replica = { store, source, metrics };
+      replicas.push(replica);
+      return replica;
+    },
+    async [Symbol.asyncDispose]() {
+      await Promise.all(replicas.map((replica) => replica.source.stop()));
+      await api.close();
+    },
+  };
+}
+
+Deno.test("readiness waits for the first complete list of both kinds, read page by page", async () => {
+  await using f = fixture();
+  for (let i = 0; i < 5; i++) {
+    f.api.create(clusterRewrite(`other-${i}`, [{ exact: `ghcr.io/x/y${i}:1`, replace: "mirror.io/y:1" }]));
+  }
+  f.api.create(clusterRewrite("hub", HUB_RULES));
+  f.api.create(namespacedRewrite("team-a", "own", [{ prefix: "quay.io", replace: "quay-cache.example.com" }]));
+  const release = f.api.holdLists("clusterimagerewrites");
+  const { store, source } = f.replica({ pageSize: 2 });
+
+  await until(
+    "the ImageRewrite and Namespace lists",
+    () =>
+      f.api.count((r) => isList("imagerewrites")(r) && r.status === 200) > 0 &&
+      f.api.count((r) => isList("namespaces")(r) && r.status === 200) > 0,
+  );
+  assert.equal(store.ready, false);
+  assert.equal(store.status().find((s) => s.name === KUBE_SOURCE)?.loaded, false);
+  assert.equal(rewriteOf(store, "nginx:1.27"), undefined);
+
+  release();
+  await source.synced;
+  assert.equal(store.ready, true);
+  assert.equal(rewriteOf(store, "nginx:1.27"), "harbor.example.com/dockerhub/library/nginx:1.27");
+  assert.equal(rewriteOf(store, "quay.io/a/b:1", "team-a"), "quay-cache.example.com/a/b:1");
+  assert.equal(store.current.objects.length, 7);
+  // 6 cluster objects in pages of 2: the first request and two continuations.
+  assert.equal(f.api.count((r) => isList("clusterimagerewrites")(r) && r.query.has("continue")), 2);
+  for (const request of f.api.requests.filter((r) => r.watch)) {
+    assert.equal(request.query.get("allowWatchBookmarks"), "true");
+    assert.match(request.query.get("resourceVersion") ?? "", /^\d+$/);
+  }
+});
+
+Deno.test("adding, changing and deleting objects changes the rules in force within a second", async () => {
+  await using f = fixture();
+  const { store, source } = f.replica();
+  await source.synced;
+  assert.equal(rewriteOf(store, "nginx:1.27"), undefined);
+
+  f.api.create(clusterRewrite("hub", HUB_RULES));
+  await until(
+    "the new object in force",
+    () => rewriteOf(store, "nginx:1.27") === "harbor.example.com/dockerhub/library/nginx:1.27",
+    1000,
+  );
+
+  f.api.modify("ClusterImageRewrite", "hub", undefined, (object) => {
+    (object["spec"] as Json)["rules"] = [{ prefix: "docker.io", replace: "mirror.example.org/hub" }];
+  });
+  await until(
+    "the change in force",
+    () => rewriteOf(store, "nginx:1.27") === "mirror.example.org/hub/library/nginx:1.27",
+    1000,
+  );
+
+  f.api.create(namespacedRewrite("team-a", "quay", [{ prefix: "quay.io", replace: "quay-cache.example.com" }]));
+  await until(
+    "the ImageRewrite in force",
+    () => rewriteOf(store, "quay.io/a/b:1", "team-a") === "quay-cache.example.com/a/b:1",
+    1000,
+  );
+  assert.equal(rewriteOf(store, "quay.io/a/b:1", "team-b"), undefined, "an ImageRewrite applies only in its namespace");
+
+  f.api.delete("ClusterImageRewrite", "hub");
+  f.api.delete("ImageRewrite", "quay", "team-a");
+  await until("the deletions in force", () => store.current.objects.length === 0, 1000);
+  assert.equal(rewriteOf(store, "nginx:1.27"), undefined);
+});
+
+Deno.test("a dropped watch reconnects from its resourceVersion and loses no change made meanwhile", async () => {
+  await using f = fixture();
+  f.api.create(clusterRewrite("gone-soon", [{ prefix: "quay.io", replace: "quay-cache.example.com" }]));
+  const { store, source } = f.replica();
+  await source.synced;
+  await until("open watches", () => f.api.openWatches() === 3);
+  const lists = f.api.count(isList("clusterimagerewrites"));
+  const watches = f.api.count(isWatch("clusterimagerewrites"));
+
+  assert.equal(f.api.dropWatches(), 3);
+  // Both changes happen before the source can reconnect.
+  f.api.create(clusterRewrite("hub", HUB_RULES));
+  f.api.delete("ClusterImageRewrite", "gone-soon");
+
+  await until(
+    "the changes made while disconnected",
+    () =>
+      rewriteOf(store, "nginx:1.27") === "harbor.example.com/dockerhub/library/nginx:1.27" &&
+      rewriteOf(store, "quay.io/a/b:1") === undefined,
+  );
+  assert.equal(f.api.count(isList("clusterimagerewrites")), lists, "no relist: the watch resumed");
+  assert.ok(f.api.count(isWatch("clusterimagerewrites")) > watches);
+});
+
+for (const expiredWatch of ["event", "http"] as const) {
+  Deno.test(`410 Gone (${expiredWatch === "event" ? "ERROR watch event" : "HTTP status"}) relists and keeps changes made while disconnected`, async () => {
+    await using f = fixture(FakeKubeApi.start({ expiredWatch }));
+    f.api.create(clusterRewrite("gone-soon", [{ prefix: "quay.io", replace: "quay-cache.example.com" }]));
+    const { store, source } = f.replica();
+    await source.synced;
+    await until("open watches", () => f.api.openWatches() === 3);
+    const lists = f.api.count(isList("clusterimagerewrites"));
+
+    f.api.dropWatches();
+    f.api.create(clusterRewrite("hub", HUB_RULES));
+    f.api.delete("ClusterImageRewrite", "gone-soon");
+    f.api.compact();
+
+    await until(
+      "the changes made while disconnected",
+      () =>
+        rewriteOf(store, "nginx:1.27") === "harbor.example.com/dockerhub/library/nginx:1.27" &&
+        rewriteOf(store, "quay.io/a/b:1") === undefined,
+    );
+    assert.equal(f.api.count(isList("clusterimagerewrites")), lists + 1, "one relist");
+    if (expiredWatch === "http") {
+      assert.ok(f.api.count((r) => isWatch("clusterimagerewrites")(r) && r.status === 410) >= 1);
+    }
+    // After the relist the source watches again, and follows changes.
+    await until("watches again", () => f.api.openWatches("clusterimagerewrites") === 1);
+    f.api.delete("ClusterImageRewrite", "hub");
+    await until("a change after the relist", () => rewriteOf(store, "nginx:1.27") === undefined, 1000);
+  });
+}
+
+Deno.test("an open watch that expires (ERROR 410 mid-stream) relists", async () => {
+  await using f = fixture();
+  const { store, source } = f.replica();
+  await source.synced;
+  await until("open watches", () => f.api.openWatches() === 3);
+  const lists = f.api.count(isList("clusterimagerewrites"));
+  f.api.compact();
+  f.api.expireWatches();
+  await until("a relist", () => f.api.count(isList("clusterimagerewrites")) === lists + 1);
+  f.api.create(clusterRewrite("hub", HUB_RULES));
+  await until("a change after the relist", () => rewriteOf(store, "nginx:1.27") !== undefined, 1000);
+});
+
+Deno.test("a BOOKMARK advances the resourceVersion the next watch starts from", async () => {
+  await using f = fixture();
+  const { source } = f.replica();
+  await source.synced;
+  await until("open watches", () => f.api.openWatches() === 3);
+  const lists = f.api.count(isList("clusterimagerewrites"));
+  const watches = f.api.count(isWatch("clusterimagerewrites"));
+  // Changes elsewhere move the global resourceVersion past anything the cluster-rewrite watch has seen.
+  for (let i = 0; i < 3; i++) f.api.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: `team-${i}` } });
+  const bookmarked = f.api.resourceVersion;
+  f.api.bookmark();
+  // History before the bookmark is gone: resuming from an older resourceVersion would meet 410 and relist.
+  f.api.compact();
+  // A clean close (as at timeoutSeconds) delivers everything sent before it.
+  f.api.closeWatches();
+
+  const resumed = await until("the next watch", () => f.api.requests.filter(isWatch("clusterimagerewrites"))[watches]);
+  assert.equal(resumed.query.get("resourceVersion"), String(bookmarked));
+  assert.equal(resumed.status, 200);
+  assert.equal(f.api.count(isList("clusterimagerewrites")), lists, "no relist");
+});
+
+Deno.test("a broken object is Ready=False InvalidRule naming the rule, and the others stay in force", async () => {
+  await using f = fixture();
+  f.api.create(clusterRewrite("hub", HUB_RULES));
+  f.api.create(clusterRewrite("broken", [
+    { prefix: "quay.io", replace: "quay-cache.example.com" },
+    { match: "(unclosed", replace: "cache.example.com/x" },
+  ]));
+  f.api.create(namespacedRewrite("team-a", "typo", [{ prefx: "gcr.io", replace: "gcr-cache.example.com" }]));
+  // A clock a minute further on every reading, so that each transition has its own time.
+  let clock = Date.parse("2026-03-01T00:00:00Z");
+  const { store, source, metrics } = f.replica({ now: () => new Date(clock += 60_000) });
+  await source.synced;
+
+  const broken = await until("the broken object's status", () => ready(f.api, "ClusterImageRewrite", "broken"));
+  assert.equal(broken["status"], "False");
+  assert.equal(broken["reason"], "InvalidRule");
+  assert.match(String(broken["message"]), /rule 1\b/);
+  assert.match(String(broken["message"]), /regular expression/);
+  assert.equal(broken["observedGeneration"], 1);
+  const brokenStatus = f.api.get("ClusterImageRewrite", "broken")?.["status"] as Json;
+  assert.equal(brokenStatus["observedGeneration"], 1);
+  assert.equal(brokenStatus["rules"], 0);
+
+  const typo = await until(
+    "the structurally invalid object's status",
+    () => ready(f.api, "ImageRewrite", "typo", "team-a"),
+  );
+  assert.equal(typo["reason"], "InvalidRule");
+  assert.match(String(typo["message"]), /rule 0\b/);
+  assert.match(String(typo["message"]), /prefx/);
+
+  const hub = await until("the good object's status", () => ready(f.api, "ClusterImageRewrite", "hub"));
+  assert.equal(hub["status"], "True");
+  assert.equal(hub["reason"], "Valid");
+  assert.equal((f.api.get("ClusterImageRewrite", "hub")?.["status"] as Json)["rules"], 1);
+  assert.equal(rewriteOf(store, "nginx:1.27"), "harbor.example.com/dockerhub/library/nginx:1.27");
+  assert.equal(rewriteOf(store, "quay.io/a/b:1"), undefined, "no rule of a broken object is used");
+  assert.equal(await gauge(metrics, "objectsLoaded"), 1);
+  assert.equal(await gauge(metrics, "rulesLoaded"), 1);
+  assert.ok(await reloads(metrics, "error") >= 1);
+
+  f.api.modify("ClusterImageRewrite", "broken", undefined, (object) => {
+    ((object["spec"] as Json)["rules"] as Json[])[1] = {
+      match: "^gcr\\.io/(.*)$",
+      replace: "gcr-cache.example.com/$1",
+    };
+  });
+  const fixed = await until("the fixed object's status", () => {
+    const condition = ready(f.api, "ClusterImageRewrite", "broken");
+    return condition?.["status"] === "True" ? condition : undefined;
+  });
+  assert.equal(fixed["observedGeneration"], 2);
+  assert.notEqual(fixed["lastTransitionTime"], broken["lastTransitionTime"]);
+  assert.equal(rewriteOf(store, "quay.io/a/b:1"), "quay-cache.example.com/a/b:1");
+  assert.equal(await gauge(metrics, "rulesLoaded"), 3);
+});
+
+Deno.test("of two conflicting objects the older wins; the newer is Ready=False Conflict until the older changes or goes", async () => {
+  await using f = fixture();
+  const exact = (replace: string, reference = "ghcr.io/fantasy/coolstuff:v1.0") => [{ exact: reference, replace }];
+  f.api.create(clusterRewrite("older", exact("mirror-one.example.com/coolstuff:v1.0")));
+  f.api.create(namespacedRewrite("team-a", "newer", exact("mirror-two.example.com/coolstuff:v1.0")));
+  const { store, source } = f.replica();
+  await source.synced;
+
+  const conflict = await until(
+    "the conflict on the newer object",
+    () => ready(f.api, "ImageRewrite", "newer", "team-a"),
+  );
+  assert.equal(conflict["status"], "False");
+  assert.equal(conflict["reason"], "Conflict");
+  assert.match(String(conflict["message"]), /ClusterImageRewrite "older"/);
+  assert.match(String(conflict["message"]), /ImageRewrite "team-a\/newer"/);
+  assert.equal(
+    (await until("the older object's status", () => ready(f.api, "ClusterImageRewrite", "older")))["reason"],
+    "Valid",
+  );
+  assert.equal(rewriteOf(store, "ghcr.io/fantasy/coolstuff:v1.0", "team-a"), "mirror-one.example.com/coolstuff:v1.0");
+
+  // The older object changes and no longer decides that reference: the newer one is used by itself.
+  f.api.modify("ClusterImageRewrite", "older", undefined, (object) => {
+    (object["spec"] as Json)["rules"] = exact("mirror-one.example.com/other:v1", "ghcr.io/fantasy/other:v1");
+  });
+  await until("the newer object in use", () => ready(f.api, "ImageRewrite", "newer", "team-a")?.["reason"] === "Valid");
+  assert.equal(rewriteOf(store, "ghcr.io/fantasy/coolstuff:v1.0", "team-a"), "mirror-two.example.com/coolstuff:v1.0");
+
+  // It conflicts again: the older object still wins.
+  f.api.modify("ClusterImageRewrite", "older", undefined, (object) => {
+    (object["spec"] as Json)["rules"] = exact("mirror-one.example.com/coolstuff:v1.0");
+  });
+  await until("the conflict again", () => ready(f.api, "ImageRewrite", "newer", "team-a")?.["reason"] === "Conflict");
+  assert.equal(rewriteOf(store, "ghcr.io/fantasy/coolstuff:v1.0", "team-a"), "mirror-one.example.com/coolstuff:v1.0");
+
+  f.api.delete("ClusterImageRewrite", "older");
+  await until("the newer object in use", () => ready(f.api, "ImageRewrite", "newer", "team-a")?.["reason"] === "Valid");
+  assert.equal(rewriteOf(store, "ghcr.io/fantasy/coolstuff:v1.0", "team-a"), "mirror-two.example.com/coolstuff:v1.0");
+});
+
+Deno.test("status is written only when it changes, and a 409 Conflict is re-read and retried", async () => {
+  await using f = fixture();
+  f.api.create(clusterRewrite("hub", HUB_RULES));
+  f.api.create(clusterRewrite("quay", [{ prefix: "quay.io", replace: "quay-cache.example.com" }]));
+  const { source } = f.replica();
+  await source.synced;
+  await until(
+    "both statuses",
+    () => ready(f.api, "ClusterImageRewrite", "hub") && ready(f.api, "ClusterImageRewrite", "quay"),
+  );
+  const writes = await settled("status writes", () => f.api.count(isStatusWrite()));
+  assert.equal(writes, 2);
+  const firstTransition = ready(f.api, "ClusterImageRewrite", "hub")?.["lastTransitionTime"];
+
+  // A label change (no new generation) and a new object: only the new object's status is written.
+  f.api.modify("ClusterImageRewrite", "hub", undefined, (object) => {
+    (object["metadata"] as Json)["labels"] = { team: "platform" };
+  });
+  f.api.create(clusterRewrite("gcr", [{ prefix: "gcr.io", replace: "gcr-cache.example.com" }]));
+  await until("the new object's status", () => ready(f.api, "ClusterImageRewrite", "gcr"));
+  assert.equal(await settled("status writes", () => f.api.count(isStatusWrite())), writes + 1);
+  assert.equal(ready(f.api, "ClusterImageRewrite", "hub")?.["lastTransitionTime"], firstTransition);
+
+  // Another writer changes the object between our read and our write: 409, GET, write again.
+  f.api.beforeStatusWrite = (_plural, _namespace, name) => {
+    f.api.beforeStatusWrite = undefined;
+    f.api.modify("ClusterImageRewrite", name, undefined, (object) => {
+      (object["metadata"] as Json)["annotations"] = { "example.com/touched": "yes" };
+    });
+  };
+  const gets = f.api.count((r) => r.method === "GET" && r.name === "hub");
+  f.api.modify("ClusterImageRewrite", "hub", undefined, (object) => {
+    (object["spec"] as Json)["priority"] = 10;
+  });
+  await until(
+    "the status of generation 2",
+    () => ready(f.api, "ClusterImageRewrite", "hub")?.["observedGeneration"] === 2,
+  );
+  assert.equal(await settled("status writes", () => f.api.count(isStatusWrite())), writes + 3);
+  assert.equal(f.api.count(isStatusWrite(409)), 1);
+  assert.equal(f.api.count(isStatusWrite(200)), writes + 2);
+  assert.ok(f.api.count((r) => r.method === "GET" && r.name === "hub") > gets, "re-read after the conflict");
+  assert.equal(ready(f.api, "ClusterImageRewrite", "hub")?.["lastTransitionTime"], firstTransition, "still Ready=True");
+});
+
+Deno.test("two replicas on one API converge on the same rules and statuses without a write loop", async () => {
+  await using f = fixture();
+  f.api.create(clusterRewrite("hub", HUB_RULES));
+  f.api.create(clusterRewrite("broken", [{ match: "(", replace: "x.example.com/y" }]));
+  f.api.create(clusterRewrite("older", [{ exact: "ghcr.io/a/b:1", replace: "one.example.com/b:1" }]));
+  f.api.create(clusterRewrite("newer", [{ exact: "ghcr.io/a/b:1", replace: "two.example.com/b:1" }]));
+  const a = f.replica();
+  const b = f.replica();
+  await Promise.all([a.source.synced, b.source.synced]);
+  assert.equal(a.store.current.hash, b.store.current.hash);
+
+  const expected = { hub: "Valid", broken: "InvalidRule", older: "Valid", newer: "Conflict" };
+  await until(
+    "every status",
+    () =>
+      Object.entries(expected).every(([name, reason]) =>
+        ready(f.api, "ClusterImageRewrite", name)?.["reason"] === reason
+      ),
+  );
+  await settled("status writes", () => f.api.count(isStatusWrite()));
+  // Each status is stored once; the other replica's write meets 409, re-reads, finds it there, and stops.
+  for (const name of Object.keys(expected)) {
+    assert.equal(f.api.count((r) => isStatusWrite(200)(r) && r.name === name), 1, `successful writes for ${name}`);
+  }
+  assert.ok(f.api.count(isStatusWrite(409)) <= Object.keys(expected).length);
+  const transitions = Object.keys(expected).map((name) =>
+    ready(f.api, "ClusterImageRewrite", name)?.["lastTransitionTime"]
+  );
+
+  // A change: both replicas follow it, one write carries it, and the writes stop again.
+  f.api.delete("ClusterImageRewrite", "older");
+  await until("the newer object in use", () => ready(f.api, "ClusterImageRewrite", "newer")?.["reason"] === "Valid");
+  await until("both replicas agree", () =>
+    a.store.current.hash === b.store.current.hash &&
+    rewriteOf(a.store, "ghcr.io/a/b:1") === "two.example.com/b:1" &&
+    rewriteOf(b.store, "ghcr.io/a/b:1") === "two.example.com/b:1");
+  await settled("status writes", () => f.api.count(isStatusWrite()));
+  assert.equal(f.api.count((r) => isStatusWrite(200)(r) && r.name === "newer"), 2);
+  assert.equal(f.api.count(isStatusWrite(200)), Object.keys(expected).length + 1);
+  assert.deepEqual(
+    ["hub", "broken"].map((name) => ready(f.api, "ClusterImageRewrite", name)?.["lastTransitionTime"]),
+    transitions.slice(0, 2),
+  );
+});
+
+Deno.test("namespace labels are tracked for namespaceSelector", async () => {
+  await using f = fixture();
+  f.api.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "team-a", labels: { env: "prod" } } });
+  f.api.create(clusterRewrite("prod-only", HUB_RULES, { namespaceSelector: { matchLabels: { env: "prod" } } }));
+  const { store, source } = f.replica();
+  await source.synced;
+  assert.equal(source.namespaceLabels("team-a")?.["env"], "prod");
+  assert.equal(source.namespaceLabels("team-a")?.["kubernetes.io/metadata.name"], "team-a");
+  assert.equal(source.namespaceLabels("nowhere"), undefined);
+  const nginx = () => rewriteOf(store, "nginx:1", "team-a", source.namespaceLabels("team-a"));
+  assert.equal(nginx(), "harbor.example.com/dockerhub/library/nginx:1");
+
+  f.api.modify("Namespace", "team-a", undefined, (object) => {
+    (object["metadata"] as Json)["labels"] = { env: "dev" };
+  });
+  await until("the label change", () => source.namespaceLabels("team-a")?.["env"] === "dev", 1000);
+  assert.equal(nginx(), undefined);
+
+  f.api.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "team-b", labels: { env: "prod" } } });
+  await until("the new namespace", () => source.namespaceLabels("team-b")?.["env"] === "prod", 1000);
+  f.api.delete("Namespace", "team-a");
+  await until("the deletion", () => source.namespaceLabels("team-a") === undefined, 1000);
+});
+
+Deno.test("connects over TLS with a kubeconfig file and a bearer token; a wrong token is an error, not a crash", async () => {
+  const chain = await mintCertificates({ ipAddresses: ["127.0.0.1"], dnsNames: ["localhost"] });
+  const dir = await Deno.makeTempDir({ prefix: "mirrorhook-kube-" });
+  try {
+    await using f = fixture(FakeKubeApi.start({ tls: { cert: chain.cert, key: chain.key }, caCert: chain.caCert }));
+    f.api.create(clusterRewrite("hub", HUB_RULES));
+    const path = `${dir}/kubeconfig`;
+    await Deno.writeTextFile(path, f.api.kubeConfigYaml());
+    const store = new RuleStore();
+    const source = new KubeRuleSource({
+      kubeConfig: loadKubeConfig({ path }),
+      store,
+      logger,
+      backoff: { initialMs: 20, maxMs: 100 },
+    });
+    source.start();
+    try {
+      await source.synced;
+      assert.equal(rewriteOf(store, "nginx:1.27"), "harbor.example.com/dockerhub/library/nginx:1.27");
+    } finally {
+      await source.stop();
+    }
+
+    await Deno.writeTextFile(path, f.api.kubeConfigYaml().replace(f.api.token, "wrong-token"));
+    const denied = new RuleStore();
+    const metrics = createMetrics({ defaultMetrics: false });
+    const intruder = new KubeRuleSource({
+      kubeConfig: loadKubeConfig({ path }),
+      store: denied,
+      metrics,
+      logger,
+      backoff: { initialMs: 20, maxMs: 100 },
+    });
+    intruder.start();
+    try {
+      const error = await until("the error", () => denied.status().find((s) => s.name === KUBE_SOURCE)?.lastError);
+      assert.match(error, /401/);
+      assert.equal(denied.ready, false);
+      assert.ok(await reloads(metrics, "error") >= 1);
+    } finally {
+      await intruder.stop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
