@@ -1,6 +1,14 @@
 // The pure heart of /mutate: an AdmissionRequest and a rule set in, an AdmissionReview response and an outcome out.
 
-import { type ImageChange, type ImageProblem, mutatePod, type PodLike, type SkipReason } from "../mutate/pod.ts";
+import {
+  type ImageChange,
+  type ImageProblem,
+  type KeptImage,
+  type MutateOptions,
+  mutatePod,
+  type PodLike,
+  type SkipReason,
+} from "../mutate/pod.ts";
 import type { RuleSet } from "../rules/compile.ts";
 import type { Labels } from "../rules/selector.ts";
 import { type AdmissionRequest, allowResponse } from "./review.ts";
@@ -14,6 +22,8 @@ export interface AdmitOptions {
   readonly dryRun?: boolean;
   readonly namespaceLabels?: Labels;
   readonly isOwnPod?: (pod: PodLike) => boolean;
+  /** Registry answers for the outputs of rules with `verify` (see MutateOptions.verified). */
+  readonly verified?: MutateOptions["verified"];
 }
 
 /** Why a request was answered without looking at images. */
@@ -28,6 +38,10 @@ export interface AdmitOutcome {
   readonly changes: readonly ImageChange[];
   readonly problems: readonly ImageProblem[];
   readonly patched: boolean;
+  /** Outputs to check with the registries before this outcome is final (empty when no rule verifies). */
+  readonly verifyTargets: readonly string[];
+  /** Images kept because verification did not confirm their target. */
+  readonly kept: readonly KeptImage[];
 }
 
 const POD_SUBRESOURCES = new Set([undefined, "ephemeralcontainers"]);
@@ -41,6 +55,8 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
     changes: [],
     problems: [],
     patched: false,
+    verifyTargets: [],
+    kept: [],
   });
   if (request.resource.resource !== "pods" || request.resource.group !== "" || request.kind.kind !== "Pod") {
     return skip("not-a-pod");
@@ -56,6 +72,7 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
     ...(options.bypassPrefix === undefined ? {} : { bypassPrefix: options.bypassPrefix }),
     ...(options.excludedNamespaces === undefined ? {} : { excludedNamespaces: options.excludedNamespaces }),
     ...(options.isOwnPod === undefined ? {} : { isOwnPod: options.isOwnPod }),
+    ...(options.verified === undefined ? {} : { verified: options.verified }),
   });
   if (result.skipped !== undefined) return skip(result.skipped);
 
@@ -85,5 +102,7 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
     changes: result.changes,
     problems: result.problems,
     patched,
+    verifyTargets: result.verifyTargets,
+    kept: result.kept,
   };
 }

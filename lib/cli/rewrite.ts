@@ -3,6 +3,7 @@
 import { normalizeReference } from "../image/reference.ts";
 import type { CompiledRule, ImageContext } from "../rules/compile.ts";
 import { decide, type Decision, describeRule } from "../rules/engine.ts";
+import { Verifier, type VerifyResult } from "../verify/verifier.ts";
 import { type CliIo, EXIT } from "./io.ts";
 import { loadRulesForCli } from "./rules.ts";
 
@@ -15,6 +16,13 @@ export interface RewriteOptions {
   readonly explain?: boolean;
   readonly output: "text" | "json";
   readonly bypassPrefix?: string;
+  /** Ask each rewrite's target registry whether the image exists, as the server does for `verify: true` rules. */
+  readonly verify?: {
+    readonly deadlineMs: number;
+    readonly dockerConfigs: readonly string[];
+    readonly insecureRegistries: readonly string[];
+    readonly caFiles: Readonly<Record<string, string>>;
+  };
 }
 
 /** The image a decision leaves in the Pod. */
@@ -82,6 +90,31 @@ function toJson(decision: Decision): Record<string, unknown> {
   };
 }
 
+/** Checks every rewrite target; null (after a message) when the verifier cannot be set up. */
+async function verifyTargets(
+  decisions: readonly Decision[],
+  setup: NonNullable<RewriteOptions["verify"]>,
+  io: CliIo,
+): Promise<Map<string, VerifyResult> | null> {
+  let verifier: Verifier;
+  try {
+    verifier = await Verifier.create({
+      dockerConfigs: setup.dockerConfigs,
+      insecureRegistries: setup.insecureRegistries,
+      caFiles: setup.caFiles,
+    });
+  } catch (error) {
+    io.stderr(`mirrorhook: Cannot set up registry checks: ${error instanceof Error ? error.message : String(error)}\n`);
+    return null;
+  }
+  try {
+    const targets = decisions.flatMap((decision) => decision.action === "rewrite" ? [decision.output] : []);
+    return await verifier.checkAll(targets, setup.deadlineMs);
+  } finally {
+    await verifier.close();
+  }
+}
+
 /** Runs `rewrite`; exit 1 when rules fail to load or any image is invalid or would become invalid. */
 export async function runRewrite(images: readonly string[], options: RewriteOptions, io: CliIo): Promise<number> {
   const ruleSet = await loadRulesForCli(options.rules, io);
@@ -97,14 +130,44 @@ export async function runRewrite(images: readonly string[], options: RewriteOpti
       ...(options.bypassPrefix === undefined ? {} : { bypassPrefix: options.bypassPrefix }),
     })
   );
+  const checks = options.verify === undefined ? undefined : await verifyTargets(decisions, options.verify, io);
+  if (checks === null) return EXIT.failed;
+  // With --verify, a rewrite whose target is not confirmed follows its rule's onMissing (default keep).
+  const final = (decision: Decision): string => {
+    const check = checks?.get(resultingImage(decision));
+    if (decision.action !== "rewrite" || check === undefined || check.status === "present") {
+      return resultingImage(decision);
+    }
+    return decision.rule.onMissing === "rewrite" ? decision.output : decision.input;
+  };
+  const verifyLine = (decision: Decision): string | undefined => {
+    const check = decision.action === "rewrite" ? checks?.get(decision.output) : undefined;
+    if (check === undefined) return undefined;
+    const what = check.status === "present"
+      ? "present in the registry"
+      : check.status === "missing"
+      ? "not in the registry"
+      : `could not be checked (${check.status}${check.detail === undefined ? "" : `: ${check.detail}`})`;
+    return `verify: ${resultingImage(decision)} is ${what}${check.cached ? " (cached)" : ""}`;
+  };
   if (options.output === "json") {
-    io.stdout(`${JSON.stringify(decisions.map(toJson), null, 2)}\n`);
+    const rows = decisions.map((decision) => {
+      const check = decision.action === "rewrite" ? checks?.get(decision.output) : undefined;
+      return {
+        ...toJson(decision),
+        output: final(decision),
+        ...(check === undefined ? {} : { verified: check.status }),
+      };
+    });
+    io.stdout(`${JSON.stringify(rows, null, 2)}\n`);
   } else {
     for (const decision of decisions) {
-      io.stdout(`${resultingImage(decision)}\n`);
+      io.stdout(`${final(decision)}\n`);
       if (options.explain === true) {
         io.stdout(`  # ${decision.input}\n`);
         for (const line of explainDecision(decision)) io.stdout(`  # ${line}\n`);
+        const line = verifyLine(decision);
+        if (line !== undefined) io.stdout(`  # ${line}\n`);
       }
     }
   }

@@ -6,7 +6,7 @@ import { DEFAULT_BYPASS_PREFIX } from "../rules/engine.ts";
 import { type ServeConfig, startServer, StartupError } from "../server/app.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../server/handler.ts";
 import { configureLogging, LOG_LEVELS, logger, type MirrorhookLogLevel } from "../server/log.ts";
-import { type CliIo, EXIT, UsageError } from "./io.ts";
+import { type CliIo, EXIT, parseLabels, UsageError } from "./io.ts";
 
 /** Environment variable for a flag: `--probe-port` → `MIRRORHOOK_PROBE_PORT`. */
 export function envName(flag: string): string {
@@ -102,6 +102,38 @@ export function addServeCommand(
       ).default(20),
     )
     .addOption(
+      opt("--verify-timeout <seconds>", "deadline for all registry checks of one admission (rules with verify)")
+        .argParser(seconds("--verify-timeout")).default(2),
+    )
+    .addOption(
+      opt("--docker-config <path>", "Docker config file or directory with registry credentials (repeatable)").argParser(
+        list,
+      ),
+    )
+    .addOption(opt("--insecure-registry <host>", "registry spoken to over plain HTTP (repeatable)").argParser(list))
+    .addOption(
+      opt("--registry-ca <host=file>", "extra CA certificate file for a registry (repeatable)").argParser(list),
+    )
+    .addOption(
+      opt("--verify-cache-size <n>", "registry answers kept").argParser(int("--verify-cache-size", 1, 10_000_000))
+        .default(10_000),
+    )
+    .addOption(
+      opt("--verify-ttl-present <seconds>", "how long a found image is remembered").argParser(
+        seconds("--verify-ttl-present"),
+      ).default(600),
+    )
+    .addOption(
+      opt("--verify-ttl-missing <seconds>", "how long a missing image is remembered").argParser(
+        seconds("--verify-ttl-missing"),
+      ).default(30),
+    )
+    .addOption(
+      opt("--verify-ttl-error <seconds>", "how long a failed check is remembered").argParser(
+        seconds("--verify-ttl-error"),
+      ).default(10),
+    )
+    .addOption(
       new Option(
         "--kube",
         `read ImageRewrite and ClusterImageRewrite objects and namespace labels from the API server (default: on in a cluster) [env: ${
@@ -157,6 +189,18 @@ comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT
           : { selfNamespace: options.selfNamespace ?? env("POD_NAMESPACE") ?? "" }),
         kube,
         ...(options.kubeconfig === undefined ? {} : { kubeconfig: options.kubeconfig }),
+        verify: {
+          deadlineMs: (options.verifyTimeout ?? 2) * 1000,
+          dockerConfigs: options.dockerConfig ?? [],
+          insecureRegistries: options.insecureRegistry ?? [],
+          caFiles: parseLabels(options.registryCa ?? [], "--registry-ca"),
+          cache: {
+            maxEntries: options.verifyCacheSize ?? 10_000,
+            presentMs: (options.verifyTtlPresent ?? 600) * 1000,
+            missingMs: (options.verifyTtlMissing ?? 30) * 1000,
+            errorMs: (options.verifyTtlError ?? 10) * 1000,
+          },
+        },
         shutdownDelayMs: (options.shutdownDelay ?? 2) * 1000,
         shutdownTimeoutMs: (options.shutdownTimeout ?? 20) * 1000,
       };

@@ -42,6 +42,18 @@ export interface ImageChange {
   readonly from: string;
   readonly to: string;
   readonly decision: Decision & { action: "rewrite" | "bypass" };
+  /** For rules with `verify`, what the registry said about `to` (absent when verification is off). */
+  readonly verified?: TargetStatus;
+}
+
+/** What the target registry said about a rewrite's output (see lib/verify). */
+export type TargetStatus = "present" | "missing" | "error" | "timeout";
+
+/** An image left as written because its verified rule's target was not confirmed (`onMissing: keep`). */
+export interface KeptImage {
+  readonly slot: ImageSlot;
+  readonly decision: Decision & { action: "rewrite" };
+  readonly status: Exclude<TargetStatus, "present">;
 }
 
 /** A problem with one image that left it unchanged. */
@@ -62,6 +74,11 @@ export interface MutateOptions {
   readonly excludedNamespaces?: ReadonlySet<string>;
   /** True for the webhook's own Pods, which are never changed. */
   readonly isOwnPod?: (pod: PodLike) => boolean;
+  /**
+   * Registry answers for the outputs of rules with `verify`, by output reference. Absent: verification is off and
+   * such rules rewrite like any other. Given: an output it lacks counts as `error`, and `onMissing` decides.
+   */
+  readonly verified?: ReadonlyMap<string, { readonly status: TargetStatus; readonly detail?: string }>;
 }
 
 /** The result: the patch to send, what changed, warnings for kubectl, and per-image decisions. */
@@ -73,6 +90,10 @@ export interface MutateResult {
   readonly skipped?: SkipReason;
   /** Every image looked at, with its decision (unchanged ones too). */
   readonly decisions: readonly { slot: ImageSlot; decision: Decision }[];
+  /** Outputs of rules with `verify`: what to ask the registries before the answer is final. */
+  readonly verifyTargets: readonly string[];
+  /** Images kept as written because their target was not confirmed. */
+  readonly kept: readonly KeptImage[];
 }
 
 /** The parts of a Pod mirrorhook reads, narrowed from unknown. */
@@ -177,7 +198,7 @@ function sameImage(a: string, b: string): boolean {
  * Idempotent: admitting the patched Pod again yields no patch.
  */
 export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
-  const empty = { patch: [], changes: [], problems: [], warnings: [], decisions: [] };
+  const empty = { patch: [], changes: [], problems: [], warnings: [], decisions: [], verifyTargets: [], kept: [] };
   const read = readPod(pod);
   if (read === undefined) return { ...empty, skipped: "not-a-pod" };
   // An empty request namespace means "not given", as in AdmissionRequest.
@@ -207,6 +228,8 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
   const problems: ImageProblem[] = [];
   const decisions: { slot: ImageSlot; decision: Decision }[] = [];
   const warnings: string[] = [];
+  const verifyTargets = new Set<string>();
+  const kept: KeptImage[] = [];
   const memo = new Map<string, Decision>();
   const decideOnce = (image: string): Decision => {
     let decision = memo.get(image);
@@ -233,6 +256,38 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
       case "rewrite":
       case "bypass": {
         if (sameImage(decision.output, slot.image)) break;
+        if (decision.action === "rewrite" && decision.rule.verify) {
+          verifyTargets.add(decision.output);
+          if (options.verified !== undefined) {
+            const answer = options.verified.get(decision.output);
+            const status = answer?.status ?? "error";
+            const rule = describeRule(decision.rule);
+            if (status === "present") {
+              changes.push({ slot, from: slot.image, to: decision.output, decision, verified: status });
+              recorded[slot.key] = slot.image;
+              warnings.push(
+                `mirrorhook: rewrote ${slot.image} to ${decision.output} (${rule}; verified in the registry)`,
+              );
+              break;
+            }
+            const why = status === "missing"
+              ? `${decision.output} is not in the registry`
+              : `${decision.output} could not be checked (${status}${
+                answer?.detail === undefined ? "" : `: ${answer.detail}`
+              })`;
+            if (decision.rule.onMissing === "keep") {
+              kept.push({ slot, decision, status });
+              warnings.push(`mirrorhook: kept ${slot.image}: ${why} (${rule})`);
+              break;
+            }
+            changes.push({ slot, from: slot.image, to: decision.output, decision, verified: status });
+            recorded[slot.key] = slot.image;
+            warnings.push(
+              `mirrorhook: rewrote ${slot.image} to ${decision.output} although ${why} (${rule}, onMissing: rewrite)`,
+            );
+            break;
+          }
+        }
         changes.push({ slot, from: slot.image, to: decision.output, decision });
         recorded[slot.key] = slot.image;
         warnings.push(
@@ -260,7 +315,8 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
         break;
     }
   }
-  if (changes.length === 0) return { ...empty, problems, warnings, decisions };
+  const verification = { verifyTargets: [...verifyTargets], kept };
+  if (changes.length === 0) return { ...empty, problems, warnings, decisions, ...verification };
 
   const patch: PatchOperation[] = changes.map((change) => ({
     op: "replace",
@@ -294,5 +350,5 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
       );
     }
   }
-  return { patch, changes, problems, warnings, decisions };
+  return { patch, changes, problems, warnings, decisions, ...verification };
 }

@@ -5,7 +5,14 @@ import { formatName, formatReference, isRegistryComponent, parseReference } from
 import { type FieldPath, formatPath, hasErrors, type Problem, type ProblemCode } from "./problem.ts";
 import { screenPattern } from "./pattern.ts";
 import { compileSelector, isEmptySelector, type LabelMatcher, type Labels } from "./selector.ts";
-import { describeObject, type DraftObject, type RewriteKind, type RewriteObject, type RuleSpec } from "./schema.ts";
+import {
+  describeObject,
+  type DraftObject,
+  type OnMissing,
+  type RewriteKind,
+  type RewriteObject,
+  type RuleSpec,
+} from "./schema.ts";
 
 /** Where an image is being admitted: what scopes are evaluated against. */
 export interface ImageContext {
@@ -44,6 +51,10 @@ export interface CompiledRule {
   readonly replace?: string;
   readonly pattern?: RegExp;
   readonly on: "normalized" | "original";
+  /** Check that the rewritten reference exists in the target registry first (rule, else object; keep rules never). */
+  readonly verify: boolean;
+  /** When verification finds no target (missing, error, time-out): keep the original image or rewrite anyway. */
+  readonly onMissing: OnMissing;
 }
 
 interface TrieNode {
@@ -296,7 +307,15 @@ type Report = (severity: Problem["severity"], code: ProblemCode, field: string |
 
 function compileRule(object: CompiledObject, rule: RuleSpec, index: number, report: Report): CompiledRule | undefined {
   const keep = rule.keep === true;
-  const base = { object, index, keep, on: rule.on ?? "normalized" } as const;
+  const spec = object.source.spec;
+  const base = {
+    object,
+    index,
+    keep,
+    on: rule.on ?? "normalized",
+    verify: !keep && (rule.verify ?? spec.verify ?? false),
+    onMissing: rule.onMissing ?? spec.onMissing ?? "keep",
+  } as const;
   if (rule.exact !== undefined) {
     const parsed = parseReference(rule.exact);
     if (!parsed.ok) {

@@ -205,6 +205,87 @@ Deno.test("compileRuleSet() checks each rule", async (t) => {
   }
 });
 
+const RULE_HUB: RuleSpec = { prefix: "docker.io", replace: "cache.io/hub" };
+
+const VERIFY_ROWS: {
+  name: string;
+  spec: { verify?: boolean; onMissing?: "keep" | "rewrite" };
+  rule: RuleSpec;
+  verify: boolean;
+  onMissing: "keep" | "rewrite";
+}[] = [
+  { name: "defaults", spec: {}, rule: RULE_HUB, verify: false, onMissing: "keep" },
+  { name: "spec.verify true", spec: { verify: true }, rule: RULE_HUB, verify: true, onMissing: "keep" },
+  {
+    name: "spec.verify true, onMissing rewrite",
+    spec: { verify: true, onMissing: "rewrite" },
+    rule: RULE_HUB,
+    verify: true,
+    onMissing: "rewrite",
+  },
+  { name: "rule verify true", spec: {}, rule: { ...RULE_HUB, verify: true }, verify: true, onMissing: "keep" },
+  {
+    name: "rule verify false overrides spec.verify true",
+    spec: { verify: true, onMissing: "rewrite" },
+    rule: { ...RULE_HUB, verify: false },
+    verify: false,
+    onMissing: "rewrite",
+  },
+  {
+    name: "rule onMissing keep overrides spec onMissing rewrite",
+    spec: { verify: true, onMissing: "rewrite" },
+    rule: { ...RULE_HUB, onMissing: "keep" },
+    verify: true,
+    onMissing: "keep",
+  },
+  {
+    name: "exact rule under spec.verify true",
+    spec: { verify: true },
+    rule: { exact: "nginx", replace: "cache.io/nginx:1" },
+    verify: true,
+    onMissing: "keep",
+  },
+  {
+    name: "match rule with verify true",
+    spec: {},
+    rule: { match: "^quay\\.io/(.*)$", replace: "cache.io/quay/$1", verify: true, onMissing: "rewrite" },
+    verify: true,
+    onMissing: "rewrite",
+  },
+  {
+    name: "keep rule under spec.verify true",
+    spec: { verify: true },
+    rule: { prefix: "quay.io", keep: true },
+    verify: false,
+    onMissing: "keep",
+  },
+];
+
+Deno.test("compileRuleSet() carries the effective verify and onMissing onto each rule", async (t) => {
+  for (const row of VERIFY_ROWS) {
+    await t.step(row.name, () => {
+      const validated = validateObject({
+        apiVersion: API_VERSION,
+        kind: "ClusterImageRewrite",
+        metadata: { name: "hub" },
+        spec: { ...row.spec, rules: [row.rule] },
+      });
+      assert.deepEqual(validated.problems, []);
+      assert.ok(validated.object !== undefined);
+      const result = compileRuleSet([validated.object]);
+      assert.deepEqual(result.problems, []);
+      const level = result.ruleSet.levels[0];
+      const rule = [...(level?.exact.values() ?? [])].flat()[0] ?? level?.match[0] ??
+        [...(level?.prefixes.children.values() ?? [])][0]?.rules[0];
+      assert.ok(rule !== undefined);
+      assert.deepEqual({ verify: rule.verify, onMissing: rule.onMissing }, {
+        verify: row.verify,
+        onMissing: row.onMissing,
+      });
+    });
+  }
+});
+
 Deno.test("compileRuleSet() warns on \\\\. in a YAML single-quoted pattern", () => {
   const text = [
     `apiVersion: ${API_VERSION}`,

@@ -257,6 +257,32 @@ const INVALID: { name: string; input: unknown; errors: Expected[] }[] = [
     input: cluster({ rules: [RULE, RULE, { prefix: "docker.io" }] }),
     errors: [{ code: "required", path: "spec.rules[2].replace", rule: 2 }],
   },
+  // Verification.
+  {
+    name: "rule with verify yes",
+    input: withRule({ ...RULE, verify: "yes" }),
+    errors: [{ code: "type", path: "spec.rules[0].verify", rule: 0 }],
+  },
+  {
+    name: "rule with onMissing fail",
+    input: withRule({ ...RULE, verify: true, onMissing: "fail" }),
+    errors: [{ code: "invalid-value", path: "spec.rules[0].onMissing", rule: 0 }],
+  },
+  {
+    name: "spec.verify a string",
+    input: cluster({ verify: "true", rules: [RULE] }),
+    errors: [{ code: "type", path: "spec.verify" }],
+  },
+  {
+    name: "spec.onMissing skip",
+    input: cluster({ verify: true, onMissing: "skip", rules: [RULE] }),
+    errors: [{ code: "invalid-value", path: "spec.onMissing" }],
+  },
+  {
+    name: "spec.onMissing a boolean",
+    input: cluster({ verify: true, onMissing: true, rules: [RULE] }),
+    errors: [{ code: "invalid-value", path: "spec.onMissing" }],
+  },
   // Selectors.
   {
     name: "podSelector a string",
@@ -422,6 +448,44 @@ const VALID: { name: string; input: unknown; warnings?: Expected[] }[] = [
     input: cluster({ namespaces: [], rules: [RULE] }),
     warnings: [{ code: "invalid-value", path: "spec.namespaces" }],
   },
+  { name: "spec.verify true", input: cluster({ verify: true, rules: [RULE] }) },
+  {
+    name: "spec.verify true with onMissing rewrite",
+    input: cluster({ verify: true, onMissing: "rewrite", rules: [RULE] }),
+  },
+  { name: "rule with verify true", input: withRule({ ...RULE, verify: true }) },
+  { name: "rule with verify true and onMissing keep", input: withRule({ ...RULE, verify: true, onMissing: "keep" }) },
+  {
+    name: "rule with verify false under spec.verify true",
+    input: cluster({ verify: true, rules: [{ ...RULE, verify: false }, RULE] }),
+  },
+  {
+    name: "spec.onMissing with one verified rule",
+    input: cluster({
+      onMissing: "rewrite",
+      rules: [{ ...RULE, verify: true }, { prefix: "quay.io", replace: "c.io/q" }],
+    }),
+  },
+  {
+    name: "spec.onMissing without verify",
+    input: cluster({ onMissing: "rewrite", rules: [RULE] }),
+    warnings: [{ code: "ignored", path: "spec.onMissing" }],
+  },
+  {
+    name: "rule with verify false and onMissing rewrite",
+    input: withRule({ ...RULE, verify: false, onMissing: "rewrite" }),
+    warnings: [{ code: "ignored", path: "spec.rules[0].onMissing", rule: 0 }],
+  },
+  {
+    name: "keep rule with verify true",
+    input: withRule({ prefix: "docker.io", keep: true, verify: true }),
+    warnings: [{ code: "ignored", path: "spec.rules[0].verify", rule: 0 }],
+  },
+  {
+    name: "keep rule with onMissing keep",
+    input: withRule({ prefix: "docker.io", keep: true, onMissing: "keep" }),
+    warnings: [{ code: "ignored", path: "spec.rules[0].onMissing", rule: 0 }],
+  },
 ];
 
 Deno.test("validateObject() accepts valid objects", async (t) => {
@@ -452,6 +516,12 @@ Deno.test("validateObject() keeps what it read", () => {
   const defaults = validateObject(cluster({ rules: [RULE] }, { metadata: { name: "hub", namespace: "default" } }));
   assert.deepEqual(defaults.object?.metadata, { name: "hub" });
   assert.equal(defaults.object?.spec.priority, 0);
+});
+
+Deno.test("validateObject() keeps verify and onMissing as written", () => {
+  const rule = { ...RULE, verify: false, onMissing: "keep" };
+  const result = validateObject(cluster({ verify: true, onMissing: "rewrite", rules: [rule, RULE] }));
+  assert.deepEqual(result.object?.spec, { priority: 0, verify: true, onMissing: "rewrite", rules: [rule, RULE] });
 });
 
 Deno.test("validateObject() drafts the sound rules of an object with errors", async (t) => {

@@ -11,6 +11,8 @@ import { createWebhookCore } from "./handler.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createProbeHandler, type Readiness } from "./probes.ts";
 import { ReloadingTlsServer } from "./tls.ts";
+import { createVerifyMetrics } from "../verify/metrics.ts";
+import { Verifier } from "../verify/verifier.ts";
 
 /** Every setting of `mirrorhook serve`. */
 export interface ServeConfig {
@@ -38,6 +40,26 @@ export interface ServeConfig {
   readonly kube?: boolean;
   /** Kubeconfig file for `kube`; in-cluster service account when absent. */
   readonly kubeconfig?: string;
+  /** Registry checks for rules with `verify`. */
+  readonly verify?: VerifyConfig;
+}
+
+/** Settings of registry verification (`verify: true` rules). */
+export interface VerifyConfig {
+  /** Deadline for all checks of one admission. */
+  readonly deadlineMs: number;
+  /** Docker config files or directories (a mounted `.dockerconfigjson` Secret). */
+  readonly dockerConfigs: readonly string[];
+  /** Registries spoken to over plain HTTP. */
+  readonly insecureRegistries: readonly string[];
+  /** Extra CA file by registry host. */
+  readonly caFiles: Readonly<Record<string, string>>;
+  readonly cache?: {
+    readonly maxEntries?: number;
+    readonly presentMs?: number;
+    readonly missingMs?: number;
+    readonly errorMs?: number;
+  };
 }
 
 /** A running server. */
@@ -153,11 +175,41 @@ export async function startServer(
     // Returns at once; /readyz stays 503 until the first complete lists.
     kube.start();
   }
-  const stopSources = async () => {
+  let closeVerifier = async () => {};
+  /** Everything but the listeners; `withVerifier` false while requests may still need registry checks. */
+  const stopSources = async (withVerifier = true) => {
     files?.stop();
     await kube?.stop();
+    if (withVerifier) await closeVerifier();
   };
 
+  const verifyMetrics = createVerifyMetrics(metrics.registry);
+  let verifier: Verifier;
+  try {
+    const cache = config.verify?.cache;
+    verifier = await Verifier.create({
+      dockerConfigs: config.verify?.dockerConfigs ?? [],
+      insecureRegistries: config.verify?.insecureRegistries ?? [],
+      caFiles: config.verify?.caFiles ?? {},
+      metrics: verifyMetrics,
+      ...(cache === undefined ? {} : {
+        cache: {
+          ...(cache.maxEntries === undefined ? {} : { maxEntries: cache.maxEntries }),
+          ttls: {
+            ...(cache.presentMs === undefined ? {} : { presentMs: cache.presentMs }),
+            ...(cache.missingMs === undefined ? {} : { missingMs: cache.missingMs }),
+            ...(cache.errorMs === undefined ? {} : { errorMs: cache.errorMs }),
+          },
+        },
+      }),
+    });
+  } catch (error) {
+    await stopSources();
+    throw new StartupError(
+      `Cannot set up registry verification: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+  closeVerifier = () => verifier.close();
   const devCertificates = config.dev && config.tlsDir === undefined ? await mintCertificates() : undefined;
   const excluded = new Set(config.excludeNamespaces);
   const isOwnPod = config.selfNamespace === undefined
@@ -174,6 +226,9 @@ export async function startServer(
     excludedNamespaces: excluded,
     ...(isOwnPod === undefined ? {} : { isOwnPod }),
     ...(kube === undefined ? {} : { namespaceLabels: (namespace: string) => kube.namespaceLabels(namespace) }),
+    verify: (targets, deadlineMs) => verifier.checkAll(targets, deadlineMs),
+    verifyDeadlineMs: config.verify?.deadlineMs ?? 2000,
+    verifyDecisions: verifyMetrics.decisions,
   });
   const tls = new ReloadingTlsServer({
     hostname: config.host,
@@ -259,7 +314,7 @@ export async function startServer(
         tls.drain();
         logger.info("Shutting down ({reason}): not ready; finishing in-flight requests", { reason });
         if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
-        await stopSources();
+        await stopSources(false);
         let timer: ReturnType<typeof setTimeout> | undefined;
         const bounded = new Promise<"timeout">((resolve) => {
           timer = setTimeout(() => resolve("timeout"), config.shutdownTimeoutMs);
@@ -267,6 +322,7 @@ export async function startServer(
         const result = await Promise.race([tls.shutdown().then(() => "done" as const), bounded]);
         clearTimeout(timer);
         if (result === "timeout") logger.warn("Shutdown grace period over; exiting with requests in flight");
+        await closeVerifier();
         await probe.shutdown().catch(() => {});
         logger.info("Stopped");
       })();

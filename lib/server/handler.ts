@@ -29,6 +29,15 @@ export interface HandlerDeps {
   readonly namespaceLabels?: (namespace: string) => Labels | undefined;
   /** Milliseconds, for durations; defaults to performance.now. */
   readonly now?: () => number;
+  /**
+   * Asks registries about the outputs of rules with `verify`; resolves by `verifyDeadlineMs` with an answer for
+   * each (see lib/verify). Absent: verification is off and such rules rewrite like any other.
+   */
+  readonly verify?: (targets: readonly string[], deadlineMs: number) => Promise<NonNullable<AdmitOptions["verified"]>>;
+  /** Deadline for all registry checks of one admission (default 2 s, well inside the webhook's timeout). */
+  readonly verifyDeadlineMs?: number;
+  /** Counts what verification decided: result (verified, missing, error, timeout) × action (rewrite, keep). */
+  readonly verifyDecisions?: { inc(labels: { result: string; action: string }): void };
   /** Test hook: replaces `admit` (to simulate a bug in rule evaluation). */
   readonly admit?: (request: AdmissionRequest, options: AdmitOptions) => AdmitOutcome;
 }
@@ -167,14 +176,20 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
       let outcome: AdmitOutcome;
       try {
         const namespaceLabels = review.namespace === undefined ? undefined : deps.namespaceLabels?.(review.namespace);
-        outcome = decideAdmission(review, {
+        const options: AdmitOptions = {
           ruleSet: deps.rules(),
           ...(namespaceLabels === undefined ? {} : { namespaceLabels }),
           ...(deps.bypassPrefix === undefined ? {} : { bypassPrefix: deps.bypassPrefix }),
           ...(deps.excludedNamespaces === undefined ? {} : { excludedNamespaces: deps.excludedNamespaces }),
           ...(deps.isOwnPod === undefined ? {} : { isOwnPod: deps.isOwnPod }),
           dryRun: deps.dryRun === true,
-        });
+        };
+        outcome = decideAdmission(review, options);
+        if (deps.verify !== undefined && outcome.verifyTargets.length > 0) {
+          // Two passes keep admission pure: find what needs checking, ask every registry at once, decide again.
+          const verified = await deps.verify(outcome.verifyTargets, deps.verifyDeadlineMs ?? 2000);
+          outcome = decideAdmission(review, { ...options, verified });
+        }
       } catch (error) {
         return failed(review, error);
       }
@@ -265,6 +280,14 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
       });
     }
     for (const problem of outcome.problems) metrics.invalidImages.inc({ reason: problem.decision.action });
+    for (const change of outcome.changes) {
+      if (change.verified === undefined) continue;
+      deps.verifyDecisions?.inc({
+        result: change.verified === "present" ? "verified" : change.verified,
+        action: "rewrite",
+      });
+    }
+    for (const kept of outcome.kept) deps.verifyDecisions?.inc({ result: kept.status, action: "keep" });
     const fields = {
       uid: review.uid,
       namespace: review.namespace,
@@ -274,21 +297,31 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
       dryRun: review.dryRun,
       durationMs: Math.round((now() - started) * 1000) / 1000,
     };
-    if (outcome.changes.length > 0 || outcome.problems.length > 0) {
+    if (outcome.changes.length > 0 || outcome.problems.length > 0 || outcome.kept.length > 0) {
       const message = outcome.patched
         ? "Rewrote {count} image(s)"
         : outcome.changes.length > 0
         ? "Would rewrite {count} image(s) (dry-run)"
+        : outcome.kept.length > 0
+        ? "Kept {keptCount} image(s): target not confirmed by the registry"
         : "Left {invalidCount} invalid image(s) unchanged";
       logger.info(message, {
         ...fields,
         count: outcome.changes.length,
         invalidCount: outcome.problems.length,
+        keptCount: outcome.kept.length,
         rewrites: outcome.changes.map((change) => ({
           container: change.slot.key,
           from: change.from,
           to: change.to,
           rule: change.decision.action === "rewrite" ? describeRule(change.decision.rule) : "bypass",
+          ...(change.verified === undefined ? {} : { verified: change.verified }),
+        })),
+        kept: outcome.kept.map((kept) => ({
+          container: kept.slot.key,
+          image: kept.slot.image,
+          target: kept.decision.output,
+          status: kept.status,
         })),
         invalid: outcome.problems.map((problem) => ({
           container: problem.slot.key,

@@ -1,0 +1,276 @@
+// Checks that rewritten references exist in their registries: all in parallel, cached, answered by a deadline.
+
+import { formatName, type ImageReference, parseReference } from "../image/reference.ts";
+import { type CredentialStore, readDockerConfigs } from "./auth.ts";
+import { type AnswerSource, type LookupAnswer, LookupCache, type LookupCacheOptions } from "./cache.ts";
+import type { VerifyMetrics } from "./metrics.ts";
+import { RegistryClient, type RequestEvent } from "./registry.ts";
+import { Transport } from "./transport.ts";
+
+/** Default time an admission waits for registry answers, well inside the webhook's timeoutSeconds. */
+export const DEFAULT_DEADLINE_MS = 2_000;
+/** Default bound on one lookup, which may outlive its admission's deadline to warm the cache. */
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
+/** Default bound on distinct lookups under way; beyond it new references are answered `error` at once. */
+export const DEFAULT_MAX_CONCURRENT_LOOKUPS = 256;
+
+const MAX_PARSED = 10_000;
+
+/** What verification found for one reference. `timeout`: no answer by the deadline. */
+export type VerifyStatus = "present" | "missing" | "error" | "timeout";
+
+/** The answer for one reference. */
+export interface VerifyResult {
+  readonly status: VerifyStatus;
+  /** True when the answer came from the cache, without a registry request by this call. */
+  readonly cached: boolean;
+  /** hit (cache), coalesced (joined a lookup under way), miss (new lookup), invalid (not a reference). */
+  readonly source: AnswerSource | "invalid";
+  readonly detail?: string;
+}
+
+/** What the verifier needs from a registry client; {@linkcode RegistryClient} is the real one. */
+export interface ManifestChecker {
+  check(reference: ImageReference, options: { signal?: AbortSignal }): Promise<LookupAnswer>;
+}
+
+/** Options of {@linkcode Verifier}. */
+export interface VerifierOptions {
+  /** The registry client; by default a {@linkcode RegistryClient} built from the options below. */
+  readonly checker?: ManifestChecker;
+  /** Injected for tests; defaults to the global fetch. */
+  readonly fetch?: typeof fetch;
+  readonly credentials?: CredentialStore;
+  readonly transport?: Transport;
+  /** Bound on one HTTP request (default 5 s). */
+  readonly requestTimeoutMs?: number;
+  readonly userAgent?: string;
+  readonly cache?: LookupCacheOptions;
+  /** Clock for cache and token expiry. */
+  readonly now?: () => number;
+  readonly metrics?: VerifyMetrics;
+  /** Bound on one lookup, default {@linkcode DEFAULT_LOOKUP_TIMEOUT_MS}. */
+  readonly lookupTimeoutMs?: number;
+  /** Default {@linkcode DEFAULT_MAX_CONCURRENT_LOOKUPS}. */
+  readonly maxConcurrentLookups?: number;
+}
+
+/** Options of {@linkcode Verifier.create}: files are read once, at start-up. */
+export interface VerifierSetup extends Omit<VerifierOptions, "credentials" | "transport" | "checker"> {
+  /** Docker config files or directories (a mounted `.dockerconfigjson` Secret). */
+  readonly dockerConfigs?: readonly string[];
+  /** Registry hosts spoken to over plain HTTP. */
+  readonly insecureRegistries?: readonly string[];
+  /** PEM CA file by registry host. */
+  readonly caFiles?: Readonly<Record<string, string>>;
+}
+
+type Parsed = { readonly ok: true; readonly key: string; readonly reference: ImageReference } | {
+  readonly ok: false;
+  readonly detail: string;
+};
+
+/** One lookup key per manifest: `name@digest` when there is a digest (what is pulled), else `name:tag`. */
+export function lookupKey(reference: ImageReference): string {
+  return reference.digest === undefined
+    ? `${formatName(reference)}:${reference.tag ?? "latest"}`
+    : `${formatName(reference)}@${reference.digest}`;
+}
+
+/** Verifies references against their registries; one per process, shared by every admission. */
+export class Verifier {
+  readonly #checker: ManifestChecker;
+  readonly #cache: LookupCache;
+  readonly #parsed = new Map<string, Parsed>();
+  readonly #metrics: VerifyMetrics | undefined;
+  readonly #lookupTimeoutMs: number;
+  readonly #maxLookups: number;
+  readonly #closing = new AbortController();
+  readonly #running = new Set<Promise<LookupAnswer>>();
+  #ownedTransport: Transport | undefined;
+
+  constructor(options: VerifierOptions = {}) {
+    this.#metrics = options.metrics;
+    const metrics = options.metrics;
+    this.#checker = options.checker ?? new RegistryClient({
+      ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+      ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+      ...(options.transport === undefined ? {} : { transport: options.transport }),
+      ...(options.now === undefined ? {} : { now: options.now }),
+      ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+      ...(options.userAgent === undefined ? {} : { userAgent: options.userAgent }),
+      ...(metrics === undefined ? {} : {
+        onRequest: (event: RequestEvent) => {
+          metrics.registryRequests.inc({ host: event.host, kind: event.kind, code: event.code });
+          metrics.registryDuration.observe({ host: event.host, kind: event.kind }, event.seconds);
+        },
+      }),
+    });
+    this.#cache = new LookupCache({
+      ...options.cache,
+      ...(options.now === undefined || options.cache?.now !== undefined ? {} : { now: options.now }),
+    });
+    this.#lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
+    this.#maxLookups = options.maxConcurrentLookups ?? DEFAULT_MAX_CONCURRENT_LOOKUPS;
+  }
+
+  /**
+   * Reads Docker configs and CA files, then builds a verifier that owns its transport (closed by
+   * {@linkcode Verifier.close}). Throws `DockerConfigError` or `TransportError` with the file named.
+   */
+  static async create(setup: VerifierSetup = {}): Promise<Verifier> {
+    const credentials = await readDockerConfigs(setup.dockerConfigs ?? []);
+    const transport = await Transport.create({
+      ...(setup.insecureRegistries === undefined ? {} : { insecure: setup.insecureRegistries }),
+      ...(setup.caFiles === undefined ? {} : { caFiles: setup.caFiles }),
+    });
+    const { dockerConfigs: _configs, insecureRegistries: _insecure, caFiles: _ca, ...rest } = setup;
+    const verifier = new Verifier({ ...rest, credentials, transport });
+    verifier.#ownedTransport = transport;
+    return verifier;
+  }
+
+  /**
+   * Checks every reference in parallel. Resolves by `deadlineMs` (never rejects): references still unanswered
+   * then are `timeout`; their lookups go on in the background (bounded by the lookup timeout) and fill the cache.
+   * When every answer is cached it resolves without timers or network.
+   */
+  checkAll(
+    references: readonly string[],
+    deadlineMs: number = DEFAULT_DEADLINE_MS,
+  ): Promise<Map<string, VerifyResult>> {
+    const results = new Map<string, VerifyResult>();
+    const waiting: { input: string; answer: Promise<LookupAnswer>; source: AnswerSource }[] = [];
+    const seen = new Set<string>();
+    for (const input of references) {
+      if (seen.has(input)) continue;
+      seen.add(input);
+      const parsed = this.#parse(input);
+      if (!parsed.ok) {
+        results.set(input, { status: "error", cached: false, source: "invalid", detail: parsed.detail });
+        this.#count("error", "miss");
+        continue;
+      }
+      const hit = this.#cache.peek(parsed.key);
+      if (hit !== undefined) {
+        results.set(input, result(hit.status, true, "hit", hit.detail));
+        this.#count(hit.status, "hit");
+        continue;
+      }
+      if (this.#cache.inFlight >= this.#maxLookups && !this.#cache.isInFlight(parsed.key)) {
+        results.set(input, result("error", false, "miss", `more than ${this.#maxLookups} registry lookups under way`));
+        this.#count("error", "miss");
+        continue;
+      }
+      const { answer, source } = this.#cache.lookup(parsed.key, () => this.#load(parsed.reference));
+      waiting.push({ input, answer, source });
+    }
+    if (waiting.length === 0) return Promise.resolve(results);
+    return new Promise((resolve) => {
+      let remaining = waiting.length;
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        for (const { input, source } of waiting) {
+          if (results.has(input)) continue;
+          results.set(input, result("timeout", false, source, `no answer from the registry within ${deadlineMs} ms`));
+          this.#count("timeout", source);
+        }
+        // In the order given, whatever order the answers came in.
+        const ordered = new Map<string, VerifyResult>();
+        for (const input of references) {
+          const found = results.get(input);
+          if (found !== undefined) ordered.set(input, found);
+        }
+        resolve(ordered);
+      };
+      const timer = setTimeout(finish, Math.max(0, deadlineMs));
+      for (const { input, answer, source } of waiting) {
+        void answer.then((found) => {
+          this.#metrics?.cacheEntries.set(this.#cache.size);
+          if (done) return;
+          results.set(input, result(found.status, false, source, found.detail));
+          this.#count(found.status, source);
+          if (--remaining === 0) finish();
+        });
+      }
+    });
+  }
+
+  /** Checks one reference; see {@linkcode Verifier.checkAll}. */
+  async check(reference: string, deadlineMs: number = DEFAULT_DEADLINE_MS): Promise<VerifyResult> {
+    const results = await this.checkAll([reference], deadlineMs);
+    return results.get(reference) ?? result("error", false, "invalid", "no result");
+  }
+
+  /** Forgets every cached answer. */
+  clearCache(): void {
+    this.#cache.clear();
+    this.#metrics?.cacheEntries.set(0);
+  }
+
+  /** Answers cached. */
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  /** Lookups under way. */
+  get inFlight(): number {
+    return this.#running.size;
+  }
+
+  /** Aborts lookups under way and waits for them to settle; closes the transport when the verifier made it. */
+  async close(): Promise<void> {
+    this.#closing.abort(new Error("verifier closed"));
+    await Promise.allSettled([...this.#running]);
+    this.#ownedTransport?.close();
+    this.#ownedTransport = undefined;
+  }
+
+  #parse(input: string): Parsed {
+    let parsed = this.#parsed.get(input);
+    if (parsed === undefined) {
+      const result = parseReference(input);
+      parsed = result.ok
+        ? { ok: true, key: lookupKey(result.reference), reference: result.reference }
+        : { ok: false, detail: result.error.message };
+      // Parsing is cheap to redo: a full memo is simply emptied, with no LRU upkeep on the hot path.
+      if (this.#parsed.size >= MAX_PARSED) this.#parsed.clear();
+      this.#parsed.set(input, parsed);
+    }
+    return parsed;
+  }
+
+  #count(status: VerifyStatus, cache: AnswerSource): void {
+    this.#metrics?.countCheck(status, cache);
+  }
+
+  #load(reference: ImageReference): Promise<LookupAnswer> {
+    if (this.#closing.signal.aborted) return Promise.resolve({ status: "error", detail: "verifier closed" });
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () => timeout.abort(new Error(`lookup took longer than ${this.#lookupTimeoutMs} ms`)),
+      this.#lookupTimeoutMs,
+    );
+    const signal = AbortSignal.any([this.#closing.signal, timeout.signal]);
+    this.#metrics?.lookupsInFlight.inc();
+    const running = this.#checker.check(reference, { signal })
+      .then((answer): LookupAnswer => ({
+        status: answer.status,
+        ...(answer.detail === undefined ? {} : { detail: answer.detail }),
+      }))
+      .finally(() => {
+        clearTimeout(timer);
+        this.#running.delete(running);
+        this.#metrics?.lookupsInFlight.dec();
+      });
+    this.#running.add(running);
+    return running;
+  }
+}
+
+function result(status: VerifyStatus, cached: boolean, source: VerifyResult["source"], detail?: string): VerifyResult {
+  return { status, cached, source, ...(detail === undefined ? {} : { detail }) };
+}
