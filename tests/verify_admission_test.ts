@@ -88,7 +88,7 @@ Deno.test({
         rules: () => loaded.ruleSet,
         metrics,
         logger: memoryLogger().logger,
-        verify: (targets, deadline) => verifier.checkAll(targets, deadline),
+        verifier,
         verifyDeadlineMs: deadlineMs,
         verifyDecisions: verifyMetrics.decisions,
       });

@@ -38,8 +38,10 @@ export interface AdmitOutcome {
   readonly changes: readonly ImageChange[];
   readonly problems: readonly ImageProblem[];
   readonly patched: boolean;
-  /** Outputs to check with the registries before this outcome is final (empty when no rule verifies). */
+  /** Outputs of rules with `verify` (empty when no rule verifies). */
   readonly verifyTargets: readonly string[];
+  /** Targets without an answer yet: ask the registries and admit again before this outcome is final. */
+  readonly pendingTargets: readonly string[];
   /** Images kept because verification did not confirm their target. */
   readonly kept: readonly KeptImage[];
 }
@@ -56,6 +58,7 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
     problems: [],
     patched: false,
     verifyTargets: [],
+    pendingTargets: [],
     kept: [],
   });
   if (request.resource.resource !== "pods" || request.resource.group !== "" || request.kind.kind !== "Pod") {
@@ -103,6 +106,7 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
     problems: result.problems,
     patched,
     verifyTargets: result.verifyTargets,
+    pendingTargets: result.pendingTargets,
     kept: result.kept,
   };
 }

@@ -49,6 +49,12 @@ export interface ImageChange {
 /** What the target registry said about a rewrite's output (see lib/verify). */
 export type TargetStatus = "present" | "missing" | "error" | "timeout";
 
+/** One registry answer. */
+export interface VerifyAnswer {
+  readonly status: TargetStatus;
+  readonly detail?: string;
+}
+
 /** An image left as written because its verified rule's target was not confirmed (`onMissing: keep`). */
 export interface KeptImage {
   readonly slot: ImageSlot;
@@ -76,9 +82,10 @@ export interface MutateOptions {
   readonly isOwnPod?: (pod: PodLike) => boolean;
   /**
    * Registry answers for the outputs of rules with `verify`, by output reference. Absent: verification is off and
-   * such rules rewrite like any other. Given: an output it lacks counts as `error`, and `onMissing` decides.
+   * such rules rewrite like any other. Given: an output it has no answer for is listed in `pendingTargets` and
+   * counts as `error` (so `onMissing` decides) in this result.
    */
-  readonly verified?: ReadonlyMap<string, { readonly status: TargetStatus; readonly detail?: string }>;
+  readonly verified?: (target: string) => VerifyAnswer | undefined;
 }
 
 /** The result: the patch to send, what changed, warnings for kubectl, and per-image decisions. */
@@ -90,8 +97,10 @@ export interface MutateResult {
   readonly skipped?: SkipReason;
   /** Every image looked at, with its decision (unchanged ones too). */
   readonly decisions: readonly { slot: ImageSlot; decision: Decision }[];
-  /** Outputs of rules with `verify`: what to ask the registries before the answer is final. */
+  /** Outputs of rules with `verify`. */
   readonly verifyTargets: readonly string[];
+  /** Those `verified` had no answer for: ask the registries and decide again before this result is final. */
+  readonly pendingTargets: readonly string[];
   /** Images kept as written because their target was not confirmed. */
   readonly kept: readonly KeptImage[];
 }
@@ -198,7 +207,16 @@ function sameImage(a: string, b: string): boolean {
  * Idempotent: admitting the patched Pod again yields no patch.
  */
 export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
-  const empty = { patch: [], changes: [], problems: [], warnings: [], decisions: [], verifyTargets: [], kept: [] };
+  const empty = {
+    patch: [],
+    changes: [],
+    problems: [],
+    warnings: [],
+    decisions: [],
+    verifyTargets: [],
+    pendingTargets: [],
+    kept: [],
+  };
   const read = readPod(pod);
   if (read === undefined) return { ...empty, skipped: "not-a-pod" };
   // An empty request namespace means "not given", as in AdmissionRequest.
@@ -229,6 +247,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
   const decisions: { slot: ImageSlot; decision: Decision }[] = [];
   const warnings: string[] = [];
   const verifyTargets = new Set<string>();
+  const pendingTargets = new Set<string>();
   const kept: KeptImage[] = [];
   const memo = new Map<string, Decision>();
   const decideOnce = (image: string): Decision => {
@@ -259,7 +278,8 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
         if (decision.action === "rewrite" && decision.rule.verify) {
           verifyTargets.add(decision.output);
           if (options.verified !== undefined) {
-            const answer = options.verified.get(decision.output);
+            const answer = options.verified(decision.output);
+            if (answer === undefined) pendingTargets.add(decision.output);
             const status = answer?.status ?? "error";
             const rule = describeRule(decision.rule);
             if (status === "present") {
@@ -315,7 +335,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
         break;
     }
   }
-  const verification = { verifyTargets: [...verifyTargets], kept };
+  const verification = { verifyTargets: [...verifyTargets], pendingTargets: [...pendingTargets], kept };
   if (changes.length === 0) return { ...empty, problems, warnings, decisions, ...verification };
 
   const patch: PatchOperation[] = changes.map((change) => ({

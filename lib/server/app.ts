@@ -226,7 +226,7 @@ export async function startServer(
     excludedNamespaces: excluded,
     ...(isOwnPod === undefined ? {} : { isOwnPod }),
     ...(kube === undefined ? {} : { namespaceLabels: (namespace: string) => kube.namespaceLabels(namespace) }),
-    verify: (targets, deadlineMs) => verifier.checkAll(targets, deadlineMs),
+    verifier,
     verifyDeadlineMs: config.verify?.deadlineMs ?? 2000,
     verifyDecisions: verifyMetrics.decisions,
   });

@@ -4,7 +4,7 @@ import type { Logger } from "@logtape/logtape";
 import { admit, type AdmitOptions, type AdmitOutcome } from "../admission/admit.ts";
 import { type AdmissionRequest, allowResponse, decodeReview, denyResponse, ReviewError } from "../admission/review.ts";
 import { validateRewriteReview } from "../admission/validate.ts";
-import type { PodLike } from "../mutate/pod.ts";
+import type { PodLike, VerifyAnswer } from "../mutate/pod.ts";
 import { describeRule } from "../rules/engine.ts";
 import { parseReference } from "../image/reference.ts";
 import type { RuleSet } from "../rules/compile.ts";
@@ -30,10 +30,13 @@ export interface HandlerDeps {
   /** Milliseconds, for durations; defaults to performance.now. */
   readonly now?: () => number;
   /**
-   * Asks registries about the outputs of rules with `verify`; resolves by `verifyDeadlineMs` with an answer for
-   * each (see lib/verify). Absent: verification is off and such rules rewrite like any other.
+   * Answers for the outputs of rules with `verify` (lib/verify's Verifier): `peek` from its cache, synchronously;
+   * `checkAll` from the registries, resolving by the deadline. Absent: such rules rewrite like any other.
    */
-  readonly verify?: (targets: readonly string[], deadlineMs: number) => Promise<NonNullable<AdmitOptions["verified"]>>;
+  readonly verifier?: {
+    peek(target: string): VerifyAnswer | undefined;
+    checkAll(targets: readonly string[], deadlineMs: number): Promise<ReadonlyMap<string, VerifyAnswer>>;
+  };
   /** Deadline for all registry checks of one admission (default 2 s, well inside the webhook's timeout). */
   readonly verifyDeadlineMs?: number;
   /** Counts what verification decided: result (verified, missing, error, timeout) × action (rewrite, keep). */
@@ -184,11 +187,24 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
           ...(deps.isOwnPod === undefined ? {} : { isOwnPod: deps.isOwnPod }),
           dryRun: deps.dryRun === true,
         };
-        outcome = decideAdmission(review, options);
-        if (deps.verify !== undefined && outcome.verifyTargets.length > 0) {
-          // Two passes keep admission pure: find what needs checking, ask every registry at once, decide again.
-          const verified = await deps.verify(outcome.verifyTargets, deps.verifyDeadlineMs ?? 2000);
-          outcome = decideAdmission(review, { ...options, verified });
+        const verifier = deps.verifier;
+        // A warm cache decides in this one pass. Otherwise admission stays pure with a second pass: ask the
+        // registries for what the cache lacked, all at once and within the deadline, then decide again.
+        const answers = new Map<string, VerifyAnswer>();
+        const lookup = (target: string) => {
+          if (verifier === undefined) return undefined;
+          let answer = answers.get(target);
+          if (answer === undefined) {
+            answer = verifier.peek(target);
+            if (answer !== undefined) answers.set(target, answer);
+          }
+          return answer;
+        };
+        outcome = decideAdmission(review, verifier === undefined ? options : { ...options, verified: lookup });
+        if (verifier !== undefined && outcome.pendingTargets.length > 0) {
+          const fetched = await verifier.checkAll(outcome.pendingTargets, deps.verifyDeadlineMs ?? 2000);
+          for (const [target, answer] of fetched) answers.set(target, answer);
+          outcome = decideAdmission(review, { ...options, verified: (target) => answers.get(target) });
         }
       } catch (error) {
         return failed(review, error);

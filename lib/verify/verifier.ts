@@ -199,6 +199,19 @@ export class Verifier {
     });
   }
 
+  /**
+   * The cached answer for a reference, synchronously, or undefined when there is none (then use checkAll).
+   * Lets a warm cache decide an admission in one pass, with no promise or timer.
+   */
+  peek(reference: string): VerifyResult | undefined {
+    const parsed = this.#parse(reference);
+    if (!parsed.ok) return undefined;
+    const hit = this.#cache.peek(parsed.key);
+    if (hit === undefined) return undefined;
+    this.#count(hit.status, "hit");
+    return result(hit.status, true, "hit", hit.detail);
+  }
+
   /** Checks one reference; see {@linkcode Verifier.checkAll}. */
   async check(reference: string, deadlineMs: number = DEFAULT_DEADLINE_MS): Promise<VerifyResult> {
     const results = await this.checkAll([reference], deadlineMs);
