@@ -419,7 +419,7 @@ interface Container {
 interface Volume {
   name: string;
   configMap?: { name: string; items?: unknown[] };
-  secret?: { secretName: string; items?: { key: string; path: string }[]; defaultMode?: number };
+  secret?: { secretName: string; items?: { key: string; path: string }[]; defaultMode?: number; optional?: boolean };
   emptyDir?: Json;
 }
 
@@ -862,6 +862,9 @@ Deno.test("the Deployment's command line serves the shipped rules from its mount
           path,
           at<Record<string, string>>(find(objects, "ConfigMap", volume.configMap.name), "data"),
         );
+      } else if (volume.secret !== undefined && volume.secret.optional === true) {
+        // An optional Secret that does not exist is mounted as an empty directory.
+        await Deno.mkdir(path, { recursive: true });
       } else if (volume.secret !== undefined) {
         await KubeMount.create(path, { [CERT_FILE]: chain.cert, [KEY_FILE]: chain.key, "ca.crt": chain.caCert });
       } else await Deno.mkdir(path, { recursive: true });
@@ -879,7 +882,8 @@ Deno.test("the Deployment's command line serves the shipped rules from its mount
     const probePort = freePort();
     const env: Record<string, string> = {};
     for (const variable of container.env ?? []) {
-      env[variable.name] = variable.value ?? (deployment.metadata.namespace as string);
+      const value = variable.value ?? (deployment.metadata.namespace as string);
+      env[variable.name] = mounts.get(value) ?? value;
     }
     Object.assign(env, {
       MIRRORHOOK_PORT: String(port),

@@ -188,6 +188,8 @@ export async function readDockerConfigs(paths: readonly string[]): Promise<Crede
     try {
       if ((await Deno.stat(path)).isDirectory) {
         const found = await firstExisting(CONFIG_FILE_NAMES.map((name) => `${path.replace(/\/+$/, "")}/${name}`));
+        // An optional Secret that does not exist is mounted as an empty directory: no credentials, not an error.
+        if (found === undefined && (await isEmptyDirectory(path))) continue;
         if (found === undefined) {
           throw new DockerConfigError(path, `the directory holds none of ${CONFIG_FILE_NAMES.join(", ")}`);
         }
@@ -207,6 +209,11 @@ export async function readDockerConfigs(paths: readonly string[]): Promise<Crede
     }
   }
   return store;
+}
+
+async function isEmptyDirectory(path: string): Promise<boolean> {
+  for await (const _entry of Deno.readDir(path)) return false;
+  return true;
 }
 
 async function firstExisting(files: readonly string[]): Promise<string | undefined> {

@@ -151,12 +151,18 @@ Deno.test("readDockerConfigs() reads files and mounted Secret directories", asyn
       assert.equal(store.find("a.io")?.kind, "basic");
       assert.equal(store.find("b.io")?.kind, "basic");
     });
+    await t.step("an empty directory (an optional Secret that does not exist) means no credentials", async () => {
+      await Deno.mkdir(`${dir}/empty`);
+      const store = await readDockerConfigs([`${dir}/empty`]);
+      assert.equal(store.size, 0);
+    });
     const failures: [string, string][] = [
       ["invalid JSON", "bad.json"],
       ["a missing file", "nope.json"],
-      ["an empty directory", "empty"],
+      ["a directory with other files only", "other"],
     ];
-    await Deno.mkdir(`${dir}/empty`);
+    await Deno.mkdir(`${dir}/other`);
+    await Deno.writeTextFile(`${dir}/other/readme.txt`, "not a docker config");
     for (const [name, path] of failures) {
       await t.step(name, async () => {
         await assert.rejects(readDockerConfigs([`${dir}/${path}`]), DockerConfigError);
