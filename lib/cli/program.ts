@@ -2,7 +2,9 @@
 
 import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { DEFAULT_BYPASS_PREFIX } from "../rules/engine.ts";
+import { FOREIGN_FORMATS } from "../compat/common.ts";
 import { runDemo } from "./demo.ts";
+import { runImport } from "./import.ts";
 import { type CliIo, denoIo, EXIT, parseLabels, UsageError } from "./io.ts";
 import { runMutate } from "./mutate.ts";
 import { runRewrite } from "./rewrite.ts";
@@ -14,6 +16,14 @@ export const VERSION = "0.1.0";
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
+}
+
+function verifyTimeout(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 300) {
+    throw new UsageError(`--verify-timeout must be seconds from 0 to 300, got ${JSON.stringify(value)}`);
+  }
+  return seconds * 1000;
 }
 
 function nonEmpty(value: string): string {
@@ -60,11 +70,17 @@ export function buildProgram(
       new Option("-o, --output <format>", "output format").choices(["text", "json"] as const).default("text" as const),
     )
     .addOption(bypassOption())
+    .option("--verify", "ask each rewrite's target registry whether the image exists (onMissing decides if not)")
+    .option("--verify-timeout <seconds>", "deadline for the registry checks", "5")
+    .option("--docker-config <path>", "Docker config with registry credentials (repeatable)", collect, [] as string[])
+    .option("--insecure-registry <host>", "registry spoken to over plain HTTP (repeatable)", collect, [] as string[])
+    .option("--registry-ca <host=file>", "extra CA certificate for a registry (repeatable)", collect, [] as string[])
     .addHelpText(
       "after",
       `
 Examples:
   mirrorhook rewrite --rules rules/dockerhub-harbor.yaml nginx bitnami/redis:7
+  mirrorhook rewrite --rules rules/ --verify --docker-config ~/.docker/config.json --explain nginx:1.27
   mirrorhook rewrite --rules rules/ --namespace canary --explain old-registry.company.com/app:1
   mirrorhook rewrite --rules rules/ -o json ghcr.io/org/app@sha256:<digest>
 
@@ -82,6 +98,14 @@ Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
           explain: options.explain === true,
           output: options.output,
           bypassPrefix: options.bypassPrefix,
+          ...(options.verify !== true ? {} : {
+            verify: {
+              deadlineMs: verifyTimeout(options.verifyTimeout),
+              dockerConfigs: options.dockerConfig,
+              insecureRegistries: options.insecureRegistry,
+              caFiles: parseLabels(options.registryCa, "--registry-ca"),
+            },
+          }),
         }, io),
       );
     });
@@ -136,6 +160,29 @@ Examples:
 Exit status: 0 no errors (warnings allowed), 1 errors found, 2 bad usage.`,
     )
     .action(async (paths, options) => setExit(await runValidate(paths, options.output, io)));
+
+  program.command("import")
+    .description("print another tool's configuration as mirrorhook objects, with comments where that tool differs")
+    .argument("<file>", "the other tool's file; - for standard input")
+    .addOption(
+      new Option("--from <tool>", "the tool the file belongs to").choices(FOREIGN_FORMATS).makeOptionMandatory(),
+    )
+    .addHelpText(
+      "after",
+      `
+Tools:
+  flemzord    RegistryRewriteRule objects of mutating-registry-webhook (dev.flemzord.fr/v1alpha1)
+  imageswap   an ImageSwap map file (key::value lines)
+  proxy-url   k8s-proxy-image-swapper's PROXY_URL: one Docker Hub proxy prefix
+  imagemap    from/to pairs, or ImageMap objects of kubernetes-image-mapper
+
+Examples:
+  mirrorhook import --from imageswap /etc/imageswap/maps > rules.yaml
+  kubectl get registryrewriterules -o yaml | mirrorhook import --from flemzord -
+
+Problems go to standard error. Exit status: 0 ok, 1 unreadable file or errors in it, 2 bad usage.`,
+    )
+    .action(async (file, options) => setExit(await runImport(file, options.from, io)));
 
   program.command("demo")
     .description("rewrite a sample Pod with a bundled preset and show each step (no cluster needed)")

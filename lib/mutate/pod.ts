@@ -222,6 +222,12 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
   // An empty request namespace means "not given", as in AdmissionRequest.
   const namespace = options.namespace || read.namespace;
   if (read.labels[OPT_OUT_LABEL] === "disabled") return { ...empty, skipped: "opted-out" };
+  for (const optOut of options.ruleSet.optOuts ?? []) {
+    const values = optOut.kind === "label" ? read.labels : read.annotations;
+    if (Object.hasOwn(values, optOut.key) && values[optOut.key] === optOut.value) {
+      return { ...empty, skipped: "opted-out" };
+    }
+  }
   if (read.annotations[MIRROR_POD_ANNOTATION] !== undefined) return { ...empty, skipped: "mirror-pod" };
   const excluded = options.excludedNamespaces ?? new Set(DEFAULT_EXCLUDED_NAMESPACES);
   if (namespace !== undefined && excluded.has(namespace)) return { ...empty, skipped: "excluded-namespace" };

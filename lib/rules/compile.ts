@@ -70,8 +70,17 @@ export interface PriorityLevel {
   readonly match: readonly CompiledRule[];
 }
 
+/** A Pod annotation or label that opts the Pod out: the opt-outs of other tools whose configuration was read. */
+export interface PodOptOut {
+  readonly kind: "annotation" | "label";
+  readonly key: string;
+  readonly value: string;
+}
+
 /** The rules in force: immutable, shared by every admission. */
 export interface RuleSet {
+  /** Pods carrying any of these are left alone (besides mirrorhook's own opt-out label). */
+  readonly optOuts?: readonly PodOptOut[];
   readonly levels: readonly PriorityLevel[];
   readonly objects: readonly CompiledObject[];
   readonly ruleCount: number;

@@ -1,13 +1,18 @@
-// Reads rule objects from YAML or JSON text (multi-document, Lists) and places every problem at its line and column.
+// Reads rule texts in every accepted format (our objects, RegistryRewriteRule, ImageMap, ImageSwap maps, proxy URL, from/to lists), positioned.
 
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from "yaml";
+import type { PodOptOut, Translation } from "../compat/common.ts";
+import { detectFormat } from "../compat/detect.ts";
+import { type DocumentItem, readDocuments } from "../compat/documents.ts";
+import { isFlemzordObject, translateFlemzord } from "../compat/flemzord.ts";
+import { isImageMapObject, translateImageMapList, translateImageMapObjects } from "../compat/imagemap.ts";
+import { translateImageSwap } from "../compat/imageswap.ts";
+import { translateProxyUrl } from "../compat/proxy_url.ts";
 import { type CompileResult, compileRuleSet } from "./compile.ts";
 import type { FieldPath, Problem } from "./problem.ts";
 import { type DraftObject, type RewriteObject, validateObject } from "./schema.ts";
 
 /** Rule files larger than this are refused before parsing. */
 export const MAX_RULE_FILE_BYTES = 8 * 1024 * 1024;
-const MAX_DOCUMENTS = 10_000;
 
 /** One rule text and the name problems should carry. */
 export interface RuleText {
@@ -18,6 +23,11 @@ export interface RuleText {
 /** Objects read from texts, their compiled set, and every problem (errors and warnings), positioned. */
 export interface LoadResult extends CompileResult {
   readonly objects: readonly RewriteObject[];
+  /**
+   * Pod opt-outs of the other tools whose configuration was read (e.g. mutating-registry-webhook's
+   * `rewrite-disabled: "true"` annotation): the admission layer must leave such Pods alone too.
+   */
+  readonly optOuts: readonly PodOptOut[];
 }
 
 /** An object read from a text, and how to find its fields there. */
@@ -33,17 +43,23 @@ export interface ParsedText {
   /** Objects with errors, cut to their sound rules; only for reporting compile problems. */
   readonly drafts: (Located & { readonly draft: DraftObject })[];
   readonly problems: Problem[];
+  readonly optOuts: PodOptOut[];
 }
 
-/** Reads one text into objects; problems carry `source`, `line` and `column`. */
+const ACCEPTED =
+  "expected ClusterImageRewrite or ImageRewrite objects, RegistryRewriteRule or ImageMap objects, an ImageSwap map file, a proxy URL, or a list of from/to pairs";
+
+/**
+ * Reads one text into objects; problems carry `source`, `line` and `column`. The format is recognised by
+ * content; texts in another tool's format are translated into our objects, which are then validated as if
+ * they had been written in YAML.
+ */
 export function parseRuleText(input: RuleText): ParsedText {
-  const problems: Problem[] = [];
-  const objects: Located[] = [];
-  const drafts: ParsedText["drafts"] = [];
+  const parsed: ParsedText = { objects: [], drafts: [], problems: [], optOuts: [] };
   const source = input.name;
   const bytes = byteLength(input.text);
   if (bytes > MAX_RULE_FILE_BYTES) {
-    problems.push({
+    parsed.problems.push({
       severity: "error",
       code: "file-too-large",
       message: `Cannot read ${source}: ${bytes} bytes is over the ${MAX_RULE_FILE_BYTES}-byte limit for a rule file`,
@@ -51,89 +67,92 @@ export function parseRuleText(input: RuleText): ParsedText {
       fieldPath: [],
       source,
     });
-    return { objects, drafts, problems };
+    return parsed;
   }
-  const lineCounter = new LineCounter();
-  let documents;
-  try {
-    documents = parseAllDocuments(input.text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  } catch (error) {
-    problems.push(
-      fileProblem(source, `Cannot parse ${source}: ${error instanceof Error ? error.message : String(error)}`),
-    );
-    return { objects, drafts, problems };
-  }
-  const list = Array.isArray(documents) ? documents : [documents];
-  const position = (offset: number | undefined) => {
-    if (offset === undefined) return {};
-    const { line, col } = lineCounter.linePos(offset);
-    return { line, column: col };
-  };
-  if (list.length > MAX_DOCUMENTS) {
-    problems.push(fileProblem(source, `Cannot read ${source}: more than ${MAX_DOCUMENTS} documents`));
-    return { objects, drafts, problems };
-  }
-  for (const doc of list) {
-    if (doc.errors.length > 0) {
-      for (const error of doc.errors) {
-        problems.push({
-          ...fileProblem(source, `Cannot parse ${source}: ${error.message.split("\n")[0]}`),
-          ...position(error.pos[0]),
-        });
-      }
-      continue;
+  switch (detectFormat(input.text)) {
+    case "imageswap":
+      addTranslation(parsed, translateImageSwap(input.text, source), source);
+      return parsed;
+    case "proxy-url":
+      addTranslation(parsed, translateProxyUrl(input.text, source), source);
+      return parsed;
+    case "imagemap": {
+      const documents = readDocuments(input.text, source);
+      parsed.problems.push(...documents.problems);
+      for (const item of documents.items) addTranslation(parsed, translateImageMapList(item, source), source);
+      return parsed;
     }
-    for (const warning of doc.warnings) {
-      problems.push({
-        ...fileProblem(source, `Check ${source}: ${warning.message.split("\n")[0]}`),
-        severity: "warning",
-        ...position(warning.pos[0]),
+    case "objects":
+      break;
+  }
+  const documents = readDocuments(input.text, source);
+  parsed.problems.push(...documents.problems);
+  const flemzord: DocumentItem[] = [];
+  const imageMaps: DocumentItem[] = [];
+  for (const item of documents.items) {
+    if (isFlemzordObject(item.value)) flemzord.push(item);
+    else if (isImageMapObject(item.value)) imageMaps.push(item);
+    else if (item.whole && (typeof item.value !== "object" || Array.isArray(item.value))) {
+      parsed.problems.push({
+        severity: "error",
+        code: "not-an-object",
+        message: `Cannot read ${source}: not a rule file: ${ACCEPTED}`,
+        path: "",
+        fieldPath: [],
+        source,
+        ...(item.locate([]) ?? {}),
       });
-    }
-    if (doc.contents === null) continue;
-    let value: unknown;
-    try {
-      value = doc.toJS({ maxAliasCount: 100 });
-    } catch (error) {
-      problems.push({
-        ...fileProblem(source, `Cannot read ${source}: ${error instanceof Error ? error.message : String(error)}`),
-        ...position(doc.contents.range?.[0]),
-      });
-      continue;
-    }
-    // An empty document (`---` then `---`) reads as null; kubectl skips it, and so do we.
-    if (value === null || value === undefined) continue;
-    const locateIn = (base: FieldPath) => (path: FieldPath) => {
-      const found = position(locateOffset(doc.contents, [...base, ...path]));
-      return found.line === undefined ? undefined : { line: found.line, column: found.column ?? 1 };
-    };
-    const items = listItems(value);
-    const entries: [unknown, FieldPath][] = items === undefined
-      ? [[value, []]]
-      : items.map((item, i) => [item, ["items", i]]);
-    for (const [item, base] of entries) {
-      const result = validateObject(item);
-      const locate = locateIn(base);
-      for (const found of result.problems) {
-        problems.push({ ...found, source, ...(locate(found.fieldPath) ?? {}) });
-      }
-      if (result.object !== undefined) objects.push({ object: result.object, locate, source });
-      if (result.draft !== undefined) drafts.push({ object: result.draft.object, draft: result.draft, locate, source });
-    }
+    } else addObject(parsed, item.value, item.locate, source);
   }
-  return { objects, drafts, problems };
+  // RegistryRewriteRules are read together: their order depends on all of them.
+  if (flemzord.length > 0) addTranslation(parsed, translateFlemzord(flemzord, source), source);
+  if (imageMaps.length > 0) addTranslation(parsed, translateImageMapObjects(imageMaps, source), source);
+  return parsed;
+}
+
+function addObject(parsed: ParsedText, value: unknown, locate: Located["locate"], source: string): void {
+  const result = validateObject(value);
+  for (const found of result.problems) parsed.problems.push({ ...found, source, ...(locate(found.fieldPath) ?? {}) });
+  if (result.object !== undefined) parsed.objects.push({ object: result.object, locate, source });
+  if (result.draft !== undefined) {
+    parsed.drafts.push({ object: result.draft.object, draft: result.draft, locate, source });
+  }
+}
+
+function addTranslation(parsed: ParsedText, translation: Translation, source: string): void {
+  parsed.problems.push(...translation.problems);
+  parsed.optOuts.push(...translation.optOuts);
+  for (const object of translation.objects) addObject(parsed, object.raw, object.locate, source);
 }
 
 /** Reads, validates and compiles rule texts together (so conflicts across files are found). */
 export function loadRuleTexts(inputs: readonly RuleText[]): LoadResult {
+  return compileParsed(inputs.map(parseRuleText));
+}
+
+/**
+ * Validates and compiles objects translated from another tool's configuration (for `mirrorhook import`),
+ * with every problem placed in that configuration, exactly as loading the file itself would.
+ */
+export function loadTranslation(translation: Translation, source: string): LoadResult {
+  const parsed: ParsedText = { objects: [], drafts: [], problems: [], optOuts: [] };
+  addTranslation(parsed, translation, source);
+  return compileParsed([parsed]);
+}
+
+function compileParsed(texts: readonly ParsedText[]): LoadResult {
   const problems: Problem[] = [];
   const located: Located[] = [];
   const drafts: ParsedText["drafts"] = [];
-  for (const input of inputs) {
-    const result = parseRuleText(input);
+  const optOuts = new Map<string, PodOptOut>();
+  for (const result of texts) {
     problems.push(...result.problems);
     located.push(...result.objects);
     drafts.push(...result.drafts);
+    for (const optOut of result.optOuts) {
+      const key = `${optOut.kind}\u0000${optOut.key}\u0000${optOut.value}`;
+      if (!optOuts.has(key)) optOuts.set(key, optOut);
+    }
   }
   const where = new Map<RewriteObject, Located>([...located, ...drafts].map((entry) => [entry.object, entry]));
   const compiled = compileRuleSet(located.map((entry) => entry.object), {
@@ -144,42 +163,17 @@ export function loadRuleTexts(inputs: readonly RuleText[]): LoadResult {
     },
   });
   problems.push(...compiled.problems);
-  return { ruleSet: compiled.ruleSet, problems, objects: located.map((entry) => entry.object) };
+  const podOptOuts = [...optOuts.values()];
+  return {
+    ruleSet: podOptOuts.length === 0 ? compiled.ruleSet : { ...compiled.ruleSet, optOuts: podOptOuts },
+    problems,
+    objects: located.map((entry) => entry.object),
+    optOuts: podOptOuts,
+  };
 }
 
 /** UTF-8 size, computed only when the character count alone cannot settle the limit. */
 function byteLength(text: string): number {
   if (text.length > MAX_RULE_FILE_BYTES || text.length * 3 <= MAX_RULE_FILE_BYTES) return text.length;
   return new TextEncoder().encode(text).length;
-}
-
-function fileProblem(source: string, message: string): Problem {
-  return { severity: "error", code: "yaml-syntax", message, path: "", fieldPath: [], source };
-}
-
-function listItems(value: unknown): unknown[] | undefined {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const record = value as Record<string, unknown>;
-  const kind = record["kind"];
-  if (typeof kind === "string" && kind.endsWith("List") && Array.isArray(record["items"])) return record["items"];
-  return undefined;
-}
-
-function locateOffset(root: unknown, path: FieldPath): number | undefined {
-  let node = root as Node | null | undefined;
-  let offset = node?.range?.[0];
-  for (const segment of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === String(segment));
-      if (pair === undefined) break;
-      offset = (pair.key as Node).range?.[0] ?? offset;
-      node = pair.value as Node | null;
-    } else if (isSeq(node) && typeof segment === "number") {
-      const item = node.items[segment] as Node | undefined;
-      if (item === undefined) break;
-      offset = item.range?.[0] ?? offset;
-      node = item;
-    } else break;
-  }
-  return offset;
 }

@@ -23,7 +23,9 @@ export type ProblemCode =
   | "duplicate-object"
   | "double-escape"
   | "self-match"
-  | "ignored";
+  | "ignored"
+  /** Another tool's configuration, read as is: that tool behaves differently here (named in `behaviour`). */
+  | "differs";
 
 /** A field path as segments: `["spec", "rules", 3, "match"]`. */
 export type FieldPath = readonly (string | number)[];

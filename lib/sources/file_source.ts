@@ -128,7 +128,7 @@ export class FileRuleSource {
       }
       this.#fingerprint = fingerprint;
       this.#objects = loaded.objects.length;
-      store.update(FILE_SOURCE, loaded.objects);
+      store.update(FILE_SOURCE, loaded.objects, loaded.optOuts);
       metrics?.reloads.inc({ source: FILE_SOURCE, result: "success" });
       metrics?.rulesLoaded.set({ source: FILE_SOURCE }, loaded.ruleSet.ruleCount);
       metrics?.objectsLoaded.set({ source: FILE_SOURCE }, loaded.objects.length);

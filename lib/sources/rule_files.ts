@@ -1,10 +1,7 @@
-// Reads rule files and directories (ConfigMap mounts included) into texts for the loader.
+// Reads rule files and directories (ConfigMap mounts included) into texts for the loader, whatever their format.
 
 import { MAX_RULE_FILE_BYTES, type RuleText } from "../rules/load.ts";
 import type { Problem } from "../rules/problem.ts";
-
-/** Extensions read from a directory; files named explicitly are read whatever their name. */
-export const RULE_FILE_EXTENSIONS: readonly string[] = [".yaml", ".yml", ".json"];
 
 /** Texts read, and problems with paths that could not be read. */
 export interface ReadResult {
@@ -43,8 +40,11 @@ async function readOne(path: string): Promise<RuleText | Problem> {
 }
 
 /**
- * Reads each path: a file as it is, a directory as its rule files (sorted, hidden entries such as
- * Kubernetes' `..data` skipped, symlinks followed). A missing path is a problem, not an exception.
+ * Reads each path: a file as it is, a directory as every regular file in it (sorted; hidden entries such as
+ * Kubernetes' `..data` skipped; symlinks followed; subdirectories not entered). Files are not picked by
+ * extension, because ConfigMap keys such as ImageSwap's `maps` often have none: the loader recognises each
+ * file by content and reports one it cannot read as an error naming it. A missing path is a problem, not an
+ * exception.
  */
 export async function readRulePaths(paths: readonly string[]): Promise<ReadResult> {
   const texts: RuleText[] = [];
@@ -64,12 +64,10 @@ export async function readRulePaths(paths: readonly string[]): Promise<ReadResul
       try {
         for await (const entry of Deno.readDir(path)) {
           if (entry.name.startsWith(".")) continue;
-          if (!RULE_FILE_EXTENSIONS.some((ext) => entry.name.endsWith(ext))) continue;
           const full = `${path.replace(/\/+$/, "")}/${entry.name}`;
-          if (
-            entry.isDirectory || (entry.isSymlink && (await Deno.stat(full).catch(() => undefined))?.isFile !== true)
-          ) continue;
-          files.push(full);
+          const regular = entry.isFile ||
+            (entry.isSymlink && (await Deno.stat(full).catch(() => undefined))?.isFile === true);
+          if (regular) files.push(full);
         }
       } catch (error) {
         problems.push(readProblem(path, error instanceof Error ? error.message : String(error)));

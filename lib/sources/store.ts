@@ -1,6 +1,6 @@
 // The rules in force: objects from every source, compiled together, swapped atomically; readiness per source.
 
-import { compileRuleSet, type RuleSet } from "../rules/compile.ts";
+import { compileRuleSet, type PodOptOut, type RuleSet } from "../rules/compile.ts";
 import type { Problem } from "../rules/problem.ts";
 import type { RewriteObject } from "../rules/schema.ts";
 
@@ -17,7 +17,13 @@ export interface SourceStatus {
 export class RuleStore {
   #sources = new Map<
     string,
-    { loaded: boolean; objects: readonly RewriteObject[]; rules: number; lastError?: string }
+    {
+      loaded: boolean;
+      objects: readonly RewriteObject[];
+      optOuts?: readonly PodOptOut[];
+      rules: number;
+      lastError?: string;
+    }
   >();
   #ruleSet: RuleSet = compileRuleSet([]).ruleSet;
   #problems: readonly Problem[] = [];
@@ -28,13 +34,14 @@ export class RuleStore {
     if (!this.#sources.has(name)) this.#sources.set(name, { loaded: false, objects: [], rules: 0 });
   }
 
-  /** Replaces a source's objects (already validated by the source) and recompiles. */
-  update(name: string, objects: readonly RewriteObject[]): readonly Problem[] {
+  /** Replaces a source's objects (already validated by the source) and Pod opt-outs, and recompiles. */
+  update(name: string, objects: readonly RewriteObject[], optOuts: readonly PodOptOut[] = []): readonly Problem[] {
     const rules = objects.reduce((sum, object) => sum + object.spec.rules.length, 0);
-    this.#sources.set(name, { loaded: true, objects, rules });
+    this.#sources.set(name, { loaded: true, objects, optOuts, rules });
     const all = [...this.#sources.values()].flatMap((source) => source.objects);
     const compiled = compileRuleSet(all);
-    this.#ruleSet = compiled.ruleSet;
+    const allOptOuts = [...this.#sources.values()].flatMap((source) => source.optOuts ?? []);
+    this.#ruleSet = allOptOuts.length === 0 ? compiled.ruleSet : { ...compiled.ruleSet, optOuts: allOptOuts };
     this.#problems = compiled.problems;
     for (const listener of this.#listeners) listener(this.#ruleSet);
     return compiled.problems;

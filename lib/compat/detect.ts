@@ -1,0 +1,72 @@
+// Recognises by content which format a rule text is in: Kubernetes-style objects, an ImageSwap map file, a proxy URL, a from/to list.
+
+import { readDocuments } from "./documents.ts";
+import { imageMapPairs } from "./imagemap.ts";
+import { isProxyUrlText, significantLines } from "./proxy_url.ts";
+
+/**
+ * How a text is read. `objects` covers YAML and JSON documents of any kind (mirrorhook's own objects,
+ * RegistryRewriteRule and ImageMap objects, each recognised per document), and is the fallback, so that
+ * a broken YAML file gets YAML errors.
+ */
+export type TextFormat = "objects" | "imageswap" | "proxy-url" | "imagemap";
+
+const YAML_STRUCTURE = [
+  /^\s*-(\s|$)/, // a sequence item
+  /^\s*[{"']/, // flow mapping or quoted key
+  /^\s*\[(?!EXACT\]|REPLACE\])/, // flow sequence, but not ImageSwap's keywords
+  /^---/, // a document marker
+];
+
+/** The key ImageSwap would read from a line (spaces removed, comment cut), or undefined without a colon. */
+function imageSwapKey(line: string): string | undefined {
+  const hash = line.indexOf("#");
+  const body = (hash < 0 ? line : line.slice(0, hash)).replace(/\s+/g, "");
+  if (body.includes("::")) return body.slice(0, body.indexOf("::"));
+  if (body.includes(":")) return body.slice(0, body.indexOf(":"));
+  return undefined;
+}
+
+function isImageSwapKey(key: string): boolean {
+  return key === "default" || key === "noswap_wildcards" || key.startsWith("[EXACT]") ||
+    key.startsWith("[REPLACE]") || (key.includes(".") && !/[{}"'[\]]/.test(key));
+}
+
+/**
+ * True for an ImageSwap map file: no line has YAML structure (sequences, flow syntax, document markers), no
+ * key is a plain word other than ImageSwap's (`apiVersion:`, `name:` are not registry names, so YAML objects,
+ * nested or flat, are never taken for a map file), and at least one line has a key ImageSwap knows
+ * (`default`, `noswap_wildcards`, `[EXACT]…`, `[REPLACE]…`, or a registry with a dot).
+ */
+export function isImageSwapText(text: string): boolean {
+  const lines = significantLines(text);
+  if (lines.length === 0) return false;
+  let known = 0;
+  for (const { text: line } of lines) {
+    if (YAML_STRUCTURE.some((pattern) => pattern.test(line))) return false;
+    const key = imageSwapKey(line);
+    if (key === undefined) continue;
+    if (isImageSwapKey(key)) known++;
+    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(key) && key !== "default") return false;
+  }
+  return known > 0;
+}
+
+/** True for a from/to list: `- from: … / to: …` items, or `map:` holding them (YAML or JSON). */
+export function isImageMapText(text: string): boolean {
+  const first = significantLines(text)[0]?.text.trimStart() ?? "";
+  if (!/^(-|\[|map\s*:|\{\s*"map")/.test(first)) return false;
+  const { items, problems } = readDocuments(text, "");
+  if (problems.some((problem) => problem.severity === "error") || items.length !== 1) return false;
+  const [item] = items;
+  return item !== undefined && item.whole && imageMapPairs(item.value) !== undefined;
+}
+
+/** Which reader a text needs; see {@linkcode TextFormat}. */
+export function detectFormat(text: string): TextFormat {
+  if (significantLines(text).length === 0) return "objects";
+  if (isImageMapText(text)) return "imagemap";
+  if (isProxyUrlText(text)) return "proxy-url";
+  if (isImageSwapText(text)) return "imageswap";
+  return "objects";
+}
