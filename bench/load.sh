@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark of /mutate against ../shared/bench's deno-floor, in the same run:
 #   requests/s and p50/p99 for the typical (3+1 containers) and the 40-container Pod, with wrk (HTTP/1.1, keep-alive),
-#   then p99 at half of mirrorhook's measured maximum rate with an open-loop generator (bench/rate.ts).
+#   then p99 at half of mirrorhook's measured maximum rate, wrk paced with delay() (bench/wrk-rate.lua).
 # Usage: bench/load.sh [SECONDS=10] [RUNS=3] [CONNECTIONS=16]     (deno task bench:load)
 # Servers are pinned to CPU 1, load generators to CPU 0. Only 127.0.0.1 is used; every run is bounded in time.
 set -euo pipefail
@@ -95,12 +95,16 @@ for pod in typical large; do
       mirrorhook_p50_ms:$mp50, mirrorhook_p99_ms:$mp99, floor_p99_ms:$fp99, sized_deno_p99_ms:$dp99, sized_node_p99_ms:$np99}'
 done | tee "$work/summary.jsonl"
 
-# p99 at half of the maximum rate mirrorhook reached on the typical Pod, open loop, same for the floor.
+# p99 at half of the maximum rate mirrorhook reached on the typical Pod: wrk paced with delay() (bench/wrk-rate.lua),
+# 8 connections each waiting 8000/half ms between requests; the same pacing against the floor, in the same run.
 max=$(median mirrorhook-typical rps)
 half=$(jq -n --argjson m "$max" '($m / 2) | floor')
+pace_conns=8
+delay_ms=$(jq -n --argjson h "$half" --argjson c "$pace_conns" '($c * 1000 / $h) | floor')
 for target in mirrorhook floor; do
   port=$mh_port; [ "$target" = floor ] && port=$floor_port
-  taskset -c 0 deno run --allow-net=127.0.0.1,localhost --allow-read="$work,$shared" bench/rate.ts \
-    "https://localhost:$port/mutate" "$typical" "$work/cert/ca.pem" "$half" "$secs" |
-    jq -c --arg t "$target" '{target:$t, pod:"typical"} + .'
+  out=$(WRK_BODY_FILE=$typical WRK_DELAY_MS=$delay_ms timeout -k 5 $((secs + 30)) taskset -c 0 \
+    wrk -t1 -c"$pace_conns" -d"${secs}s" --timeout 10s --latency -s bench/wrk-rate.lua "https://127.0.0.1:$port/mutate" 2>&1)
+  echo "$out" | grep '^WRK_JSON ' | sed 's/^WRK_JSON //' |
+    jq -c --arg t "$target" --argjson target_rps "$half" '{target:$t, pod:"typical", paced_at_rps:$target_rps} + .'
 done
