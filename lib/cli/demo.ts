@@ -2,6 +2,7 @@
 
 import jsonpatch from "fast-json-patch";
 import { stringify } from "yaml";
+import { SAMPLE_POD } from "../admission/sample.ts";
 import { mutatePod } from "../mutate/pod.ts";
 import { type CliIo, EXIT } from "./io.ts";
 import { loadRulesForCli } from "./rules.ts";
@@ -9,28 +10,12 @@ import { loadRulesForCli } from "./rules.ts";
 /** The preset the demo uses, shipped in `rules/`. */
 export const DEMO_PRESET = decodeURIComponent(new URL("../../rules/dockerhub-harbor.yaml", import.meta.url).pathname);
 
-/** A Pod as a Deployment's ReplicaSet creates it, with the image spellings people write. */
-export const DEMO_POD = {
-  apiVersion: "v1",
-  kind: "Pod",
-  metadata: { generateName: "web-7d9c8b6f5-", namespace: "default", labels: { app: "web" } },
-  spec: {
-    initContainers: [{ name: "migrate", image: "bitnami/postgresql:16" }],
-    containers: [
-      { name: "web", image: "nginx:1.27" },
-      { name: "cache", image: "redis" },
-      { name: "metrics", image: "quay.io/prometheus/node-exporter:v1.8.2" },
-      { name: "debug", image: "direct.to/busybox:1.36" },
-    ],
-  },
-};
-
 /** Runs the demo: before and after for each image, the JSON Patch, and the Pod as admitted. */
 export async function runDemo(rules: readonly string[], io: CliIo): Promise<number> {
   const paths = rules.length > 0 ? rules : [DEMO_PRESET];
   const ruleSet = await loadRulesForCli(paths, io);
   if (ruleSet === undefined) return EXIT.failed;
-  const result = mutatePod(DEMO_POD, { ruleSet, namespace: "default" });
+  const result = mutatePod(SAMPLE_POD, { ruleSet, namespace: "default" });
   io.stdout(`mirrorhook demo: a sample Pod admitted with the rules in ${paths.join(", ")}\n\n`);
   for (const { slot, decision } of result.decisions) {
     const after = decision.action === "rewrite" || decision.action === "bypass" ? decision.output : slot.image;
@@ -39,7 +24,7 @@ export async function runDemo(rules: readonly string[], io: CliIo): Promise<numb
   io.stdout(`\nWarnings kubectl would show:\n${result.warnings.map((w) => `  ${w}\n`).join("")}`);
   io.stdout(`\nJSON Patch (RFC 6902) the webhook would return:\n${JSON.stringify(result.patch, null, 2)}\n`);
   const mutated =
-    jsonpatch.applyPatch(structuredClone(DEMO_POD), jsonpatch.deepClone(result.patch), true, false).newDocument;
+    jsonpatch.applyPatch(structuredClone(SAMPLE_POD), jsonpatch.deepClone(result.patch), true, false).newDocument;
   io.stdout(`\nThe Pod as admitted:\n${stringify(mutated)}`);
   io.stdout(
     `\nTry your own: deno task mirrorhook rewrite --rules ${paths[0]} --explain nginx ghcr.io/org/app:1\n` +

@@ -1,6 +1,7 @@
 // Wires the server: rule sources → store, HTTPS webhook with certificate reload, probe port, graceful shutdown.
 
 import type { Logger } from "@logtape/logtape";
+import { sampleReview } from "../admission/sample.ts";
 import { OPT_OUT_LABEL, type PodLike } from "../mutate/pod.ts";
 import { formatProblem, type Problem } from "../rules/problem.ts";
 import { FileRuleSource } from "../sources/file_source.ts";
@@ -96,40 +97,6 @@ export const DEV_RULES: readonly string[] = [
   "k8s-gcr-to-registry-k8s.yaml",
 ]
   .map((name) => decodeURIComponent(new URL(`../../rules/${name}`, import.meta.url).pathname));
-
-/** A sample AdmissionReview (a Deployment's Pod) for --dev's curl command. */
-export function sampleReview(): Record<string, unknown> {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: crypto.randomUUID(),
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      requestKind: { group: "", version: "v1", kind: "Pod" },
-      requestResource: { group: "", version: "v1", resource: "pods" },
-      namespace: "default",
-      operation: "CREATE",
-      userInfo: { username: "system:serviceaccount:kube-system:replicaset-controller" },
-      object: {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { generateName: "web-7d9c8b6f5-", namespace: "default", labels: { app: "web" } },
-        spec: {
-          initContainers: [{ name: "migrate", image: "bitnami/postgresql:16" }],
-          containers: [
-            { name: "web", image: "nginx:1.27" },
-            { name: "metrics", image: "quay.io/prometheus/node-exporter:v1.8.2" },
-            { name: "pause", image: "k8s.gcr.io/pause:3.9" },
-          ],
-        },
-      },
-      oldObject: null,
-      dryRun: false,
-      options: { kind: "CreateOptions", apiVersion: "meta.k8s.io/v1" },
-    },
-  };
-}
 
 /** Starts everything; throws {@linkcode StartupError} when the first load or TLS fails. */
 export async function startServer(
@@ -270,7 +237,7 @@ export async function startServer(
   const extra: Record<string, () => Response> = devCertificates === undefined ? {} : {
     "/dev/ca.crt": () =>
       new Response(devCertificates.caCert, { headers: { "content-type": "application/x-pem-file" } }),
-    "/dev/sample-review": () => Response.json(sampleReview()),
+    "/dev/sample-review": () => Response.json(sampleReview(crypto.randomUUID())),
   };
   let probe: Deno.HttpServer<Deno.NetAddr>;
   try {

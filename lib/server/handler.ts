@@ -9,6 +9,7 @@ import { describeRule } from "../rules/engine.ts";
 import { parseReference } from "../image/reference.ts";
 import type { RuleSet } from "../rules/compile.ts";
 import type { Labels } from "../rules/selector.ts";
+import { readStreamLimited } from "../util/body.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** Default limit on request bodies: an AdmissionReview carries object and oldObject (each up to ~1.5 MiB in etcd). */
@@ -68,42 +69,6 @@ function json(body: unknown, status = 200): WebhookResponse {
 
 function text(body: string, status: number, headers?: Record<string, string>): WebhookResponse {
   return { status, contentType: "text/plain; charset=utf-8", body, ...(headers === undefined ? {} : { headers }) };
-}
-
-/** Reads a web stream, at most `limit` bytes; undefined when it is larger. */
-export async function readStreamLimited(
-  stream: ReadableStream<Uint8Array> | null,
-  declared: number | undefined,
-  limit: number,
-): Promise<Uint8Array | undefined> {
-  if (declared !== undefined && declared > limit) return undefined;
-  if (stream === null) return new Uint8Array();
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return concat(chunks, size);
-}
-
-/** Joins chunks into one buffer. */
-export function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1 && chunks[0] !== undefined) return chunks[0];
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
 }
 
 function podName(request: AdmissionRequest): string | undefined {

@@ -7,7 +7,8 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "@logtape/logtape";
 import { certificateNotAfter } from "./certs.ts";
-import { concat, type WebhookRequest, type WebhookResponse } from "./handler.ts";
+import { concat } from "../util/body.ts";
+import type { WebhookRequest, WebhookResponse } from "./handler.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** A certificate and key, PEM. */

@@ -1,6 +1,7 @@
 // Asks a registry whether a manifest exists (OCI distribution HEAD), with Bearer token and Basic authentication.
 
 import type { ImageReference } from "../image/reference.ts";
+import { readStreamLimited } from "../util/body.ts";
 import type { CredentialStore, RegistryCredential } from "./auth.ts";
 import { type LookupAnswer, LruMap } from "./cache.ts";
 import { apiHost, Transport } from "./transport.ts";
@@ -391,25 +392,6 @@ export class RegistryClient {
 
 /** The body as text, or undefined when it is larger than `limit` bytes (then it is discarded). */
 async function readLimited(response: Response, limit: number): Promise<string | undefined> {
-  if (response.body === null) return "";
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
+  const bytes = await readStreamLimited(response.body, undefined, limit);
+  return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
 }
