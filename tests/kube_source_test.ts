@@ -117,7 +117,7 @@ interface Replica {
 interface Fixture extends AsyncDisposable {
   readonly api: FakeKubeApi;
   /** Starts one more replica of the source on the fake API. */
-  replica(options?: { pageSize?: number; now?: () => Date }): Replica;
+  replica(options?: { pageSize?: number; now?: () => Date; optionalRecheckMs?: number }): Replica;
 }
 
 function fixture(api: FakeKubeApi = FakeKubeApi.start()): Fixture {
@@ -135,6 +135,7 @@ function fixture(api: FakeKubeApi = FakeKubeApi.start()): Fixture {
         backoff: { initialMs: 20, maxMs: 200 },
         ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
         ...(options.now === undefined ? {} : { now: options.now }),
+        ...(options.optionalRecheckMs === undefined ? {} : { optionalRecheckMs: options.optionalRecheckMs }),
       });
       source.start();
       const replica = { store, source, metrics };
@@ -565,4 +566,149 @@ Deno.test("connects over TLS with a kubeconfig file and a bearer token; a wrong 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// RegistryRewriteRules (mutating-registry-webhook, dev.flemzord.fr/v1alpha1): read when their CRD is installed.
+
+function registryRewriteRule(name: string, rules: unknown[], spec: Json = {}): Json {
+  return {
+    apiVersion: "dev.flemzord.fr/v1alpha1",
+    kind: "RegistryRewriteRule",
+    metadata: { name },
+    spec: { ...spec, rules },
+  };
+}
+
+const FLEMZORD_HUB = [{ match: "^docker\\.io/(.*)$", replace: "harbor.example.com/dockerhub/$1" }];
+
+function isRegistryRewriteRules(request: RecordedRequest): boolean {
+  return request.plural === "registryrewriterules";
+}
+
+/** Any request that is not a read. */
+function isWrite(request: RecordedRequest): boolean {
+  return request.method !== "GET";
+}
+
+for (const state of ["absent", "forbidden"] as const) {
+  Deno.test(`RegistryRewriteRules ${state === "absent" ? "without their CRD (404)" : "not granted (403)"}: ready anyway, and read once they are served`, async () => {
+    await using f = fixture(FakeKubeApi.start({ registryRewriteRules: state }));
+    f.api.create(clusterRewrite("quay", [{ prefix: "quay.io", replace: "quay-cache.example.com" }]));
+    const logged = records.length;
+    const { store, source } = f.replica({ optionalRecheckMs: 50 });
+    await source.synced;
+    assert.equal(store.ready, true);
+    assert.equal(store.status().find((s) => s.name === KUBE_SOURCE)?.lastError, undefined);
+    assert.equal(rewriteOf(store, "quay.io/a/b:1"), "quay-cache.example.com/a/b:1");
+    assert.ok(f.api.count((r) => isRegistryRewriteRules(r) && r.status === (state === "absent" ? 404 : 403)) >= 1);
+    // Looked for again every 50 ms, logged once.
+    await until("three looks", () => f.api.count((r) => isList("registryrewriterules")(r)) >= 3);
+    const warnings = records.slice(logged).filter((record) =>
+      record.level === "warning" && record.properties["resource"] === "registryrewriterules.dev.flemzord.fr"
+    );
+    assert.equal(warnings.length, state === "forbidden" ? 1 : 0);
+    assert.equal(store.current.optOuts, undefined);
+
+    // The CRD is installed (or granted) later: its objects are read within the re-check interval.
+    f.api.setRegistryRewriteRules("served");
+    f.api.create(registryRewriteRule("hub", FLEMZORD_HUB));
+    await until(
+      "the RegistryRewriteRule in force",
+      () => rewriteOf(store, "nginx:1.27") === "harbor.example.com/dockerhub/library/nginx:1.27",
+      1000,
+    );
+    assert.equal(rewriteOf(store, "quay.io/a/b:1"), "quay-cache.example.com/a/b:1");
+
+    // The CRD is removed again: its objects go with it, and the source stays ready.
+    f.api.setRegistryRewriteRules("absent");
+    await until("the rules gone", () => rewriteOf(store, "nginx:1.27") === undefined, 1000);
+    assert.equal(store.ready, true);
+    assert.equal(rewriteOf(store, "quay.io/a/b:1"), "quay-cache.example.com/a/b:1");
+    assert.equal(f.api.count(isWrite), 1, "only the status of the ClusterImageRewrite");
+  });
+}
+
+Deno.test("a RegistryRewriteRule rewrites within a second with its Pod opt-out, follows changes, and gets no status write", async () => {
+  await using f = fixture(FakeKubeApi.start({ registryRewriteRules: "served" }));
+  // A real ClusterImageRewrite of the same name: the translation is named apart and both are in force.
+  f.api.create(clusterRewrite("hub", [{ prefix: "quay.io", replace: "quay-cache.example.com" }]));
+  const { store, source, metrics } = f.replica();
+  await source.synced;
+  assert.equal(rewriteOf(store, "nginx:1.27"), undefined);
+  assert.equal(store.current.optOuts, undefined);
+  const reloadsBefore = await reloads(metrics, "success");
+
+  f.api.create(registryRewriteRule("hub", FLEMZORD_HUB));
+  await until(
+    "the RegistryRewriteRule in force",
+    () => rewriteOf(store, "nginx:1.27") === "harbor.example.com/dockerhub/library/nginx:1.27",
+    1000,
+  );
+  assert.deepEqual(store.current.optOuts, [{ kind: "annotation", key: "rewrite-disabled", value: "true" }]);
+  assert.deepEqual(store.current.objects.map((object) => object.label).sort(), [
+    'ClusterImageRewrite "flemzord-hub"',
+    'ClusterImageRewrite "hub"',
+  ]);
+  assert.equal(rewriteOf(store, "quay.io/a/b:1"), "quay-cache.example.com/a/b:1");
+  assert.equal(source.verdicts.get("RegistryRewriteRule//hub")?.reason, "Valid");
+  assert.ok(await reloads(metrics, "success") > reloadsBefore);
+
+  f.api.modify("RegistryRewriteRule", "hub", undefined, (object) => {
+    (object["spec"] as Json)["rules"] = [{ match: "^docker\\.io/(.*)$", replace: "mirror.example.org/hub/$1" }];
+  });
+  await until(
+    "the change in force",
+    () => rewriteOf(store, "nginx:1.27") === "mirror.example.org/hub/library/nginx:1.27",
+    1000,
+  );
+
+  f.api.delete("RegistryRewriteRule", "hub");
+  await until("the deletion in force", () => rewriteOf(store, "nginx:1.27") === undefined, 1000);
+  assert.equal(store.current.optOuts, undefined);
+  assert.equal(rewriteOf(store, "quay.io/a/b:1"), "quay-cache.example.com/a/b:1");
+
+  await settled("requests", () => f.api.requests.length);
+  // One status write, for the real ClusterImageRewrite; nothing written for the RegistryRewriteRule or its translation.
+  assert.deepEqual(f.api.requests.filter(isWrite).map((r) => `${r.method} ${r.plural}/${r.name}/${r.subresource}`), [
+    "PUT clusterimagerewrites/hub/status",
+  ]);
+  assert.equal(f.api.count((r) => r.name === "flemzord-hub"), 0);
+});
+
+Deno.test("a broken RegistryRewriteRule (invalid Go regexp) is not used, is logged, and does not affect the others", async () => {
+  await using f = fixture(FakeKubeApi.start({ registryRewriteRules: "served" }));
+  f.api.create(registryRewriteRule("hub", FLEMZORD_HUB));
+  f.api.create(registryRewriteRule("broken", [
+    { match: "^quay\\.io/(.*)$", replace: "quay-cache.example.com/$1" },
+    { match: "^gcr\\.io/(unclosed", replace: "gcr-cache.example.com/$1" },
+  ]));
+  const logged = records.length;
+  const { store, source, metrics } = f.replica();
+  await source.synced;
+
+  assert.equal(rewriteOf(store, "nginx:1.27"), "harbor.example.com/dockerhub/library/nginx:1.27");
+  assert.equal(rewriteOf(store, "quay.io/a/b:1"), undefined, "no rule of a broken RegistryRewriteRule is used");
+  assert.deepEqual(store.current.optOuts, [{ kind: "annotation", key: "rewrite-disabled", value: "true" }]);
+  const verdict = source.verdicts.get("RegistryRewriteRule//broken");
+  assert.equal(verdict?.reason, "InvalidRule");
+  assert.match(verdict?.message ?? "", /rule 1\b/);
+  assert.equal(source.verdicts.get("RegistryRewriteRule//hub")?.reason, "Valid");
+  assert.ok(await reloads(metrics, "error") >= 1);
+  const problems = records.slice(logged).filter((record) =>
+    record.properties["object"] === 'RegistryRewriteRule "broken"' && record.properties["code"] === "invalid-regex"
+  );
+  assert.equal(problems.length, 1, "the error is logged once");
+
+  f.api.modify("RegistryRewriteRule", "broken", undefined, (object) => {
+    ((object["spec"] as Json)["rules"] as Json[])[1] = {
+      match: "^gcr\\.io/(.*)$",
+      replace: "gcr-cache.example.com/$1",
+    };
+  });
+  await until("the fixed RegistryRewriteRule in force", () => rewriteOf(store, "quay.io/a/b:1") !== undefined, 1000);
+  assert.equal(rewriteOf(store, "quay.io/a/b:1"), "quay-cache.example.com/a/b:1");
+  assert.equal(rewriteOf(store, "gcr.io/a/b:1"), "gcr-cache.example.com/a/b:1");
+  assert.equal(rewriteOf(store, "nginx:1.27"), "harbor.example.com/dockerhub/library/nginx:1.27");
+  assert.equal(f.api.count(isWrite), 0, "no status writes");
 });

@@ -1,10 +1,13 @@
-// The CRD rule source: list-and-watch of ImageRewrite, ClusterImageRewrite and Namespace objects, the older of two conflicting objects wins, each object gets a Ready status.
+// The CRD rule source: list-and-watch of ImageRewrite, ClusterImageRewrite and Namespace objects (and RegistryRewriteRules when installed), the older of two conflicting objects wins, each of our objects gets a Ready status.
 
 import http from "node:http";
 import https from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "@logtape/logtape";
-import { compileRuleSet } from "../rules/compile.ts";
+import { FLEMZORD_GROUP, FLEMZORD_KIND, translateFlemzord } from "../compat/flemzord.ts";
+import type { CompatProblem, Translation } from "../compat/common.ts";
+import { compileRuleSet, type PodOptOut } from "../rules/compile.ts";
+import { loadTranslation } from "../rules/load.ts";
 import type { Problem } from "../rules/problem.ts";
 import { API_VERSION, describeObject, type RewriteObject, validateObject } from "../rules/schema.ts";
 import type { Labels } from "../rules/selector.ts";
@@ -60,6 +63,11 @@ export interface KubeSourceOptions {
   readonly statusAttempts?: number;
   /** Time limit of each non-watch request. Default 30 s. */
   readonly requestTimeoutMs?: number;
+  /**
+   * How often RegistryRewriteRules are looked for again while the API answers 404 (their CRD is not installed) or
+   * 403 (the role does not grant them). Default 60 s.
+   */
+  readonly optionalRecheckMs?: number;
   /** Clock for `lastTransitionTime`. */
   readonly now?: () => Date;
 }
@@ -118,6 +126,14 @@ const NAMESPACES: Resource = {
   apiVersion: "v1",
   namespaced: false,
   base: "/api/v1",
+};
+/** mutating-registry-webhook's rule objects: read as rules when their CRD is installed, never written. */
+const REGISTRY_REWRITE_RULES: Resource = {
+  plural: "registryrewriterules",
+  kind: FLEMZORD_KIND,
+  apiVersion: `${FLEMZORD_GROUP}/v1alpha1`,
+  namespaced: false,
+  base: `/apis/${FLEMZORD_GROUP}/v1alpha1`,
 };
 
 /** `imagerewrites.mirrorhook.dev` */
@@ -319,6 +335,185 @@ export function evaluateObjects(raws: readonly unknown[]): Evaluation {
     });
   }
   return { used, verdicts };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// RegistryRewriteRules (mutating-registry-webhook): translated into ClusterImageRewrites, which are validated and
+// compiled as `mirrorhook import` and a rule file in that format are (lib/rules/load.ts). Pure.
+
+/**
+ * Name prefix of the ClusterImageRewrites made from RegistryRewriteRules. They share the store with the real
+ * ClusterImageRewrites, where two objects of one name would drop one of them; a real object whose name a
+ * translation would take anyway wins, and the RegistryRewriteRule is not used.
+ */
+export const TRANSLATED_PREFIX = "flemzord-";
+
+/** Result of {@linkcode evaluateRegistryRewriteRules}. */
+export interface ForeignEvaluation {
+  /** Translated objects to put in force, each with the key (`RegistryRewriteRule//name`) of the one it came from. */
+  readonly used: readonly { readonly object: RewriteObject; readonly owner: string }[];
+  /** The Pod opt-outs mutating-registry-webhook honours: in force while any RegistryRewriteRule exists. */
+  readonly optOuts: readonly PodOptOut[];
+  /** One per RegistryRewriteRule, by `RegistryRewriteRule//name`. */
+  readonly verdicts: ReadonlyMap<string, ObjectVerdict>;
+  /** Errors and warnings of each RegistryRewriteRule, by key; under "" those found only by reading them together. */
+  readonly problems: ReadonlyMap<string, readonly Problem[]>;
+}
+
+interface ForeignCheck {
+  readonly errors: readonly Problem[];
+  readonly warnings: readonly Problem[];
+  readonly optOuts: readonly PodOptOut[];
+}
+
+/** Checks are kept per object version, as {@linkcode checks} are. */
+const foreignChecks = new WeakMap<object, ForeignCheck>();
+
+/** `RegistryRewriteRule "hub"` becomes `ClusterImageRewrite "flemzord-hub"` (and `flemzord-hub-1`… when split). */
+function prefixNames(translation: Translation): Translation {
+  return {
+    ...translation,
+    objects: translation.objects.map((object) => {
+      const metadata = metadataOf(object.raw);
+      const name = `${TRANSLATED_PREFIX}${stringField(metadata, "name") ?? ""}`;
+      return { ...object, raw: { ...object.raw, metadata: { ...metadata, name } } };
+    }),
+  };
+}
+
+/** One RegistryRewriteRule on its own: its errors decide whether it is used, and its warnings are its own. */
+function checkForeign(raw: Json): ForeignCheck {
+  const cached = foreignChecks.get(raw);
+  if (cached !== undefined) return cached;
+  const source = labelOf(raw);
+  const translation = prefixNames(translateFlemzord([{ value: raw, locate: () => undefined }], source));
+  const loaded = loadTranslation(translation, source);
+  const check: ForeignCheck = {
+    errors: loaded.problems.filter((problem) => problem.severity === "error"),
+    warnings: loaded.problems.filter((problem) => problem.severity === "warning"),
+    optOuts: loaded.optOuts.map(({ kind, key, value }) => ({ kind, key, value })),
+  };
+  foreignChecks.set(raw, check);
+  return check;
+}
+
+/** A compat problem's text without its `Check <source>:` lead, so that one read alone and together compare equal. */
+function problemDetail(problem: Problem): string {
+  return (problem as CompatProblem).detail ?? problem.message;
+}
+
+/**
+ * Decides which RegistryRewriteRules are used, and as which ClusterImageRewrites. Each is read on its own
+ * first: one with errors (an invalid Go regular expression, a rule without `match`…) is not used, and does
+ * not affect the others. The others are translated together, because mutating-registry-webhook orders rules
+ * across all of them. A translation that would take the name of a ClusterImageRewrite in `taken` is not used.
+ */
+export function evaluateRegistryRewriteRules(
+  raws: readonly unknown[],
+  taken: ReadonlySet<string> = new Set(),
+): ForeignEvaluation {
+  const verdicts = new Map<string, ObjectVerdict>();
+  const problems = new Map<string, readonly Problem[]>();
+  const optOuts = new Map<string, PodOptOut>();
+  const entries = raws.filter(isRecord)
+    .map((raw) => ({ raw, key: objectKey(FLEMZORD_KIND, raw) }))
+    .sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  const describe = (raw: Json, key: string) => {
+    const generation = generationOf(raw);
+    return { key, label: labelOf(raw), ...(generation === undefined ? {} : { generation }) };
+  };
+  const valid: { raw: Json; key: string; check: ForeignCheck }[] = [];
+  for (const { raw, key } of entries) {
+    const check = checkForeign(raw);
+    problems.set(key, [...check.errors, ...check.warnings]);
+    for (const optOut of check.optOuts) optOuts.set(`${optOut.kind}\u0000${optOut.key}\u0000${optOut.value}`, optOut);
+    if (check.errors.length === 0) valid.push({ raw, key, check });
+    else {
+      verdicts.set(key, {
+        ...describe(raw, key),
+        reason: "InvalidRule",
+        message: limitMessage(`Not used: ${joinProblems(check.errors)}`),
+        rules: 0,
+      });
+    }
+  }
+
+  // A translated object's `locate` asks the item its metadata came from: that names the RegistryRewriteRule.
+  const asked: string[] = [];
+  const items = valid.map(({ raw, key }) => ({
+    value: raw,
+    locate: () => {
+      asked.push(key);
+      return undefined;
+    },
+  }));
+  const translation = prefixNames(translateFlemzord(items, resourceName(REGISTRY_REWRITE_RULES)));
+  const ownerOf = new Map<string, string>();
+  for (const object of translation.objects) {
+    asked.length = 0;
+    object.locate(["metadata"]);
+    const owner = asked.at(-1);
+    const name = stringField(metadataOf(object.raw), "name");
+    if (owner !== undefined && name !== undefined) ownerOf.set(name, owner);
+  }
+  const loaded = loadTranslation(translation, resourceName(REGISTRY_REWRITE_RULES));
+  const alone = new Set([...problems.values()].flat().map(problemDetail));
+  problems.set("", loaded.problems.filter((problem) => !alone.has(problemDetail(problem))));
+
+  // Each object compiled on its own before, so errors here would be between objects: their owners are not used.
+  const failed = new Map<string, Problem[]>();
+  const byLabel = new Map(
+    [...ownerOf].map(([name, owner]) => [describeObject({ kind: "ClusterImageRewrite", metadata: { name } }), owner]),
+  );
+  for (const problem of loaded.problems) {
+    const owner = problem.severity === "error" && problem.object !== undefined
+      ? byLabel.get(problem.object)
+      : undefined;
+    if (owner !== undefined) failed.set(owner, [...(failed.get(owner) ?? []), problem]);
+  }
+  const byOwner = new Map<string, RewriteObject[]>();
+  for (const object of loaded.objects) {
+    const owner = ownerOf.get(object.metadata.name);
+    if (owner !== undefined) byOwner.set(owner, [...(byOwner.get(owner) ?? []), object]);
+  }
+
+  const used: { object: RewriteObject; owner: string }[] = [];
+  for (const { raw, key, check } of valid) {
+    const objects = byOwner.get(key) ?? [];
+    const labels = objects.map((object) => describeObject(object)).join(", ");
+    const errors = failed.get(key);
+    const clashes = objects.filter((object) => taken.has(object.metadata.name));
+    if (errors !== undefined) {
+      verdicts.set(key, {
+        ...describe(raw, key),
+        reason: "InvalidRule",
+        message: limitMessage(`Not used: ${joinProblems(errors)}`),
+        rules: 0,
+      });
+    } else if (clashes.length > 0) {
+      verdicts.set(key, {
+        ...describe(raw, key),
+        reason: "Conflict",
+        message: limitMessage(
+          `Not used: it would be ${
+            clashes.map((object) => describeObject(object)).join(", ")
+          }, the name of a ClusterImageRewrite in the cluster, which stays in force`,
+        ),
+        rules: 0,
+      });
+    } else {
+      used.push(...objects.map((object) => ({ object, owner: key })));
+      const count = objects.reduce((sum, object) => sum + object.spec.rules.length, 0);
+      const warnings = check.warnings.length === 0 ? "" : `; warnings: ${joinProblems(check.warnings)}`;
+      verdicts.set(key, {
+        ...describe(raw, key),
+        reason: "Valid",
+        message: limitMessage(`${count} rule(s) in force as ${labels}${warnings}`),
+        rules: count,
+      });
+    }
+  }
+  return { used, optOuts: [...optOuts.values()], verdicts, problems };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -593,6 +788,11 @@ interface ReflectorOptions {
   readonly onError: (message: string) => void;
   /** After a watch opened again following a failed request. */
   readonly onRecover: () => void;
+  /**
+   * For a resource whose CRD may not be installed: a 404 (not installed) or 403 (not granted) from LIST or
+   * WATCH means "no objects", which counts as synced, and the resource is looked for again after `recheckMs`.
+   */
+  readonly optional?: { readonly recheckMs: number };
 }
 
 /** Mirrors one resource type into `items`, like client-go's Reflector. */
@@ -607,6 +807,8 @@ class Reflector {
   /** The current watch is open: errors from here on are disconnects, not failed requests. */
   #streaming = false;
   #failed = false;
+  /** The status (404 or 403) an optional resource was last missing with; undefined while it is served. */
+  #missing: number | undefined;
 
   constructor(options: ReflectorOptions) {
     this.#options = options;
@@ -639,6 +841,10 @@ class Reflector {
           logger.info("Watch of {resource} expired (410 Gone); listing again", { resource: name });
           this.#resourceVersion = undefined;
           healthy = failures === 0;
+        } else if (this.#optionalMissing(error)) {
+          failures = 0;
+          await sleep(this.#options.optional?.recheckMs ?? 0, signal);
+          continue;
         } else {
           const message = errorMessage(error);
           const details = { resource: name, message, failures: failures + 1 };
@@ -684,7 +890,45 @@ class Reflector {
     this.items = items;
     this.#resourceVersion = resourceVersion;
     this.synced = true;
+    if (this.#missing !== undefined) {
+      this.#missing = undefined;
+      this.#options.logger.info("{resource} is served now; reading it", { resource: resourceName(resource) });
+    }
     this.#options.onChange();
+  }
+
+  /** An optional resource that is not installed or not granted: no objects, and synced. False for other errors. */
+  #optionalMissing(error: unknown): boolean {
+    const { optional, logger, resource } = this.#options;
+    if (optional === undefined || !(error instanceof KubeApiError) || (error.code !== 404 && error.code !== 403)) {
+      return false;
+    }
+    if (this.#missing !== error.code) {
+      const details = { resource: resourceName(resource), seconds: optional.recheckMs / 1000, message: error.message };
+      // Logged once per state, not at every look.
+      if (error.code === 404) {
+        logger.info(
+          "{resource} is not served (its CRD is not installed): none read; looking again every {seconds} s",
+          details,
+        );
+      } else {
+        logger.warn(
+          "Cannot read {resource}, the role does not grant it: none read; grant get, list and watch to use them; looking again every {seconds} s: {message}",
+          details,
+        );
+      }
+      this.#missing = error.code;
+    }
+    this.#resourceVersion = undefined;
+    const changed = !this.synced || this.items.size > 0;
+    this.items = new Map();
+    this.synced = true;
+    if (this.#failed) {
+      this.#failed = false;
+      this.#options.onRecover();
+    }
+    if (changed) this.#options.onChange();
+    return true;
   }
 
   async #watch(signal: AbortSignal): Promise<{ expired: boolean; events: number }> {
@@ -754,7 +998,11 @@ class Reflector {
 // ---------------------------------------------------------------------------------------------------------------
 // The source.
 
-/** Keeps the store's "kube" objects equal to the valid, non-conflicting rule objects in the cluster. */
+/**
+ * Keeps the store's "kube" objects equal to the valid, non-conflicting rule objects in the cluster, and to the
+ * translations of the valid RegistryRewriteRules (with mutating-registry-webhook's Pod opt-out) when their CRD
+ * is installed.
+ */
 export class KubeRuleSource {
   #options: KubeSourceOptions;
   #http: KubeHttp;
@@ -762,6 +1010,7 @@ export class KubeRuleSource {
   #rewrites: Reflector;
   #clusterRewrites: Reflector;
   #namespaces: Reflector | undefined;
+  #registryRewriteRules: Reflector;
   #runs: Promise<void>[] = [];
   #started = false;
   #stopped = false;
@@ -770,8 +1019,16 @@ export class KubeRuleSource {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #updating = false;
   #unsubscribe: (() => void) | undefined;
+  /** Everything this source put in the store: our objects, then translated ones. */
   #used: readonly RewriteObject[] = [];
+  #optOuts: readonly PodOptOut[] = [];
+  /** The RegistryRewriteRule (verdict key) each translated object in `#used` came from. */
+  #owners: ReadonlyMap<RewriteObject, string> = new Map();
   #usedFingerprint: string | undefined;
+  /** The last evaluation of RegistryRewriteRules, and what it was made from (object versions, names taken). */
+  #foreign: { raws: readonly Json[]; taken: string; evaluation: ForeignEvaluation } | undefined;
+  /** Per RegistryRewriteRule (and "" for all together): the problems last logged. */
+  #foreignLogged = new Map<string, string>();
   #verdicts = new Map<string, ObjectVerdict>();
   #verdictFingerprint: string | undefined;
   #pending = new Set<string>();
@@ -796,12 +1053,17 @@ export class KubeRuleSource {
       },
       onRecover: () => {
         // The store keeps a source's last error until its next update: clear it with the objects in force.
-        if (this.#loaded && !this.#stopped) this.#update(this.#used);
+        if (this.#loaded && !this.#stopped) this.#update(this.#used, this.#optOuts);
       },
     };
     const rules = { ...common, keep: (object: Json) => object, onChange: () => this.#schedule() };
     this.#rewrites = new Reflector({ ...rules, resource: IMAGE_REWRITES });
     this.#clusterRewrites = new Reflector({ ...rules, resource: CLUSTER_IMAGE_REWRITES });
+    this.#registryRewriteRules = new Reflector({
+      ...rules,
+      resource: REGISTRY_REWRITE_RULES,
+      optional: { recheckMs: options.optionalRecheckMs ?? 60_000 },
+    });
     if (options.watchNamespaces !== false) {
       this.#namespaces = new Reflector({
         ...common,
@@ -829,7 +1091,7 @@ export class KubeRuleSource {
     if (this.#started || this.#stopped) return;
     this.#started = true;
     const signal = this.#controller.signal;
-    for (const reflector of [this.#rewrites, this.#clusterRewrites, this.#namespaces]) {
+    for (const reflector of [this.#rewrites, this.#clusterRewrites, this.#namespaces, this.#registryRewriteRules]) {
       if (reflector !== undefined) this.#runs.push(reflector.run(signal));
     }
     this.#unsubscribe = this.#options.store.onChange(() => {
@@ -857,7 +1119,7 @@ export class KubeRuleSource {
     return isRecord(labels) ? labels as Labels : {};
   }
 
-  /** The last verdict on each rule object, by `Kind/namespace/name`. */
+  /** The last verdict on each rule object (RegistryRewriteRules included), by `Kind/namespace/name`. */
   get verdicts(): ReadonlyMap<string, ObjectVerdict> {
     return this.#verdicts;
   }
@@ -878,20 +1140,32 @@ export class KubeRuleSource {
   #reconcile(): void {
     const { store, metrics, logger } = this.#options;
     if (this.#stopped) return;
-    if (!this.#rewrites.synced || !this.#clusterRewrites.synced || this.#namespaces?.synced === false) return;
+    if (
+      !this.#rewrites.synced || !this.#clusterRewrites.synced || this.#namespaces?.synced === false ||
+      !this.#registryRewriteRules.synced
+    ) return;
     const raws = [...this.#rewrites.items.values(), ...this.#clusterRewrites.items.values()];
     const evaluation = evaluateObjects(raws);
+    const foreign = this.#evaluateForeign();
+    // Translations hold `match` rules only, and conflicts are between `exact` rules: they cannot conflict with ours.
+    const used = [...evaluation.used, ...foreign.used.map((entry) => entry.object)];
 
-    const usedFingerprint = evaluation.used
-      .map((object) => canonical([object.kind, object.metadata.namespace ?? "", object.metadata.name, object.spec]))
-      .sort().join("\n");
+    const usedFingerprint = [
+      ...used.map((object) =>
+        canonical([object.kind, object.metadata.namespace ?? "", object.metadata.name, object.spec])
+      ),
+      ...foreign.optOuts.map((optOut) => canonical(["opt-out", optOut.kind, optOut.key, optOut.value])),
+    ].sort().join("\n");
     if (usedFingerprint !== this.#usedFingerprint) {
       this.#usedFingerprint = usedFingerprint;
-      this.#used = evaluation.used;
-      this.#update(evaluation.used);
+      this.#used = used;
+      this.#optOuts = foreign.optOuts;
+      this.#owners = new Map(foreign.used.map((entry) => [entry.object, entry.owner]));
+      this.#update(used, foreign.optOuts);
     }
+    this.#logForeignProblems(foreign);
 
-    const verdicts = this.#crossSourceConflicts(evaluation.verdicts);
+    const verdicts = this.#crossSourceConflicts(new Map([...evaluation.verdicts, ...foreign.verdicts]));
     const verdictFingerprint = [...verdicts.values()]
       .map((verdict) => canonical([verdict.key, verdict.generation ?? null, verdict.reason, verdict.message]))
       .sort().join("\n");
@@ -913,14 +1187,14 @@ export class KubeRuleSource {
         }
       }
       const rejected = [...verdicts.values()].filter((verdict) => verdict.reason !== "Valid").length;
-      const rules = evaluation.used.reduce((sum, object) => sum + object.spec.rules.length, 0);
+      const rules = used.reduce((sum, object) => sum + object.spec.rules.length, 0);
       metrics?.reloads.inc({ source: KUBE_SOURCE, result: rejected === 0 ? "success" : "error" });
       metrics?.rulesLoaded.set({ source: KUBE_SOURCE }, rules);
-      metrics?.objectsLoaded.set({ source: KUBE_SOURCE }, evaluation.used.length);
+      metrics?.objectsLoaded.set({ source: KUBE_SOURCE }, used.length);
       logger.info(
         "Loaded rule objects from the API: {objects} object(s) in use, {rules} rule(s), {rejected} rejected, hash {hash}",
         {
-          objects: evaluation.used.length,
+          objects: used.length,
           rules,
           rejected,
           hash: store.current.hash,
@@ -934,21 +1208,64 @@ export class KubeRuleSource {
     if (this.#options.writeStatus !== false) this.#queueStatusWrites();
   }
 
+  /** RegistryRewriteRules, translated and checked once per change of them or of the ClusterImageRewrite names. */
+  #evaluateForeign(): ForeignEvaluation {
+    const raws = [...this.#registryRewriteRules.items.values()];
+    const taken = [...this.#clusterRewrites.items.values()]
+      .map((raw) => stringField(metadataOf(raw), "name") ?? "").sort();
+    const takenKey = taken.join("\n");
+    const cached = this.#foreign;
+    if (
+      cached !== undefined && cached.taken === takenKey && cached.raws.length === raws.length &&
+      cached.raws.every((raw, index) => raw === raws[index])
+    ) return cached.evaluation;
+    const evaluation = evaluateRegistryRewriteRules(raws, new Set(taken));
+    this.#foreign = { raws, taken: takenKey, evaluation };
+    return evaluation;
+  }
+
+  /** Every problem of a RegistryRewriteRule, once each time its problems change: they get no status to show them. */
+  #logForeignProblems(foreign: ForeignEvaluation): void {
+    const { logger } = this.#options;
+    for (const key of this.#foreignLogged.keys()) {
+      if (!foreign.problems.has(key)) this.#foreignLogged.delete(key);
+    }
+    for (const [key, problems] of foreign.problems) {
+      const fingerprint = problems.map((problem) => problem.message).join("\n");
+      if (this.#foreignLogged.get(key) === fingerprint) continue;
+      this.#foreignLogged.set(key, fingerprint);
+      const object = foreign.verdicts.get(key)?.label ?? resourceName(REGISTRY_REWRITE_RULES);
+      for (const problem of problems) {
+        logger.warn("{object}: {message}", {
+          object,
+          severity: problem.severity,
+          code: problem.code,
+          message: problem.message,
+        });
+      }
+    }
+  }
+
   /** An object this source uses can still be dropped by the store for a conflict with another source's object. */
   #crossSourceConflicts(verdicts: ReadonlyMap<string, ObjectVerdict>): Map<string, ObjectVerdict> {
     const { store } = this.#options;
     const inForce = new Set(store.current.objects.map((object) => object.source));
-    const dropped = new Set(
-      this.#used.filter((object) => !inForce.has(object)).map((object) => objectKey(object.kind, object)),
-    );
+    // Verdict key → labels of its objects left out: a RegistryRewriteRule may have become several objects.
+    const dropped = new Map<string, string[]>();
+    for (const object of this.#used) {
+      if (inForce.has(object)) continue;
+      const key = this.#owners.get(object) ?? objectKey(object.kind, object);
+      dropped.set(key, [...(dropped.get(key) ?? []), describeObject(object)]);
+    }
     const out = new Map<string, ObjectVerdict>();
     for (const [key, verdict] of verdicts) {
-      if (verdict.reason !== "Valid" || !dropped.has(key)) {
+      const labels = dropped.get(key);
+      if (verdict.reason !== "Valid" || labels === undefined) {
         out.set(key, verdict);
         continue;
       }
       const problems = store.problems.filter((problem) =>
-        problem.severity === "error" && problem.object === verdict.label
+        problem.severity === "error" && problem.object !== undefined && labels.includes(problem.object)
       );
       const { object: _object, ...rest } = verdict;
       out.set(key, {
@@ -965,22 +1282,27 @@ export class KubeRuleSource {
     return out;
   }
 
-  #update(objects: readonly RewriteObject[]): void {
+  #update(objects: readonly RewriteObject[], optOuts: readonly PodOptOut[]): void {
     this.#updating = true;
     try {
-      this.#options.store.update(KUBE_SOURCE, objects);
+      this.#options.store.update(KUBE_SOURCE, objects, optOuts);
     } finally {
       this.#updating = false;
     }
   }
 
+  /** Our object behind a verdict; undefined for a RegistryRewriteRule, which is not ours to write. */
   #rawObject(key: string): { raw: Json; resource: Resource } | undefined {
     const [kind] = key.split("/", 1);
-    const reflector = kind === IMAGE_REWRITES.kind ? this.#rewrites : this.#clusterRewrites;
+    const resource = kind === IMAGE_REWRITES.kind
+      ? IMAGE_REWRITES
+      : kind === CLUSTER_IMAGE_REWRITES.kind
+      ? CLUSTER_IMAGE_REWRITES
+      : undefined;
+    if (resource === undefined) return undefined;
+    const reflector = resource === IMAGE_REWRITES ? this.#rewrites : this.#clusterRewrites;
     const raw = reflector.items.get(key.slice((kind ?? "").length + 1));
-    return raw === undefined
-      ? undefined
-      : { raw, resource: kind === IMAGE_REWRITES.kind ? IMAGE_REWRITES : CLUSTER_IMAGE_REWRITES };
+    return raw === undefined ? undefined : { raw, resource };
   }
 
   /** Whether `raw` needs a write to carry `verdict`. */

@@ -1,7 +1,8 @@
 // Test support: an in-process Kubernetes API server for mirrorhook's resources, speaking the real JSON wire protocol.
 //
-// Serves imagerewrites and clusterimagerewrites (mirrorhook.dev/v1alpha1, with a status subresource) and namespaces
-// (v1): LIST with limit/continue, WATCH with resourceVersion, bookmarks, timeoutSeconds and 410 Expired, GET, and
+// Serves imagerewrites and clusterimagerewrites (mirrorhook.dev/v1alpha1, with a status subresource), namespaces
+// (v1) and, optionally, registryrewriterules (dev.flemzord.fr/v1alpha1, mutating-registry-webhook's CRD: by default
+// not installed, so 404; or 403 as when RBAC does not grant it): LIST with limit/continue, WATCH with resourceVersion, bookmarks, timeoutSeconds and 410 Expired, GET, and
 // PUT/PATCH of /status with resourceVersion preconditions. One global resourceVersion counter, as etcd's revision.
 // Test controls create, change and delete objects, drop or expire watches, compact history and count requests.
 
@@ -18,9 +19,14 @@ interface ResourceDef {
   readonly base: string;
   /** Built-in types: list items carry no kind/apiVersion, objects have no generation. */
   readonly builtin: boolean;
+  /** Served only while its CRD is installed (see {@linkcode FakeKubeApi.setRegistryRewriteRules}). */
+  readonly optional?: boolean;
 }
 
 const GROUP_VERSION = "mirrorhook.dev/v1alpha1";
+const FLEMZORD_GROUP_VERSION = "dev.flemzord.fr/v1alpha1";
+/** mutating-registry-webhook's RegistryRewriteRule: its CRD may or may not be installed. */
+const REGISTRY_REWRITE_RULES = "registryrewriterules";
 const RESOURCES: readonly ResourceDef[] = [
   {
     plural: "imagerewrites",
@@ -39,7 +45,22 @@ const RESOURCES: readonly ResourceDef[] = [
     builtin: false,
   },
   { plural: "namespaces", kind: "Namespace", apiVersion: "v1", namespaced: false, base: "/api/v1", builtin: true },
+  {
+    plural: REGISTRY_REWRITE_RULES,
+    kind: "RegistryRewriteRule",
+    apiVersion: FLEMZORD_GROUP_VERSION,
+    namespaced: false,
+    base: `/apis/${FLEMZORD_GROUP_VERSION}`,
+    builtin: false,
+    optional: true,
+  },
 ];
+
+/**
+ * How the API answers for RegistryRewriteRules: served (CRD installed), 404 as when the CRD is not installed, or
+ * 403 as when the CRD is installed but the service account's role does not grant it.
+ */
+export type OptionalResourceState = "served" | "absent" | "forbidden";
 
 /** One request as the fake saw it. */
 export interface RecordedRequest {
@@ -79,6 +100,8 @@ export interface FakeKubeApiOptions {
   readonly expiredWatch?: "event" | "http";
   /** CA certificate (PEM) that signed `tls.cert`, written into the kubeconfig. */
   readonly caCert?: string;
+  /** RegistryRewriteRules: served, or answered as when the CRD is not installed (the default) or not granted. */
+  readonly registryRewriteRules?: OptionalResourceState;
 }
 
 function isRecord(value: unknown): value is Json {
@@ -161,6 +184,7 @@ export class FakeKubeApi implements AsyncDisposable {
   #continues = new Map<string, { items: Json[]; resourceVersion: number; offset: number }>();
   #held = new Map<string, PromiseWithResolvers<void>>();
   #clock = Date.parse("2026-01-01T00:00:00Z");
+  #registryRewriteRules: OptionalResourceState;
 
   private constructor(server: Deno.HttpServer<Deno.NetAddr>, options: FakeKubeApiOptions, handler: FakeHandler) {
     this.#server = server;
@@ -168,6 +192,7 @@ export class FakeKubeApi implements AsyncDisposable {
     this.token = options.token ?? "fake-token";
     this.caCert = options.caCert;
     this.expiredWatch = options.expiredWatch ?? "event";
+    this.#registryRewriteRules = options.registryRewriteRules ?? "absent";
     handler.api = this;
   }
 
@@ -214,6 +239,29 @@ export class FakeKubeApi implements AsyncDisposable {
     });
   }
 
+  /** How RegistryRewriteRule requests are answered now. */
+  get registryRewriteRules(): OptionalResourceState {
+    return this.#registryRewriteRules;
+  }
+
+  /**
+   * Installs or removes the RegistryRewriteRule CRD, or grants or revokes access to it. Leaving "served" ends open
+   * watches of it; removing the CRD also deletes its objects (with DELETED events), as the API server does.
+   */
+  setRegistryRewriteRules(state: OptionalResourceState): void {
+    const before = this.#registryRewriteRules;
+    this.#registryRewriteRules = state;
+    if (before !== "served" || state === "served") return;
+    if (state === "absent") {
+      const objects = this.#objects.get(REGISTRY_REWRITE_RULES);
+      for (const object of [...objects?.values() ?? []]) {
+        const metadata = metadataOf(object);
+        this.delete("RegistryRewriteRule", String(metadata["name"]));
+      }
+    }
+    for (const watcher of [...this.#watchers]) if (watcher.plural === REGISTRY_REWRITE_RULES) watcher.end(false);
+  }
+
   /** The current (global) resourceVersion. */
   get resourceVersion(): number {
     return this.#resourceVersion;
@@ -222,6 +270,9 @@ export class FakeKubeApi implements AsyncDisposable {
   /** Creates an object (resource chosen by `kind`); returns it as stored. */
   create(object: Json): Json {
     const resource = this.#resourceOfKind(object["kind"]);
+    if (resource.optional === true && this.#registryRewriteRules === "absent") {
+      throw new Error(`create: the ${resource.kind} CRD is not installed`);
+    }
     const stored = clone(object);
     stored["apiVersion"] = resource.apiVersion;
     const metadata = metadataOf(stored);
@@ -447,12 +498,31 @@ export class FakeKubeApi implements AsyncDisposable {
       return respond(404, statusBody(404, "NotFound", "the server could not find the requested resource"));
     }
     const { resource, namespace, name, subresource } = route;
+    if (resource.optional === true && this.#registryRewriteRules === "absent") {
+      return respond(404, statusBody(404, "NotFound", "the server could not find the requested resource"));
+    }
+    if (resource.optional === true && this.#registryRewriteRules === "forbidden") {
+      const verb = name !== undefined ? "get" : watch ? "watch" : "list";
+      return respond(
+        403,
+        statusBody(
+          403,
+          "Forbidden",
+          `${resource.plural}${
+            groupSuffix(resource)
+          } is forbidden: User "system:serviceaccount:mirrorhook:mirrorhook" cannot ${verb} resource "${resource.plural}" in API group "${
+            groupOf(resource)
+          }" at the cluster scope`,
+          { group: groupOf(resource), kind: resource.plural },
+        ),
+      );
+    }
     const notFound = () =>
       respond(
         404,
         statusBody(404, "NotFound", `${resource.plural}${groupSuffix(resource)} "${name}" not found`, {
           name,
-          group: resource.builtin ? "" : "mirrorhook.dev",
+          group: groupOf(resource),
           kind: resource.plural,
         }),
       );
@@ -494,7 +564,7 @@ export class FakeKubeApi implements AsyncDisposable {
           `Operation cannot be fulfilled on ${resource.plural}${
             groupSuffix(resource)
           } "${name}": the object has been modified; please apply your changes to the latest version and try again`,
-          { name, group: "mirrorhook.dev", kind: resource.plural },
+          { name, group: groupOf(resource), kind: resource.plural },
         ),
       );
     }
@@ -642,8 +712,14 @@ class FakeHandler {
   }
 }
 
+/** `mirrorhook.dev`, or "" for the core group. */
+function groupOf(resource: ResourceDef): string {
+  return resource.base.startsWith("/apis/") ? resource.base.split("/")[2] ?? "" : "";
+}
+
 function groupSuffix(resource: ResourceDef): string {
-  return resource.builtin ? "" : ".mirrorhook.dev";
+  const group = groupOf(resource);
+  return group === "" ? "" : `.${group}`;
 }
 
 /** `/apis/mirrorhook.dev/v1alpha1/namespaces/NS/imagerewrites/NAME/status` and the like. */
@@ -656,8 +732,8 @@ function parseRoute(
   if (segments[0] === "api" && segments[1] === "v1") {
     base = "/api/v1";
     rest = segments.slice(2);
-  } else if (segments[0] === "apis" && `${segments[1]}/${segments[2]}` === GROUP_VERSION) {
-    base = `/apis/${GROUP_VERSION}`;
+  } else if (segments[0] === "apis" && RESOURCES.some((r) => r.base === `/apis/${segments[1]}/${segments[2]}`)) {
+    base = `/apis/${segments[1]}/${segments[2]}`;
     rest = segments.slice(3);
   } else return undefined;
   const inGroup = (plural: string | undefined) =>
