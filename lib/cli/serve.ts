@@ -53,7 +53,7 @@ export function addServeCommand(
 ): void {
   const opt = (flags: string, description: string) => {
     const long = flags.split(/[ ,]+/).find((part) => part.startsWith("--")) ?? flags;
-    return new Option(flags, `${description} [env: ${envName(long)}]`).env(envName(long));
+    return new Option(flags, description).env(envName(long)); // commander prints "(env: …)"
   };
   program.command("serve")
     .description("run the admission webhook: HTTPS /mutate, plus /healthz, /readyz and /metrics on the probe port")
