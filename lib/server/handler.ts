@@ -32,10 +32,12 @@ export interface HandlerDeps {
   readonly now?: () => number;
   /**
    * Answers for the outputs of rules with `verify` (lib/verify's Verifier): `peek` from its cache, synchronously;
-   * `checkAll` from the registries, resolving by the deadline. Absent: such rules rewrite like any other.
+   * `checkAll` from the registries, resolving by the deadline; `refusal` when the rule's scope may not verify
+   * against the target's registry (lib/verify/policy.ts). Absent: such rules rewrite like any other.
    */
   readonly verifier?: {
     peek(target: string): VerifyAnswer | undefined;
+    refusal(target: string, scope: "namespaced" | "cluster"): VerifyAnswer | undefined;
     checkAll(targets: readonly string[], deadlineMs: number): Promise<ReadonlyMap<string, VerifyAnswer>>;
   };
   /** Deadline for all registry checks of one admission (default 2 s, well inside the webhook's timeout). */
@@ -156,8 +158,10 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
         // A warm cache decides in this one pass. Otherwise admission stays pure with a second pass: ask the
         // registries for what the cache lacked, all at once and within the deadline, then decide again.
         const answers = new Map<string, VerifyAnswer>();
-        const lookup = (target: string) => {
+        const lookup = (target: string, scope: "namespaced" | "cluster") => {
           if (verifier === undefined) return undefined;
+          const refused = verifier.refusal(target, scope);
+          if (refused !== undefined) return refused;
           let answer = answers.get(target);
           if (answer === undefined) {
             answer = verifier.peek(target);
@@ -169,7 +173,10 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
         if (verifier !== undefined && outcome.pendingTargets.length > 0) {
           const fetched = await verifier.checkAll(outcome.pendingTargets, deps.verifyDeadlineMs ?? 2000);
           for (const [target, answer] of fetched) answers.set(target, answer);
-          outcome = decideAdmission(review, { ...options, verified: (target) => answers.get(target) });
+          outcome = decideAdmission(review, {
+            ...options,
+            verified: (target, scope) => verifier.refusal(target, scope) ?? answers.get(target),
+          });
         }
       } catch (error) {
         return failed(review, error);
