@@ -199,9 +199,9 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
     }
   };
 
-  /** `/validate`: denials are answers (HTTP 200), not failures; no fail-open, as no rule set is read. */
+  /** `/validate`: denials are answers (HTTP 200), not failures; no fail-open: the rules in force are only compared. */
   function validated(review: AdmissionRequest): WebhookResponse {
-    const outcome = validateRewriteReview(review);
+    const outcome = validateRewriteReview(review, deps.rules());
     const result = outcome.skipped !== undefined ? "skipped" : outcome.allowed ? "valid" : "invalid";
     metrics.validations.inc({ operation: review.operation, result });
     if (!outcome.allowed || outcome.ratcheted === true) {
