@@ -15,6 +15,7 @@ import { createProbeHandler, type Readiness } from "./probes.ts";
 import { reportRuleProblems } from "./rule_problems.ts";
 import { ReloadingTlsServer } from "./tls.ts";
 import { createVerifyMetrics } from "../verify/metrics.ts";
+import { type ClusterRulesPolicy, VerifyPolicy } from "../verify/policy.ts";
 import { Verifier } from "../verify/verifier.ts";
 
 /** Every setting of `mirrorhook serve`. */
@@ -57,6 +58,10 @@ export interface VerifyConfig {
   readonly insecureRegistries: readonly string[];
   /** Extra CA file by registry host. */
   readonly caFiles: Readonly<Record<string, string>>;
+  /** Registries every verified rule may check (`--verify-registry`); insecure and CA-file hosts count too. */
+  readonly registries?: readonly string[];
+  /** What cluster-wide rules may verify against (`--verify-cluster-rules`, default `listed`). */
+  readonly clusterRules?: ClusterRulesPolicy;
   readonly cache?: {
     readonly maxEntries?: number;
     readonly presentMs?: number;
@@ -158,6 +163,11 @@ export async function startServer(
   try {
     const cache = config.verify?.cache;
     verifier = await Verifier.create({
+      policy: VerifyPolicy.create({
+        registries: config.verify?.registries ?? [],
+        clusterRules: config.verify?.clusterRules ?? "listed",
+      }),
+      deadlineMs: config.verify?.deadlineMs ?? 2000,
       dockerConfigs: config.verify?.dockerConfigs ?? [],
       insecureRegistries: config.verify?.insecureRegistries ?? [],
       caFiles: config.verify?.caFiles ?? {},
