@@ -147,7 +147,7 @@ function compileParsed(texts: readonly ParsedText[]): LoadResult {
   const tooMany = countRules(texts);
   if (tooMany !== undefined) {
     const problems = texts.flatMap((text) => text.problems.filter((problem) => problem.severity === "error"));
-    return { ruleSet: compileRuleSet([]).ruleSet, problems: [...problems, tooMany], objects: [], optOuts: [] };
+    return { ...compileRuleSet([]), problems: [...problems, tooMany], objects: [], optOuts: [] };
   }
   const problems: Problem[] = [];
   const located: Located[] = [];
