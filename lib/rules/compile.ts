@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { formatName, formatReference, isRegistryComponent, parseReference } from "../image/reference.ts";
 import { type FieldPath, formatPath, hasErrors, type Problem, type ProblemCode } from "./problem.ts";
-import { screenPattern } from "./pattern.ts";
+import { compilePattern, screenPattern } from "./pattern.ts";
 import { compileSelector, isEmptySelector, type LabelMatcher, type Labels } from "./selector.ts";
 import {
   describeObject,
@@ -382,9 +382,13 @@ function compileRule(object: CompiledObject, rule: RuleSpec, index: number, repo
     return { ...base, type: "prefix", key, replace };
   }
   const source = rule.match ?? "";
-  let pattern: RegExp;
+  const verdict = screenPattern(source);
+  if (verdict.status === "too-long") {
+    report("error", "pattern-too-long", "match", verdict.reason);
+    return undefined;
+  }
   try {
-    pattern = new RegExp(source);
+    new RegExp(source);
   } catch (error) {
     report(
       "error",
@@ -402,33 +406,22 @@ function compileRule(object: CompiledObject, rule: RuleSpec, index: number, repo
       `the pattern contains \\\\, which matches a literal backslash, and image references never contain one; in YAML single quotes write \\. for a dot`,
     );
   }
-  const verdict = screenPattern(source);
-  if (verdict.status === "catastrophic") {
+  if (verdict.status === "unbounded" || verdict.status === "invalid") {
     report(
       "error",
-      "catastrophic-pattern",
+      "unbounded-pattern",
       "match",
-      `the pattern can backtrack catastrophically (${verdict.complexity})${
-        verdict.attack === undefined ? "" : `, e.g. on ${verdict.attack}`
-      }`,
+      verdict.status === "invalid"
+        ? `the pattern could not be analysed: ${verdict.reason}`
+        : `the pattern uses ${verdict.reason}; rewrite it without`,
     );
     return undefined;
   }
-  if (verdict.status === "quadratic") {
-    report(
-      "warning",
-      "catastrophic-pattern",
-      "match",
-      "the pattern can take quadratic time on long references; prefer [^/]+ to .* between separators",
-    );
-  } else if (verdict.status === "unknown") {
-    report(
-      "warning",
-      "unverified-pattern",
-      "match",
-      `could not prove the pattern safe from catastrophic backtracking (${verdict.reason})`,
-    );
+  if (verdict.status === "catastrophic") {
+    report("error", "catastrophic-pattern", "match", `the pattern can backtrack catastrophically: ${verdict.reason}`);
+    return undefined;
   }
+  const pattern = compilePattern(source);
   if (keep) return { ...base, type: "match", key: source, pattern };
   const replace = rule.replace ?? "";
   const groups = new Set(Object.keys(new RegExp(`${source}|`).exec("")?.groups ?? {}));

@@ -15,8 +15,11 @@ export type ProblemCode =
   | "invalid-reference"
   | "invalid-prefix"
   | "invalid-regex"
+  /** A `match` pattern longer than the limit. */
+  | "pattern-too-long"
+  /** A `match` pattern V8's linear-time engine cannot run (back-references, look-arounds, large counted repetition). */
+  | "unbounded-pattern"
   | "catastrophic-pattern"
-  | "unverified-pattern"
   | "invalid-replacement"
   | "conflict"
   | "duplicate"
