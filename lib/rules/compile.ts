@@ -1,9 +1,15 @@
 // Compiles validated rule objects into a rule set: normalized keys, a hash map, a path-segment trie, screened regexes.
 
 import { createHash } from "node:crypto";
-import { formatName, formatReference, isRegistryComponent, parseReference } from "../image/reference.ts";
+import {
+  formatName,
+  formatReference,
+  type ImageReference,
+  isRegistryComponent,
+  parseReference,
+} from "../image/reference.ts";
 import { type FieldPath, formatPath, hasErrors, type Problem, type ProblemCode } from "./problem.ts";
-import { compilePattern, screenPattern } from "./pattern.ts";
+import { compilePattern, patternGroups, screenPattern } from "./pattern.ts";
 import { compileSelector, isEmptySelector, type LabelMatcher, type Labels } from "./selector.ts";
 import {
   describeObject,
@@ -264,7 +270,7 @@ function compileObject(
     const path: FieldPath = ["spec", "rules", index];
     const report = (severity: Problem["severity"], code: ProblemCode, field: string | undefined, detail: string) =>
       problems.push(problem(severity, code, label, field === undefined ? path : [...path, field], detail));
-    const compiled = compileRule(object, rule, index, report);
+    const compiled = compileRule(object, rule, index, report, rules);
     if (compiled === undefined) return;
     if (compiled.type === "exact") {
       const earlier = exactSeen.get(compiled.key);
@@ -314,7 +320,13 @@ function scopeCheck(
 
 type Report = (severity: Problem["severity"], code: ProblemCode, field: string | undefined, detail: string) => void;
 
-function compileRule(object: CompiledObject, rule: RuleSpec, index: number, report: Report): CompiledRule | undefined {
+function compileRule(
+  object: CompiledObject,
+  rule: RuleSpec,
+  index: number,
+  report: Report,
+  earlier: readonly CompiledRule[],
+): CompiledRule | undefined {
   const keep = rule.keep === true;
   const spec = object.source.spec;
   const base = {
@@ -424,8 +436,7 @@ function compileRule(object: CompiledObject, rule: RuleSpec, index: number, repo
   const pattern = compilePattern(source);
   if (keep) return { ...base, type: "match", key: source, pattern };
   const replace = rule.replace ?? "";
-  const groups = new Set(Object.keys(new RegExp(`${source}|`).exec("")?.groups ?? {}));
-  const groupCount = (new RegExp(`${source}|`).exec("")?.length ?? 1) - 1;
+  const { names: groups, count: groupCount } = patternGroups(source);
   for (const token of replace.matchAll(REPLACEMENT_TOKEN)) {
     const name = token[2];
     const number = /^\d+$/.test(token[1] ?? "") ? Number(token[1]) : undefined;
@@ -463,7 +474,7 @@ function compileRule(object: CompiledObject, rule: RuleSpec, index: number, repo
   const normalizedSample = selfSample === undefined ? undefined : parseReference(selfSample);
   if (normalizedSample?.ok === true) {
     const probe = rule.on === "original" ? selfSample ?? "" : formatReference(normalizedSample.reference);
-    if (pattern.test(probe)) {
+    if (pattern.test(probe) && !keptBefore(earlier, selfSample ?? "", normalizedSample.reference)) {
       report(
         "warning",
         "self-match",
@@ -473,6 +484,18 @@ function compileRule(object: CompiledObject, rule: RuleSpec, index: number, repo
     }
   }
   return { ...base, type: "match", key: source, pattern, replace };
+}
+
+/** Whether a keep rule written earlier in the object decides `original` first (its output is then left alone). */
+function keptBefore(earlier: readonly CompiledRule[], original: string, reference: ImageReference): boolean {
+  const normalized = formatReference(reference);
+  const name = formatName(reference);
+  return earlier.some((rule) => {
+    if (!rule.keep) return false;
+    if (rule.type === "exact") return rule.key === normalized;
+    if (rule.type === "prefix") return name === rule.key || name.startsWith(`${rule.key}/`);
+    return rule.pattern?.test(rule.on === "original" ? original : normalized) === true;
+  });
 }
 
 /** Expands a JavaScript replacement template with every group set to `filler`. */

@@ -37,6 +37,7 @@ export type PatternVerdict =
 /** Verdicts kept by pattern source; least recently used first out, one at a time (no emptying cliff). */
 export const VERDICT_CACHE_LIMIT = 100_000;
 const cache = new Map<string, PatternVerdict>();
+const compiled = new Map<string, RegExp>();
 
 /**
  * Screens `source` (compiled without flags): refused when longer than {@linkcode MAX_PATTERN_LENGTH}, when
@@ -93,7 +94,40 @@ export function hasLinearEngine(): boolean {
  * (matching time then grows linearly with the image, whatever the pattern), else as written.
  */
 export function compilePattern(source: string): RegExp {
-  return hasLinearEngine() ? new RegExp(source, LINEAR_FLAG) : new RegExp(source);
+  // Without the g and y flags a RegExp keeps no state between uses, so rules with the same pattern share one
+  // (and V8 compiles it once, not again on every reload).
+  const known = compiled.get(source);
+  if (known !== undefined) return known;
+  const pattern = hasLinearEngine() ? new RegExp(source, LINEAR_FLAG) : new RegExp(source);
+  compiled.set(source, pattern);
+  if (compiled.size > VERDICT_CACHE_LIMIT) {
+    const oldest = compiled.keys().next();
+    if (oldest.done !== true) compiled.delete(oldest.value);
+  }
+  return pattern;
+}
+
+/** The capture groups of a screened pattern: how many, and their names. */
+export interface PatternGroups {
+  readonly count: number;
+  readonly names: ReadonlySet<string>;
+}
+
+const groupCache = new Map<string, PatternGroups>();
+
+/** The groups of a screened pattern (found by matching `source|` on the empty text), remembered by source. */
+export function patternGroups(source: string): PatternGroups {
+  const known = groupCache.get(source);
+  if (known !== undefined) return known;
+  const either = `${source}|`;
+  const empty = (hasLinearEngine() ? new RegExp(either, LINEAR_FLAG) : new RegExp(either)).exec("");
+  const groups: PatternGroups = { count: (empty?.length ?? 1) - 1, names: new Set(Object.keys(empty?.groups ?? {})) };
+  groupCache.set(source, groups);
+  if (groupCache.size > VERDICT_CACHE_LIMIT) {
+    const oldest = groupCache.keys().next();
+    if (oldest.done !== true) groupCache.delete(oldest.value);
+  }
+  return groups;
 }
 
 function judge(source: string): PatternVerdict {
@@ -117,6 +151,9 @@ function judge(source: string): PatternVerdict {
   if (unsupported !== undefined) {
     return { status: "unbounded", reason: `${unsupported}, which V8's linear-time engine cannot run` };
   }
+  // Exponential backtracking needs a repeated part that itself repeats or chooses: without such nesting the
+  // analysis can only find polynomial cases, which the linear engine makes harmless. Skip it (same verdict).
+  if (!hasNestedRepetition(pattern)) return { status: "safe" };
   let exponential: string | undefined;
   try {
     const result = analyse({ pattern, flags: flagsOf(pattern) }, { assumeRejectingSuffix: false });
@@ -138,6 +175,28 @@ function judge(source: string): PatternVerdict {
   }
   if (exponential !== undefined) return { status: "catastrophic", reason: exponential };
   return { status: "safe" };
+}
+
+/** Whether a quantifier that repeats (max over 1) contains another quantifier or an alternation. */
+function hasNestedRepetition(pattern: AST.Pattern): boolean {
+  let nested = false;
+  const repeats = (node: AST.Node) => node.type === "Quantifier" && node.max > 1;
+  const insideRepetition = (node: AST.Node): boolean => {
+    for (let at = node.parent; at !== null; at = at.parent) if (repeats(at)) return true;
+    return false;
+  };
+  visitRegExpAST(pattern, {
+    onQuantifierEnter(node) {
+      if (!nested && insideRepetition(node)) nested = true;
+    },
+    onAlternativeEnter(node) {
+      const parent = node.parent;
+      if (!nested && parent.type !== "Pattern" && parent.alternatives.length > 1 && insideRepetition(node)) {
+        nested = true;
+      }
+    },
+  });
+  return nested;
 }
 
 function flagsOf(pattern: AST.Pattern): AST.Flags {

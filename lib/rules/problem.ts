@@ -20,6 +20,8 @@ export type ProblemCode =
   /** A `match` pattern V8's linear-time engine cannot run (back-references, look-arounds, large counted repetition). */
   | "unbounded-pattern"
   | "catastrophic-pattern"
+  /** Screening the patterns was refused (busy, or past its deadline): nothing was loaded. */
+  | "unscreened-pattern"
   | "invalid-replacement"
   | "conflict"
   | "duplicate"

@@ -8,6 +8,7 @@ import type { PodLike, VerifyAnswer } from "../mutate/pod.ts";
 import { describeRule } from "../rules/engine.ts";
 import { parseReference } from "../image/reference.ts";
 import type { RuleSet } from "../rules/compile.ts";
+import { matchPatterns } from "../rules/load.ts";
 import type { Labels } from "../rules/selector.ts";
 import { readStreamLimited } from "../util/body.ts";
 import type { Metrics } from "./metrics.ts";
@@ -42,6 +43,11 @@ export interface HandlerDeps {
   readonly verifyDeadlineMs?: number;
   /** Counts what verification decided: result (verified, missing, error, timeout) × action (rewrite, keep). */
   readonly verifyDecisions?: { inc(labels: { result: string; action: string }): void };
+  /**
+   * Screens `/validate`'s patterns off this thread (lib/util/pattern_screener.ts), rejecting when it cannot in
+   * time; `/validate` then refuses (code 503). Absent: patterns are screened here, synchronously.
+   */
+  readonly screenPatterns?: (sources: readonly string[]) => Promise<unknown>;
   /** Test hook: replaces `admit` (to simulate a bug in rule evaluation). */
   readonly admit?: (request: AdmissionRequest, options: AdmitOptions) => AdmitOutcome;
 }
@@ -99,6 +105,13 @@ export function createWebhookHandler(deps: HandlerDeps): (request: Request) => P
 /** Paths served on the webhook port. */
 const WEBHOOK_PATHS = new Set(["/mutate", "/validate"]);
 
+/** The `match` patterns of a rule object's `spec.rules`, whatever else it holds. */
+function rulePatterns(object: unknown): string[] {
+  const spec = typeof object === "object" && object !== null ? (object as { spec?: unknown }).spec : undefined;
+  const rules = typeof spec === "object" && spec !== null ? (spec as { rules?: unknown }).rules : undefined;
+  return Array.isArray(rules) ? matchPatterns(rules) : [];
+}
+
 /**
  * Creates the webhook core: `POST /mutate` (Pods) and `POST /validate` (mirrorhook's own rule objects), with every
  * error turned into a response here and only here.
@@ -140,7 +153,7 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
       const review = decodeReview(parsed);
       uid = review.uid;
       operation = review.operation;
-      if (request.path === "/validate") return validated(review);
+      if (request.path === "/validate") return await validated(review);
       let outcome: AdmitOutcome;
       try {
         const namespaceLabels = review.namespace === undefined ? undefined : deps.namespaceLabels?.(review.namespace);
@@ -200,7 +213,17 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
   };
 
   /** `/validate`: denials are answers (HTTP 200), not failures; no fail-open, as no rule set is read. */
-  function validated(review: AdmissionRequest): WebhookResponse {
+  async function validated(review: AdmissionRequest): Promise<WebhookResponse> {
+    try {
+      await deps.screenPatterns?.(rulePatterns(review.object));
+    } catch (error) {
+      const message = `mirrorhook: cannot check the regular expressions now (${
+        error instanceof Error ? error.message : String(error)
+      }); try again`;
+      metrics.validations.inc({ operation: review.operation, result: "refused" });
+      logger.warn("Refused to validate a rule object: {message}", { uid: review.uid, message });
+      return json(denyResponse(review.uid, 503, message));
+    }
     const outcome = validateRewriteReview(review);
     const result = outcome.skipped !== undefined ? "skipped" : outcome.allowed ? "valid" : "invalid";
     metrics.validations.inc({ operation: review.operation, result });

@@ -7,7 +7,7 @@ import type { Logger } from "@logtape/logtape";
 import { FLEMZORD_GROUP, FLEMZORD_KIND, translateFlemzord } from "../compat/flemzord.ts";
 import type { CompatProblem, Translation } from "../compat/common.ts";
 import { compileRuleSet, type PodOptOut } from "../rules/compile.ts";
-import { loadTranslation } from "../rules/load.ts";
+import { loadTranslation, matchPatterns } from "../rules/load.ts";
 import type { Problem } from "../rules/problem.ts";
 import { API_VERSION, describeObject, type RewriteObject, validateObject } from "../rules/schema.ts";
 import type { Labels } from "../rules/selector.ts";
@@ -70,6 +70,8 @@ export interface KubeSourceOptions {
   readonly optionalRecheckMs?: number;
   /** Clock for `lastTransitionTime`. */
   readonly now?: () => Date;
+  /** Screens the objects' patterns off this thread (a worker) before each evaluation; rejects when it cannot. */
+  readonly screen?: (sources: readonly string[]) => Promise<unknown>;
 }
 
 /**
@@ -205,6 +207,13 @@ interface ObjectCheck {
   readonly warnings: readonly Problem[];
   /** `priority\0reference` of each `exact` rule: the only rules that can conflict across objects. */
   readonly exactKeys: readonly string[];
+}
+
+/** `spec.rules` of a raw object, when it is a list. */
+function rulesOf(raw: unknown): unknown[] {
+  const spec = isRecord(raw) ? raw["spec"] : undefined;
+  const rules = isRecord(spec) ? spec["rules"] : undefined;
+  return Array.isArray(rules) ? rules : [];
 }
 
 /** Checks are kept per object version: the watch hands out a new object for every change. */
@@ -1127,12 +1136,19 @@ export class KubeRuleSource {
   #schedule(): void {
     if (this.#stopped || this.#timer !== undefined) return;
     // One evaluation per burst of events.
-    this.#timer = setTimeout(() => {
+    this.#timer = setTimeout(async () => {
       this.#timer = undefined;
       try {
+        const screen = this.#options.screen;
+        if (screen !== undefined) {
+          const raws = [...this.#rewrites.items.values(), ...this.#clusterRewrites.items.values()];
+          await screen(raws.flatMap((raw) => matchPatterns(rulesOf(raw))));
+        }
         this.#reconcile();
       } catch (error) {
         this.#options.logger.error("Cannot evaluate rule objects: {message}", { message: errorMessage(error) });
+        // Screening refused (busy, slow) decides nothing: the rules in force stay, and evaluation is tried again.
+        if (this.#options.screen !== undefined && !this.#stopped) setTimeout(() => this.#schedule(), 1000);
       }
     }, 0);
   }
