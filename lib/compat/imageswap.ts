@@ -14,7 +14,7 @@ import {
   type TranslatedObject,
   type Translation,
 } from "./common.ts";
-import { defaultRule, fnmatchPattern, replaceGlobRule } from "./imageswap_patterns.ts";
+import { fnmatchPattern, replaceGlobRule } from "./imageswap_patterns.ts";
 import { compareWithTool, type Probe, type ToolResult } from "./probe.ts";
 
 export { fnmatchPattern };
@@ -413,23 +413,23 @@ export function translateImageSwap(text: string, source: string): Translation {
     if (fallback.value !== "") {
       const value = fallback.value.replaceAll("$", "$$$$");
       // ImageSwap swaps its own outputs again when a Pod is admitted a second time (default replaces their
-      // registry); mirrorhook keeps them: the default skips its own target, keep rules cover the others.
+      // registry); mirrorhook keeps them: keep rules for the other lines' targets and the default's own, first.
       mainRules.push(...keepOutputs(outputs, { fallback: fallback.value, maps, exact: exactByReference }));
       const dash = fallback.value.endsWith("-");
       const own = dash ? fallback.value : `${canonicalPrefix(fallback.value)}/`;
-      const guarded = defaultRule(fallback.value, own, dash);
-      if (guarded === undefined) {
-        // No linear pattern leaves the target out (a port in its registry): a keep rule decides it first.
-        mainRules.push({
-          rule: { match: `^${escapePattern(own)}`, keep: true },
-          from: { entry: fallback, field: "value" },
-        });
-      }
       mainRules.push({
-        rule: guarded ??
-          (dash
-            ? { match: "^([^/:]+)(?::[0-9]+)?/(.*)$", replace: `${value}$1/$2` }
-            : { match: "^[^/]+/(.*)$", replace: `${value.replace(/\/+$/, "")}/$1` }),
+        rule: { match: `^${escapePattern(own)}`, keep: true },
+        from: {
+          entry: fallback,
+          field: "value",
+          note:
+            "kept: default sends images here, and a Pod admitted again must keep them (ImageSwap would swap them again)",
+        },
+      });
+      mainRules.push({
+        rule: dash
+          ? { match: "^([^/:]+)(?::[0-9]+)?/(.*)$", replace: `${value}$1/$2` }
+          : { match: "^[^/]+/(.*)$", replace: `${value.replace(/\/+$/, "")}/$1` },
         from: { entry: fallback, field: "value" },
       });
     }

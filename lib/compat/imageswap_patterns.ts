@@ -1,6 +1,5 @@
-// Linear regular expressions for ImageSwap's globs and its default line's guard: no look-around, no back-reference.
+// Linear regular expressions for ImageSwap's [REPLACE] globs: no look-around, no back-reference.
 
-import { MAX_PATTERN_LENGTH } from "../rules/pattern.ts";
 import { escapePattern } from "./common.ts";
 
 /** One piece of a Python fnmatch glob. */
@@ -104,71 +103,5 @@ export function replaceGlobRule(glob: string, target: string): { match: string; 
   return {
     match: alternatives.length === 0 ? "^[^\\s\\S]" : `^(?:${alternatives.join("|")})$`,
     replace: `${prefix.replaceAll("$", "$$$$")}${groups}`,
-  };
-}
-
-/**
- * Texts over the characters outside `excluded` that differ from `literal` (`mode: "exact"`), or that do not
- * start with it (`mode: "prefix"`), as a linear pattern: at each position either the text ends, or the next
- * character differs, or it is the literal's and the rest follows. `nonEmpty` leaves out the empty text.
- */
-export function unlike(literal: string, excluded: string, mode: "exact" | "prefix", nonEmpty: boolean): string {
-  const other = excluded === "" ? "." : `[^${[...excluded].map(classChar).join("")}]`;
-  let tail: string | undefined = mode === "exact" ? `${other}+` : undefined;
-  for (let i = literal.length - 1; i >= 0; i--) {
-    const c = literal[i] ?? "";
-    const alternatives: string[] = [];
-    if (i > 0 || !nonEmpty) alternatives.push("");
-    alternatives.push(`[^${[...excluded, c].map(classChar).join("")}]${other}*`);
-    if (tail !== undefined && !excluded.includes(c)) alternatives.push(`${escapePattern(c)}${tail}`);
-    tail = `(?:${alternatives.join("|")})`;
-  }
-  return tail ?? (nonEmpty ? `${other}+` : `${other}*`);
-}
-
-/**
- * The default line's rule: every normalized reference except those under `own` (the default's own target,
- * `registry/path/` or a `-`-ended text), which a Pod admitted again must keep. Undefined when no linear
- * pattern can say it (a port in the target's registry) within the length limit.
- */
-export function defaultRule(
-  value: string,
-  own: string,
-  dash: boolean,
-): { match: string; replace: string } | undefined {
-  const rule = guardedDefault(value, own, dash);
-  return rule === undefined || rule.match.length > MAX_PATTERN_LENGTH ? undefined : rule;
-}
-
-function guardedDefault(value: string, own: string, dash: boolean): { match: string; replace: string } | undefined {
-  const slash = own.indexOf("/");
-  const registry = slash < 0 ? own : own.slice(0, slash);
-  const rest = slash < 0 ? undefined : own.slice(slash + 1);
-  if (registry.includes(":") || registry === "") return undefined;
-  const escaped = value.replaceAll("$", "$$$$");
-  if (!dash) {
-    // own is `registry/path/`: another registry, or the same registry and a path elsewhere.
-    const alternatives = [`${unlike(registry, "/", "exact", true)}/(.*)`];
-    if (rest !== undefined && rest !== "") {
-      alternatives.push(`${escapePattern(registry)}/(${unlike(rest, "", "prefix", false)})`);
-    }
-    return {
-      match: `^(?:${alternatives.join("|")})$`,
-      replace: `${escaped.replace(/\/+$/, "")}/${alternatives.map((_, i) => `$${i + 1}`).join("")}`,
-    };
-  }
-  if (rest === undefined) {
-    // own is the start of a registry host.
-    return {
-      match: `^(${unlike(registry, "/:", "prefix", true)})(?::[0-9]+)?/(.*)$`,
-      replace: `${escaped}$1/$2`,
-    };
-  }
-  const host = escapePattern(registry);
-  return {
-    match: `^(?:(${unlike(registry, "/:", "exact", true)})(?::[0-9]+)?/(.*)|(${host}):[0-9]+/(.*)|(${host})/(${
-      unlike(rest, "", "prefix", false)
-    }))$`,
-    replace: `${escaped}$1$3$5/$2$4$6`,
   };
 }
