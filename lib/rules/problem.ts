@@ -3,7 +3,13 @@
 /** Stable problem codes; tests and metrics use these, never the message wording. */
 export type ProblemCode =
   | "yaml-syntax"
+  /** A rule path that cannot be read: missing, a dangling link, a loop of links, a directory, no permission. */
+  | "read-error"
   | "file-too-large"
+  /** More rules in all than the supported ceiling. */
+  | "too-many-rules"
+  /** A reload found no rule object where some were in force (an emptied ConfigMap). */
+  | "no-rules"
   | "not-an-object"
   | "unknown-kind"
   | "unknown-field"
@@ -77,6 +83,24 @@ export function formatProblem(problem: Problem): string {
 /** True when any problem is an error. */
 export function hasErrors(problems: readonly Problem[]): boolean {
   return problems.some((problem) => problem.severity === "error");
+}
+
+/** Messages of problems shown in one summary line; the rest are counted. */
+const LISTED_PROBLEMS = 5;
+
+/** The first few problems' messages in one line, `…; and 3 more`: for a status condition or a log line. */
+export function joinProblems(problems: readonly Problem[]): string {
+  const shown = problems.slice(0, LISTED_PROBLEMS).map((problem) => problem.message).join("; ");
+  const more = problems.length - LISTED_PROBLEMS;
+  return more > 0 ? `${shown}; and ${more} more` : shown;
+}
+
+/** metav1.Condition allows 32768 characters in a message. */
+const MESSAGE_LIMIT = 32768;
+
+/** A message cut to what a status condition holds. */
+export function limitMessage(message: string): string {
+  return message.length <= MESSAGE_LIMIT ? message : `${message.slice(0, MESSAGE_LIMIT - 1)}…`;
 }
 
 /** Thrown by the `…OrThrow` helpers: carries every problem found. */

@@ -5,7 +5,8 @@ import { sampleReview } from "../admission/sample.ts";
 import { OPT_OUT_LABEL, type PodLike } from "../mutate/pod.ts";
 import { formatProblem, type Problem } from "../rules/problem.ts";
 import { FileRuleSource } from "../sources/file_source.ts";
-import { KubeRuleSource, loadKubeConfig } from "../sources/kube_source.ts";
+import { loadKubeConfig } from "../sources/kube/http.ts";
+import { KubeRuleSource } from "../sources/kube/source.ts";
 import { RuleStore } from "../sources/store.ts";
 import { type CertificateChain, mintCertificates } from "./certs.ts";
 import { createWebhookCore } from "./handler.ts";
@@ -14,6 +15,7 @@ import { createProbeHandler, type Readiness } from "./probes.ts";
 import { ReloadingTlsServer } from "./tls.ts";
 import { LOAD_SCREEN_DEADLINE_MS, PatternScreener, VALIDATE_SCREEN_DEADLINE_MS } from "../util/pattern_screener.ts";
 import { createVerifyMetrics } from "../verify/metrics.ts";
+import { type ClusterRulesPolicy, VerifyPolicy } from "../verify/policy.ts";
 import { Verifier } from "../verify/verifier.ts";
 
 /** Every setting of `mirrorhook serve`. */
@@ -56,6 +58,10 @@ export interface VerifyConfig {
   readonly insecureRegistries: readonly string[];
   /** Extra CA file by registry host. */
   readonly caFiles: Readonly<Record<string, string>>;
+  /** Registries every verified rule may check (`--verify-registry`); insecure and CA-file hosts count too. */
+  readonly registries?: readonly string[];
+  /** What cluster-wide rules may verify against (`--verify-cluster-rules`, default `listed`). */
+  readonly clusterRules?: ClusterRulesPolicy;
   readonly cache?: {
     readonly maxEntries?: number;
     readonly presentMs?: number;
@@ -167,6 +173,11 @@ export async function startServer(
   try {
     const cache = config.verify?.cache;
     verifier = await Verifier.create({
+      policy: VerifyPolicy.create({
+        registries: config.verify?.registries ?? [],
+        clusterRules: config.verify?.clusterRules ?? "listed",
+      }),
+      deadlineMs: config.verify?.deadlineMs ?? 2000,
       dockerConfigs: config.verify?.dockerConfigs ?? [],
       insecureRegistries: config.verify?.insecureRegistries ?? [],
       caFiles: config.verify?.caFiles ?? {},
