@@ -156,7 +156,8 @@ export async function loadRuleTextsScreened(inputs: readonly RuleText[], screen:
       fieldPath: [],
       ...(inputs.length === 1 && inputs[0] !== undefined ? { source: inputs[0].name } : {}),
     };
-    return { ruleSet: compileRuleSet([]).ruleSet, problems: [found], objects: [], optOuts: [] };
+    const empty = compileRuleSet([]);
+    return { ...empty, problems: [found], objects: [], optOuts: [] };
   }
   return compileParsed(texts);
 }
@@ -207,6 +208,8 @@ function compileParsed(texts: readonly ParsedText[]): LoadResult {
   return {
     ruleSet: podOptOuts.length === 0 ? compiled.ruleSet : { ...compiled.ruleSet, optOuts: podOptOuts },
     problems,
+    problemsByObject: compiled.problemsByObject,
+    inForce: compiled.inForce,
     objects: located.map((entry) => entry.object),
     optOuts: podOptOuts,
   };
