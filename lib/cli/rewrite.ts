@@ -3,6 +3,7 @@
 import { normalizeReference } from "../image/reference.ts";
 import type { CompiledRule, ImageContext } from "../rules/compile.ts";
 import { decide, type Decision, describeRule } from "../rules/engine.ts";
+import { explainLosers } from "../rules/explain.ts";
 import { Verifier, type VerifyResult } from "../verify/verifier.ts";
 import { type CliIo, EXIT } from "./io.ts";
 import { loadRulesForCli } from "./rules.ts";
@@ -166,6 +167,7 @@ export async function runRewrite(images: readonly string[], options: RewriteOpti
       if (options.explain === true) {
         io.stdout(`  # ${decision.input}\n`);
         for (const line of explainDecision(decision)) io.stdout(`  # ${line}\n`);
+        for (const line of explainLosers(ruleSet, decision, { context })) io.stdout(`  # ${line}\n`);
         const line = verifyLine(decision);
         if (line !== undefined) io.stdout(`  # ${line}\n`);
       }

@@ -12,6 +12,7 @@ import { type CertificateChain, mintCertificates } from "./certs.ts";
 import { createWebhookCore } from "./handler.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createProbeHandler, type Readiness } from "./probes.ts";
+import { reportRuleProblems } from "./rule_problems.ts";
 import { ReloadingTlsServer } from "./tls.ts";
 import { createVerifyMetrics } from "../verify/metrics.ts";
 import { truncate } from "../util/truncate.ts";
@@ -113,6 +114,7 @@ export async function startServer(
   const { logger } = log;
   const metrics = log.metrics ?? createMetrics();
   const store = new RuleStore();
+  reportRuleProblems(store, { logger, registry: metrics.registry });
   let shuttingDown = false;
 
   const rulePaths = config.rules.length > 0 ? config.rules : config.dev && config.kube !== true ? DEV_RULES : [];
