@@ -171,7 +171,7 @@ Examples:
   MIRRORHOOK_RULES=/rules MIRRORHOOK_TLS_DIR=/tls MIRRORHOOK_DRY_RUN=true mirrorhook serve
 
 Every flag can come from its environment variable; a flag on the command line wins. Repeatable flags take
-comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT, 1 when start-up fails
+comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT/SIGHUP, 1 when start-up fails
 (every rule problem is printed), 2 bad usage.`,
     )
     .action(async (options) => {
@@ -252,7 +252,8 @@ export async function runServe(config: ServeConfig, level: MirrorhookLogLevel, i
   }
   const stopped = new Promise<void>((resolve) => {
     const stop = (signal: string) => () => void server.shutdown(signal).then(resolve);
-    for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, stop(signal));
+    // SIGHUP (a closed terminal, or an operator asking for a restart) shuts down as gracefully as SIGTERM, never exit 129.
+    for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) Deno.addSignalListener(signal, stop(signal));
   });
   await stopped;
   return EXIT.ok;
