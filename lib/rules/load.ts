@@ -2,7 +2,7 @@
 
 import type { PodOptOut, Translation } from "../compat/common.ts";
 import { detectFormat } from "../compat/detect.ts";
-import { type DocumentItem, readDocuments } from "../compat/documents.ts";
+import { type DocumentItem, readDocuments } from "./documents.ts";
 import { isFlemzordObject, translateFlemzord } from "../compat/flemzord.ts";
 import { isImageMapObject, translateImageMapList, translateImageMapObjects } from "../compat/imagemap.ts";
 import { translateImageSwap } from "../compat/imageswap.ts";
@@ -11,8 +11,11 @@ import { type CompileResult, compileRuleSet } from "./compile.ts";
 import type { FieldPath, Problem } from "./problem.ts";
 import { type DraftObject, type RewriteObject, validateObject } from "./schema.ts";
 
-/** Rule files larger than this are refused before parsing. */
-export const MAX_RULE_FILE_BYTES = 8 * 1024 * 1024;
+/** Rule files larger than this are refused before parsing (some 15,000 to 20,000 `exact` rules; split larger sets). */
+export const MAX_RULE_FILE_BYTES = 2 * 1024 * 1024;
+
+/** The most rules loaded together (from every file): the supported scale, measured by `deno task bench:scale`. */
+export const MAX_RULES = 20_000;
 
 /** One rule text and the name problems should carry. */
 export interface RuleText {
@@ -141,6 +144,11 @@ export function loadTranslation(translation: Translation, source: string): LoadR
 }
 
 function compileParsed(texts: readonly ParsedText[]): LoadResult {
+  const tooMany = countRules(texts);
+  if (tooMany !== undefined) {
+    const problems = texts.flatMap((text) => text.problems.filter((problem) => problem.severity === "error"));
+    return { ...compileRuleSet([]), problems: [...problems, tooMany], objects: [], optOuts: [] };
+  }
   const problems: Problem[] = [];
   const located: Located[] = [];
   const drafts: ParsedText["drafts"] = [];
@@ -178,4 +186,32 @@ function compileParsed(texts: readonly ParsedText[]): LoadResult {
 function byteLength(text: string): number {
   if (text.length > MAX_RULE_FILE_BYTES || text.length * 3 <= MAX_RULE_FILE_BYTES) return text.length;
   return new TextEncoder().encode(text).length;
+}
+
+/**
+ * The `too-many-rules` error when the texts hold more than {@linkcode MAX_RULES} rules, named after the text
+ * that crosses the ceiling; checked before compiling, so an oversized set costs a parse, not a compile.
+ */
+function countRules(texts: readonly ParsedText[]): Problem | undefined {
+  let total = 0;
+  let crossing: string | undefined;
+  const counts: string[] = [];
+  for (const text of texts) {
+    let inText = 0;
+    for (const entry of text.objects) inText += entry.object.spec.rules.length;
+    total += inText;
+    if (crossing === undefined && total > MAX_RULES) crossing = text.objects[0]?.source;
+    if (inText > 0) counts.push(`${text.objects[0]?.source}: ${inText}`);
+  }
+  if (crossing === undefined) return undefined;
+  return {
+    severity: "error",
+    code: "too-many-rules",
+    message:
+      `Cannot load ${crossing}: it brings the rules loaded together to ${total}, over the supported ${MAX_RULES} ` +
+      `(rules per file: ${counts.slice(0, 10).join(", ")}${counts.length > 10 ? ", …" : ""})`,
+    path: "",
+    fieldPath: [],
+    source: crossing,
+  };
 }

@@ -1,4 +1,4 @@
-// Rule files as a source: initial load, then a directory watch plus a poll, compared by content; bad versions never replace good ones.
+// Rule files as a source: initial load, then reloads on change (lib/util/watch.ts), compared by content; bad versions never replace good ones.
 
 import { createHash } from "node:crypto";
 import type { Logger } from "@logtape/logtape";
@@ -7,6 +7,7 @@ import { formatProblem, hasErrors, type Problem } from "../rules/problem.ts";
 import type { Metrics } from "../server/metrics.ts";
 import { readRulePaths } from "./rule_files.ts";
 import type { RuleStore } from "./store.ts";
+import { fileSignature, type FileWatch, watchedDirectory, watchFiles } from "../util/watch.ts";
 
 /** Name of this source in the store, metrics and logs. */
 export const FILE_SOURCE = "file";
@@ -17,7 +18,7 @@ export interface FileSourceOptions {
   readonly store: RuleStore;
   readonly metrics?: Metrics;
   readonly logger: Logger;
-  /** Backup poll for missed watch events. */
+  /** Backup poll for missed watch events: looks at file metadata, reads the files only when it changed. */
   readonly pollIntervalMs?: number;
   /** Quiet time after a watch event before reading (Kubernetes swaps several links at once). */
   readonly debounceMs?: number;
@@ -37,9 +38,7 @@ export class FileRuleSource {
   /** Files read by the last good load: one of them turning into a directory is an error, not a silent drop. */
   #files: ReadonlySet<string> = new Set();
   #loaded = false;
-  #watchers: Deno.FsWatcher[] = [];
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #debounce: ReturnType<typeof setTimeout> | undefined;
+  #watch: FileWatch | undefined;
   #loading: Promise<LoadOutcome> | undefined;
   #again = false;
   #stopped = false;
@@ -51,10 +50,25 @@ export class FileRuleSource {
 
   /** First load: returns the problems; when any is an error nothing is in force and the caller should exit. */
   async start(): Promise<readonly Problem[]> {
+    const { paths, logger } = this.#options;
+    const initialSignature = await fileSignature(paths);
     const { problems } = await this.#load();
-    if (hasErrors(problems)) return problems;
-    this.#watch();
-    this.#timer = setInterval(() => void this.reload("poll"), this.#options.pollIntervalMs ?? 1000);
+    if (hasErrors(problems) || this.#stopped) return problems;
+    const dirs: string[] = [];
+    for (const path of paths) {
+      const info = await Deno.stat(path).catch(() => undefined);
+      // A path that cannot be looked at now is left to the poll.
+      if (info !== undefined) dirs.push(watchedDirectory(path, info.isDirectory));
+    }
+    this.#watch = watchFiles({
+      dirs,
+      paths,
+      onChange: (trigger) => void this.reload(trigger),
+      pollIntervalMs: this.#options.pollIntervalMs ?? 1000,
+      debounceMs: this.#options.debounceMs ?? 100,
+      initialSignature,
+      logger,
+    });
     return problems;
   }
 
@@ -81,16 +95,7 @@ export class FileRuleSource {
   /** Stops watching and polling. */
   stop(): void {
     this.#stopped = true;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
-    for (const watcher of this.#watchers) {
-      try {
-        watcher.close();
-      } catch {
-        // already closed
-      }
-    }
-    this.#watchers = [];
+    this.#watch?.stop();
   }
 
   async #load(trigger = "start"): Promise<{ outcome: LoadOutcome; problems: readonly Problem[] }> {
@@ -180,35 +185,6 @@ export class FileRuleSource {
         outcome: "error",
         problems: [{ severity: "error", code: "read-error", message, path: "", fieldPath: [] }],
       };
-    }
-  }
-
-  #watch(): void {
-    const dirs = new Set<string>();
-    for (const path of this.#options.paths) {
-      try {
-        const info = Deno.statSync(path);
-        dirs.add(info.isDirectory ? path : path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".");
-      } catch {
-        // the poll covers paths that cannot be watched
-      }
-    }
-    for (const dir of dirs) {
-      try {
-        const watcher = Deno.watchFs(dir, { recursive: false });
-        this.#watchers.push(watcher);
-        (async () => {
-          for await (const _event of watcher) {
-            if (this.#debounce !== undefined) clearTimeout(this.#debounce);
-            this.#debounce = setTimeout(() => void this.reload("watch"), this.#options.debounceMs ?? 100);
-          }
-        })().catch(() => {});
-      } catch (error) {
-        this.#options.logger.warn("Cannot watch {dir}; relying on the poll: {message}", {
-          dir,
-          message: error instanceof Error ? error.message : String(error),
-        });
-      }
     }
   }
 }
