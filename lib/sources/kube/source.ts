@@ -267,14 +267,16 @@ export class KubeRuleSource {
         }
       }
       const rejected = [...verdicts.values()].filter((verdict) => verdict.reason !== "Valid").length;
-      const rules = used.reduce((sum, object) => sum + object.spec.rules.length, 0);
+      // In use: what the store kept, not what this source offered (a file's object can win a conflict).
+      const inUse = this.#used.filter((object) => store.inForce(object));
+      const rules = inUse.reduce((sum, object) => sum + object.spec.rules.length, 0);
       metrics?.reloads.inc({ source: KUBE_SOURCE, result: rejected === 0 ? "success" : "error" });
       metrics?.rulesLoaded.set({ source: KUBE_SOURCE }, rules);
-      metrics?.objectsLoaded.set({ source: KUBE_SOURCE }, used.length);
+      metrics?.objectsLoaded.set({ source: KUBE_SOURCE }, inUse.length);
       logger.info(
         "Loaded rule objects from the API: {objects} object(s) in use, {rules} rule(s), {rejected} rejected, hash {hash}",
         {
-          objects: used.length,
+          objects: inUse.length,
           rules,
           rejected,
           hash: store.current.hash,
