@@ -15,6 +15,7 @@ import { createProbeHandler, type Readiness } from "./probes.ts";
 import { reportRuleProblems } from "./rule_problems.ts";
 import { ReloadingTlsServer } from "./tls.ts";
 import { createVerifyMetrics } from "../verify/metrics.ts";
+import { truncate } from "../util/truncate.ts";
 import { type ClusterRulesPolicy, VerifyPolicy } from "../verify/policy.ts";
 import { Verifier } from "../verify/verifier.ts";
 
@@ -168,6 +169,8 @@ export async function startServer(
         clusterRules: config.verify?.clusterRules ?? "listed",
       }),
       deadlineMs: config.verify?.deadlineMs ?? 2000,
+      onLookupError: (image, detail) =>
+        logger.warn("Could not check {image} in its registry: {detail}", { image, detail: truncate(detail) }),
       dockerConfigs: config.verify?.dockerConfigs ?? [],
       insecureRegistries: config.verify?.insecureRegistries ?? [],
       caFiles: config.verify?.caFiles ?? {},
@@ -190,6 +193,10 @@ export async function startServer(
     );
   }
   closeVerifier = () => verifier.close();
+  logger.info("Rules with verify may check {registries}; cluster-wide rules: {clusterRules} registries", {
+    registries: verifier.policy.listed.length === 0 ? "no registry" : verifier.policy.listed.join(", "),
+    clusterRules: verifier.policy.clusterRules,
+  });
   const devCertificates = config.dev && config.tlsDir === undefined ? await mintCertificates() : undefined;
   const excluded = new Set(config.excludeNamespaces);
   const isOwnPod = config.selfNamespace === undefined
