@@ -133,6 +133,47 @@ export function loadRuleTexts(inputs: readonly RuleText[]): LoadResult {
   return compileParsed(inputs.map(parseRuleText));
 }
 
+/** Screens patterns away from the caller's thread (lib/util/pattern_screener.ts); rejects when it cannot. */
+export type ScreenPatterns = (sources: readonly string[]) => Promise<unknown>;
+
+/**
+ * {@linkcode loadRuleTexts} for servers: every `match` pattern is screened by `screen` (a worker) first, so
+ * that compiling finds each verdict cached and the thread that answers admissions never screens. When
+ * screening is refused (busy, too slow), the load fails with one `unscreened-pattern` error.
+ */
+export async function loadRuleTextsScreened(inputs: readonly RuleText[], screen: ScreenPatterns): Promise<LoadResult> {
+  const texts = inputs.map(parseRuleText);
+  const sources = texts.flatMap((text) =>
+    [...text.objects, ...text.drafts].flatMap((entry) => matchPatterns(entry.object.spec.rules))
+  );
+  try {
+    if (sources.length > 0) await screen(sources);
+  } catch (error) {
+    const found: Problem = {
+      severity: "error",
+      code: "unscreened-pattern",
+      message: `Cannot check the regular expressions of ${inputs.map((input) => input.name).join(", ")}: ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+      path: "",
+      fieldPath: [],
+      ...(inputs.length === 1 && inputs[0] !== undefined ? { source: inputs[0].name } : {}),
+    };
+    const empty = compileRuleSet([]);
+    return { ...empty, problems: [found], objects: [], optOuts: [] };
+  }
+  return compileParsed(texts);
+}
+
+/** The `match` patterns of rules (as validated, or as drafted). */
+export function matchPatterns(rules: readonly unknown[]): string[] {
+  return rules.flatMap((rule) =>
+    typeof rule === "object" && rule !== null && typeof (rule as { match?: unknown }).match === "string"
+      ? [(rule as { match: string }).match]
+      : []
+  );
+}
+
 /**
  * Validates and compiles objects translated from another tool's configuration (for `mirrorhook import`),
  * with every problem placed in that configuration, exactly as loading the file itself would.

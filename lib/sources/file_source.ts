@@ -2,7 +2,7 @@
 
 import { createHash } from "node:crypto";
 import type { Logger } from "@logtape/logtape";
-import { loadRuleTexts } from "../rules/load.ts";
+import { loadRuleTexts, loadRuleTextsScreened, type ScreenPatterns } from "../rules/load.ts";
 import { formatProblem, hasErrors, type Problem } from "../rules/problem.ts";
 import type { Metrics } from "../server/metrics.ts";
 import { readRulePaths } from "./rule_files.ts";
@@ -22,6 +22,8 @@ export interface FileSourceOptions {
   readonly pollIntervalMs?: number;
   /** Quiet time after a watch event before reading (Kubernetes swaps several links at once). */
   readonly debounceMs?: number;
+  /** Screens the files' patterns off this thread first (a worker); absent: screened while compiling. */
+  readonly screen?: ScreenPatterns;
 }
 
 /** Wait before reading again when a read failed (the kubelet may be half-way through a swap). */
@@ -119,7 +121,8 @@ export class FileRuleSource {
       if (fingerprint === this.#fingerprint) {
         return { outcome: "unchanged", problems: [] };
       }
-      const loaded = loadRuleTexts(read.texts);
+      const screen = this.#options.screen;
+      const loaded = screen === undefined ? loadRuleTexts(read.texts) : await loadRuleTextsScreened(read.texts, screen);
       const problems: Problem[] = [...read.problems, ...loaded.problems];
       const previous = this.#objects;
       if (previous > 0 && loaded.objects.length === 0 && !hasErrors(problems)) {
@@ -136,7 +139,8 @@ export class FileRuleSource {
       }
       if (hasErrors(problems)) {
         // Remember the bad version so the poll does not log it every second; a fix changes the fingerprint.
-        this.#fingerprint = fingerprint;
+        // Screening refused (busy or slow) is no verdict on the files: the next poll tries again.
+        if (!problems.some((p) => p.code === "unscreened-pattern")) this.#fingerprint = fingerprint;
         const errors = problems.filter((p) => p.severity === "error");
         metrics?.reloads.inc({ source: FILE_SOURCE, result: "error" });
         store.fail(FILE_SOURCE, `${errors.length} error(s): ${errors.map(formatProblem).slice(0, 3).join("; ")}`);
