@@ -64,14 +64,26 @@ export function readDocuments(text: string, source: string): DocumentsResult {
   return { items, problems: [] };
 }
 
+/**
+ * The last text read and its documents, kept until the current task ends: recognising a file's format reads
+ * it once to look, and loading reads it again in the same task (see `parseRuleText`); the second read is free.
+ */
+let recent: { text: string; documents: unknown[] | undefined } | undefined;
+
 /** The non-empty documents of a clean text, or undefined when `js-yaml` cannot read it as plain data. */
 function readFast(text: string): unknown[] | undefined {
+  if (recent?.text === text) return recent.documents;
+  let documents: unknown[] | undefined;
   try {
-    const documents = loadAll(text, { schema: CORE_SCHEMA, maxAliases: 0 });
-    return documents.filter((value) => value !== null && value !== undefined);
+    documents = loadAll(text, { schema: CORE_SCHEMA, maxAliases: 0 }).filter((value) =>
+      value !== null && value !== undefined
+    );
   } catch {
-    return undefined;
+    documents = undefined;
   }
+  if (recent === undefined) queueMicrotask(() => recent = undefined);
+  recent = { text, documents };
+  return documents;
 }
 
 /** `yaml`'s tree of a text that parses cleanly: the contents of each non-empty document, in order. */
