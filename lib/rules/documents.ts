@@ -65,25 +65,25 @@ export function readDocuments(text: string, source: string): DocumentsResult {
 }
 
 /**
- * The last text read and its documents, kept until the current task ends: recognising a file's format reads
- * it once to look, and loading reads it again in the same task (see `parseRuleText`); the second read is free.
+ * The last text read and its documents, held weakly: recognising a file's format reads it once to look, and
+ * loading reads it again in the same synchronous run (see `parseRuleText`), where a weak reference is
+ * guaranteed to hold, so the second read is free; afterwards only the text stays referenced, until the next read.
  */
-let recent: { text: string; documents: unknown[] | undefined } | undefined;
+let recent: { text: string; documents: WeakRef<unknown[]> } | undefined;
 
 /** The non-empty documents of a clean text, or undefined when `js-yaml` cannot read it as plain data. */
 function readFast(text: string): unknown[] | undefined {
-  if (recent?.text === text) return recent.documents;
-  let documents: unknown[] | undefined;
+  const cached = recent?.text === text ? recent.documents.deref() : undefined;
+  if (cached !== undefined) return cached;
+  recent = undefined;
   try {
-    documents = loadAll(text, { schema: CORE_SCHEMA, maxAliases: 0 }).filter((value) =>
-      value !== null && value !== undefined
-    );
+    const documents = loadAll(text, { schema: CORE_SCHEMA, maxAliases: 0 })
+      .filter((value) => value !== null && value !== undefined);
+    recent = { text, documents: new WeakRef(documents) };
+    return documents;
   } catch {
-    documents = undefined;
+    return undefined;
   }
-  if (recent === undefined) queueMicrotask(() => recent = undefined);
-  recent = { text, documents };
-  return documents;
 }
 
 /** `yaml`'s tree of a text that parses cleanly: the contents of each non-empty document, in order. */
