@@ -14,7 +14,7 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { createProbeHandler, type Readiness } from "./probes.ts";
 import { reportRuleProblems } from "./rule_problems.ts";
 import { ReloadingTlsServer } from "./tls.ts";
-import { LOAD_SCREEN_DEADLINE_MS, PatternScreener, VALIDATE_SCREEN_DEADLINE_MS } from "../util/pattern_screener.ts";
+import { LOAD_SCREEN_DEADLINE_MS, PatternScreener, VALIDATE_SCREEN_DEADLINE_MS } from "./pattern_screener.ts";
 import { createVerifyMetrics } from "../verify/metrics.ts";
 import { truncate } from "../util/truncate.ts";
 import { type ClusterRulesPolicy, refusedTargets, VerifyPolicy } from "../verify/policy.ts";
