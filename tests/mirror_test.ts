@@ -1,9 +1,11 @@
 // Image copies between real Debian docker-registry instances on 127.0.0.1: content, platforms, mounts, limits, faults.
 
 import assert from "node:assert/strict";
+import { Registry } from "prom-client";
 import { parseReferenceOrThrow } from "../lib/image/reference.ts";
 import type { BlobProgress } from "../lib/mirror/blob.ts";
 import { parsePlatform } from "../lib/mirror/manifest.ts";
+import { createMirrorMetrics, formatMirrorEvent } from "../lib/mirror/metrics.ts";
 import { Mirrorer, type MirrorerOptions, type MirrorEvent } from "../lib/mirror/mirrorer.ts";
 import { MirrorError } from "../lib/mirror/session.ts";
 import { CredentialStore } from "../lib/verify/auth.ts";
@@ -35,7 +37,10 @@ async function mirrorer(
     ...rest,
     transport,
     credentials,
-    onEvent: (event) => events.push(event),
+    onEvent: (event) => {
+      events.push(event);
+      options.onEvent?.(event);
+    },
   });
   return {
     mirrorer: instance,
@@ -382,5 +387,114 @@ Deno.test({
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "mirror: events feed metrics and one log line per copy; close fails queued copies",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  await using source = await startRegistry();
+  await using target = await startRegistry();
+  const image = await pushPlatformImage(source.url, "app", "v1", { platforms: TWO_PLATFORMS });
+
+  await t.step("finished and failed copies are counted, with bytes and reasons", async () => {
+    const registry = new Registry();
+    const metrics = createMirrorMetrics(registry);
+    const lines: string[] = [];
+    using m = await mirrorer([source, target], {
+      maxBytes: image.totalBytes,
+      onEvent: (event) => {
+        metrics.record(event);
+        const line = formatMirrorEvent(event);
+        if (line !== undefined) lines.push(`${line.level}: ${line.message}`);
+      },
+    });
+    await m.mirrorer.mirror(ref(source, "app:v1"), ref(target, "ok/app:v1"));
+    await rejection(() => m.mirrorer.mirror(ref(source, "app:v1"), ref(target, "ok/app@sha256:" + "0".repeat(64))));
+    const text = await registry.metrics();
+    includes(text, "mirrorhook_mirror_copies_started_total 2");
+    includes(text, "mirrorhook_mirror_copies_finished_total 1");
+    includes(text, 'mirrorhook_mirror_copies_failed_total{reason="digest-mismatch"} 1');
+    const uploaded = [...image.blobs.values()].reduce((sum, size) => sum + size, 0);
+    includes(text, `mirrorhook_mirror_bytes_copied_total ${uploaded}`);
+    includes(text, "mirrorhook_mirror_copies_in_progress 0");
+    assert.equal(lines.length, 2);
+    assert.match(lines[0] ?? "", /^info: mirrored .*ok\/app:v1 \(sha256:[0-9a-f]{64}\): .* in \d+\.\d s$/);
+    assert.match(lines[1] ?? "", /^warning: Cannot mirror .* \(digest-mismatch\)/);
+  });
+
+  await t.step("closing the mirrorer fails running and queued copies with reason aborted", async () => {
+    const registry = new Registry();
+    const metrics = createMirrorMetrics(registry);
+    using m = await mirrorer([source, target], { maxConcurrentCopies: 1, onEvent: (event) => metrics.record(event) });
+    const first = rejection(() => m.mirrorer.mirror(ref(source, "app:v1"), ref(target, "closed/a:v1")));
+    const second = rejection(() => m.mirrorer.mirror(ref(source, "app:v1"), ref(target, "closed/b:v1")));
+    m.mirrorer.close();
+    assert.equal((await first).reason, "aborted");
+    assert.equal((await second).reason, "aborted");
+    assert.equal((await head(target.url, "/v2/closed/a/manifests/v1")).status, 404);
+    const text = await registry.metrics();
+    includes(text, "mirrorhook_mirror_copies_in_progress 0");
+    includes(text, "mirrorhook_mirror_copies_queued 0");
+    includes(text, 'mirrorhook_mirror_copies_failed_total{reason="aborted"} 2');
+  });
+});
+
+Deno.test({
+  name: "mirror: a source that stops sending mid-blob is abandoned after the idle timeout",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  await using source = await startRegistry();
+  await using target = await startRegistry();
+  await pushPlatformImage(source.url, "app", "v1", { layerBytes: 64 * 1024 });
+  // A front for the real registry that passes everything through but stalls blob bodies after their first bytes.
+  const stalled = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const url = new URL(request.url);
+    const upstream = await fetch(`${source.url}${url.pathname}${url.search}`, {
+      method: request.method,
+      headers: request.headers,
+      ...(request.body === null ? {} : { body: request.body }),
+    });
+    if (request.method !== "GET" || !url.pathname.includes("/blobs/") || upstream.body === null) return upstream;
+    const bytes = new Uint8Array(await upstream.arrayBuffer());
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        stalled.add(controller);
+        controller.enqueue(bytes.subarray(0, 100));
+      },
+      cancel() {},
+    });
+    return new Response(body, { status: upstream.status, headers: upstream.headers });
+  });
+  const front = `127.0.0.1:${server.addr.port}`;
+  try {
+    const transport = await Transport.create({ insecure: [front, target.host] });
+    const instance = new Mirrorer({ transport, retry: FAST_RETRY, idleTimeoutMs: 200, chunkBytes: 16 * 1024 });
+    try {
+      const error = await rejection(() =>
+        instance.mirror(parseReferenceOrThrow(`${front}/app:v1`), ref(target, "stalled/app:v1"))
+      );
+      assert.equal(error.reason, "unreachable");
+      includes(error.message, "no data for 200 ms");
+      assert.equal((await head(target.url, "/v2/stalled/app/manifests/v1")).status, 404);
+    } finally {
+      instance.close();
+      transport.close();
+    }
+  } finally {
+    for (const controller of stalled) {
+      try {
+        controller.close();
+      } catch {
+        // Already cancelled by the client.
+      }
+    }
+    await server.shutdown();
   }
 });

@@ -1,5 +1,6 @@
 // End-to-end: `mirrorhook serve` as a process; SIGTERM under load drops no accepted request and exits 0.
 
+import { V8_FLAGS_ARGUMENT } from "../lib/rules/pattern.ts";
 import assert from "node:assert/strict";
 import { mintCertificates } from "../lib/server/certs.ts";
 import { KubeMount } from "./support/kube_mount.ts";
@@ -64,6 +65,7 @@ Deno.test("shutdown: SIGTERM under load: not ready, in-flight requests answered,
     args: [
       "run",
       "-P=mirrorhook",
+      V8_FLAGS_ARGUMENT,
       "main.ts",
       "serve",
       "--rules",

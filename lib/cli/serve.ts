@@ -3,6 +3,7 @@
 import { type Command, Option } from "@commander-js/extra-typings";
 import { DEFAULT_EXCLUDED_NAMESPACES } from "../mutate/pod.ts";
 import { DEFAULT_BYPASS_PREFIX } from "../rules/engine.ts";
+import { hasLinearEngine, V8_FLAGS_ARGUMENT } from "../rules/pattern.ts";
 import { type ServeConfig, startServer, StartupError } from "../server/app.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../server/handler.ts";
 import { DEFAULT_TRANSPORT_LIMITS } from "../server/transport.ts";
@@ -256,6 +257,13 @@ comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT
 /** Starts the server and resolves with the exit status once it has stopped. */
 export async function runServe(config: ServeConfig, level: MirrorhookLogLevel, io: CliIo): Promise<number> {
   configureLogging(level);
+  if (!hasLinearEngine()) {
+    // Without V8's linear engine a rule's pattern could backtrack for minutes on one crafted image.
+    io.stderr(
+      `mirrorhook: Cannot start: V8's linear-time regular expression engine is off; run with ${V8_FLAGS_ARGUMENT} (deno task mirrorhook, deno task compile and the container image set it)\n`,
+    );
+    return EXIT.failed;
+  }
   const log = logger("server");
   let server;
   try {

@@ -1,6 +1,6 @@
 // Recognises by content which format a rule text is in: Kubernetes-style objects, an ImageSwap map file, a proxy URL, a from/to list.
 
-import { readDocuments } from "./documents.ts";
+import { readDocuments } from "../rules/documents.ts";
 import { imageMapPairs } from "./imagemap.ts";
 import { isProxyUrlText, significantLines } from "./proxy_url.ts";
 
