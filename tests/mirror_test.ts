@@ -11,6 +11,7 @@ import { MirrorError } from "../lib/mirror/session.ts";
 import { CredentialStore } from "../lib/verify/auth.ts";
 import { Transport } from "../lib/verify/transport.ts";
 import { head, pushPlatformImage } from "./support/images.ts";
+import { fetchToken, startTokenRegistry } from "./support/token_registry.ts";
 import { registryInstalled, type RunningRegistry, startRegistry, TEST_USER } from "./support/registry.ts";
 
 const ignore = !registryInstalled();
@@ -236,7 +237,9 @@ Deno.test({
           onProgress: (event) => {
             progress.push(event);
             // Kill the source while the first large blob is streaming.
-            if (event.state === "copying" && killed === undefined) killed = source.stop();
+            if (event.state === "copying" && event.done < event.total && event.total === layerBytes) {
+              killed ??= source.stop();
+            }
           },
         }),
     );
@@ -496,5 +499,53 @@ Deno.test({
       }
     }
     await server.shutdown();
+  }
+});
+
+Deno.test({
+  name: "mirror: bearer tokens from the registry's token server, with push and mount scopes",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  await using source = await startRegistry();
+  await using secured = await startTokenRegistry(auth);
+  const image = await pushPlatformImage(source.url, "team/app", "v1", { platforms: TWO_PLATFORMS });
+  const transport = await Transport.create({ insecure: [source.host, secured.host, secured.tokenHost] });
+  const credentials = CredentialStore.empty().add({
+    auths: { [secured.host]: { username: auth.username, password: auth.password } },
+  });
+  const instance = new Mirrorer({ transport, credentials, retry: FAST_RETRY });
+  try {
+    const pushed = await instance.mirror(ref(source, "team/app:v1"), ref(secured, "mirror/app:v1"));
+    assert.equal(pushed.digest, image.digest);
+    assert.deepEqual(pushed.blobs, { present: 0, mounted: 0, copied: 4 });
+    const mounted = await instance.mirror(ref(secured, "mirror/app:v1"), ref(secured, "other/app:v1"));
+    assert.deepEqual(mounted.blobs, { present: 0, mounted: 4, copied: 0 });
+
+    const asked = secured.tokenRequests.flatMap((request) => request.scopes);
+    assert.ok(asked.includes("repository:mirror/app:pull,push"), JSON.stringify(asked));
+    assert.ok(asked.includes("repository:other/app:pull,push"), JSON.stringify(asked));
+    assert.ok(asked.includes("repository:mirror/app:pull"), JSON.stringify(asked));
+    assert.ok(secured.tokenRequests.every((request) => request.account === auth.username));
+
+    const token = await fetchToken(secured, auth, ["repository:other/app:pull"]);
+    const response = await fetch(`${secured.url}/v2/other/app/manifests/v1`, {
+      method: "HEAD",
+      headers: { authorization: `Bearer ${token}`, accept: "application/vnd.oci.image.index.v1+json" },
+    });
+    await response.body?.cancel();
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("docker-content-digest"), image.digest);
+
+    // Without credentials the token server refuses, and the copy fails with reason auth.
+    const anonymous = new Mirrorer({ transport, retry: FAST_RETRY });
+    const error = await rejection(() => anonymous.mirror(ref(source, "team/app:v1"), ref(secured, "anon/app:v1")));
+    anonymous.close();
+    assert.equal(error.reason, "auth");
+    includes(error.message, "no credentials");
+  } finally {
+    instance.close();
+    transport.close();
   }
 });

@@ -67,7 +67,7 @@ export function buildProgram(
     .addOption(namespaceOption())
     .option("--pod-label <key=value>", "a label of the Pod, for podSelector (repeatable)", collect, [] as string[])
     .addOption(namespaceLabelOption())
-    .option("--explain", "also print which object and rule decided, or why nothing matched")
+    .option("--explain", "also print which object and rule decided and which other rules lost, or why nothing matched")
     .addOption(
       new Option("-o, --output <format>", "output format").choices(["text", "json"] as const).default("text" as const),
     )
@@ -82,9 +82,9 @@ export function buildProgram(
       `
 Examples:
   mirrorhook rewrite --rules rules/dockerhub-harbor.yaml nginx bitnami/redis:7
-  mirrorhook rewrite --rules rules/ --verify --docker-config ~/.docker/config.json --explain nginx:1.27
-  mirrorhook rewrite --rules rules/ --namespace canary --explain old-registry.company.com/app:1
-  mirrorhook rewrite --rules rules/ -o json ghcr.io/org/app@sha256:<digest>
+  mirrorhook rewrite --rules rules/dockerhub-harbor.yaml --verify --docker-config ~/.docker/config.json --explain nginx:1.27
+  mirrorhook rewrite --rules rules/registry-migration.yaml --namespace canary --explain old-registry.company.com/app:1
+  mirrorhook rewrite --rules rules/gcr-quay-ghcr-cache.yaml -o json ghcr.io/org/app@sha256:<digest>
 
 Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
     )
@@ -127,7 +127,7 @@ Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
       `
 Examples:
   mirrorhook mutate -f pod.yaml --rules rules/dockerhub-harbor.yaml
-  kubectl get pod web-0 -o yaml | mirrorhook mutate -f - --rules rules/ --namespace web -o json
+  kubectl get pod web-0 -o yaml | mirrorhook mutate -f - --rules rules/dockerhub-harbor.yaml --namespace web -o json
 
 Warnings go to standard error. Exit status: 0 ok, 1 unreadable Pod or rules, 2 bad usage.`,
     )

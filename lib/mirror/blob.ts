@@ -115,6 +115,7 @@ async function readChunk(
   carry: Uint8Array[],
   size: number,
   idleMs: number,
+  onBytes: (length: number) => void,
 ): Promise<{ chunk: Uint8Array; done: boolean }> {
   const parts = carry.splice(0);
   let length = parts.reduce((sum, part) => sum + part.byteLength, 0);
@@ -127,6 +128,7 @@ async function readChunk(
     }
     parts.push(next.value);
     length += next.value.byteLength;
+    onBytes(Math.min(length, size));
   }
   const all = concat(parts, length);
   if (all.byteLength > size) {
@@ -168,7 +170,20 @@ async function upload(route: BlobRoute, blob: Descriptor, start: URL, options: B
     for (;;) {
       let next: { chunk: Uint8Array; done: boolean };
       try {
-        next = await readChunk(reader, carry, options.chunkBytes, options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+        next = await readChunk(
+          reader,
+          carry,
+          options.chunkBytes,
+          options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+          // Bytes in hand count as progress: a monolithic upload would otherwise show nothing until its end.
+          (length) =>
+            options.onProgress?.({
+              digest: blob.digest,
+              done: Math.min(blob.size, done + length),
+              total: blob.size,
+              state: "copying",
+            }),
+        );
       } catch (error) {
         throw new MirrorError(
           "unreachable",
@@ -207,7 +222,6 @@ async function upload(route: BlobRoute, blob: Descriptor, start: URL, options: B
         if (patched.status !== 202 || moved === null) return await fail(patched, what);
         location = route.target.resolve(moved);
         done += next.chunk.byteLength;
-        options.onProgress?.({ digest: blob.digest, done, total: blob.size, state: "copying" });
       }
       if (next.done) break;
     }

@@ -166,7 +166,7 @@ export class FileRuleSource {
       this.#files = files;
       this.#objects = loaded.objects.length;
       this.#loaded = true;
-      store.update(FILE_SOURCE, loaded.objects, loaded.optOuts);
+      store.updateCompiled(FILE_SOURCE, { objects: loaded.objects, optOuts: loaded.optOuts, compiled: loaded });
       metrics?.reloads.inc({ source: FILE_SOURCE, result: "success" });
       metrics?.rulesLoaded.set({ source: FILE_SOURCE }, loaded.ruleSet.ruleCount);
       metrics?.objectsLoaded.set({ source: FILE_SOURCE }, loaded.objects.length);
