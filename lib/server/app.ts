@@ -15,7 +15,7 @@ import { createProbeHandler, type Readiness } from "./probes.ts";
 import { reportRuleProblems } from "./rule_problems.ts";
 import { ReloadingTlsServer } from "./tls.ts";
 import type { TransportLimits } from "./transport.ts";
-import { LOAD_SCREEN_DEADLINE_MS, PatternScreener, VALIDATE_SCREEN_DEADLINE_MS } from "../util/pattern_screener.ts";
+import { LOAD_SCREEN_DEADLINE_MS, PatternScreener, VALIDATE_SCREEN_DEADLINE_MS } from "./pattern_screener.ts";
 import { createVerifyMetrics } from "../verify/metrics.ts";
 import { truncate } from "../util/truncate.ts";
 import { type ClusterRulesPolicy, refusedTargets, VerifyPolicy } from "../verify/policy.ts";
