@@ -1,7 +1,7 @@
 // Tests for the verification policy: which registries a rule of each scope may ask, and which hosts are listed.
 
 import assert from "node:assert/strict";
-import { loadRuleTexts } from "../rules/load.ts";
+import { loadRuleTexts } from "../compat/load.ts";
 import { normalizeRegistryHost, refusedTargets, VerifyPolicy, VerifyPolicyError } from "./policy.ts";
 
 Deno.test("normalizeRegistryHost() names one registry one way", async (t) => {
