@@ -6,7 +6,7 @@ import { decide } from "../lib/rules/engine.ts";
 import { createMetrics } from "../lib/server/metrics.ts";
 import { KubeRuleSource } from "../lib/sources/kube/source.ts";
 import { RuleStore } from "../lib/sources/store.ts";
-import { PatternScreener } from "../lib/util/pattern_screener.ts";
+import { PatternScreener } from "../lib/server/pattern_screener.ts";
 import { FakeKubeApi } from "./support/fake_kube_api.ts";
 
 const records: LogRecord[] = [];

@@ -2,12 +2,13 @@
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { V8_FLAGS_ARGUMENT } from "../lib/rules/pattern.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 async function mirrorhook(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=mirrorhook", "main.ts", ...args],
+    args: ["run", "-P=mirrorhook", V8_FLAGS_ARGUMENT, "main.ts", ...args],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",

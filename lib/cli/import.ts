@@ -2,8 +2,8 @@
 
 import type { ForeignFormat } from "../compat/common.ts";
 import { formatImport } from "../compat/emit.ts";
-import { translateText } from "../compat/translate.ts";
-import { loadTranslation } from "../rules/load.ts";
+import { translateText } from "../compat/formats.ts";
+import { loadTranslation } from "../compat/load.ts";
 import { formatProblem, hasErrors } from "../rules/problem.ts";
 import { type CliIo, EXIT } from "./io.ts";
 

@@ -1,6 +1,6 @@
 // `mirrorhook validate FILE...`: every problem in rule files, exit 1 on errors.
 
-import { loadRuleTexts } from "../rules/load.ts";
+import { loadRuleTexts } from "../compat/load.ts";
 import { formatProblem, hasErrors, type Problem } from "../rules/problem.ts";
 import { readRulePaths } from "../sources/rule_files.ts";
 import { type CliIo, EXIT } from "./io.ts";

@@ -1,15 +1,8 @@
-// Recognises by content which format a rule text is in: Kubernetes-style objects, an ImageSwap map file, a proxy URL, a from/to list.
+// Recognises by content whether a text is an ImageSwap map file or a from/to list (the table is in formats.ts).
 
 import { readDocuments } from "../rules/documents.ts";
 import { imageMapPairs } from "./imagemap.ts";
-import { isProxyUrlText, significantLines } from "./proxy_url.ts";
-
-/**
- * How a text is read. `objects` covers YAML and JSON documents of any kind (mirrorhook's own objects,
- * RegistryRewriteRule and ImageMap objects, each recognised per document), and is the fallback, so that
- * a broken YAML file gets YAML errors.
- */
-export type TextFormat = "objects" | "imageswap" | "proxy-url" | "imagemap";
+import { significantLines } from "./proxy_url.ts";
 
 const YAML_STRUCTURE = [
   /^\s*-(\s|$)/, // a sequence item
@@ -60,13 +53,4 @@ export function isImageMapText(text: string): boolean {
   if (problems.some((problem) => problem.severity === "error") || items.length !== 1) return false;
   const [item] = items;
   return item !== undefined && item.whole && imageMapPairs(item.value) !== undefined;
-}
-
-/** Which reader a text needs; see {@linkcode TextFormat}. */
-export function detectFormat(text: string): TextFormat {
-  if (significantLines(text).length === 0) return "objects";
-  if (isImageMapText(text)) return "imagemap";
-  if (isProxyUrlText(text)) return "proxy-url";
-  if (isImageSwapText(text)) return "imageswap";
-  return "objects";
 }

@@ -1,7 +1,7 @@
 // Screens `match` patterns in a worker, with a bounded queue and a deadline per request, caching verdicts by pattern.
 
 import { cachedVerdict, type PatternVerdict, rememberVerdict, screenPattern } from "../rules/pattern.ts";
-import type { ScreenBatch, ScreenedBatch } from "../rules/pattern_worker.ts";
+import type { ScreenBatch, ScreenedBatch } from "./pattern_worker.ts";
 
 /** Why screening gave no answer: too much queued, the deadline passed, or the screener was closed. */
 export class ScreeningRefused extends Error {
@@ -19,7 +19,7 @@ export interface ScreenerOptions {
   readonly batchSize?: number;
   /** The worker is ended after this long without work (it keeps the process alive). Default 10 s. */
   readonly idleMs?: number;
-  /** The worker's module (tests give a missing one); default lib/rules/pattern_worker.ts. */
+  /** The worker's module (tests give a missing one); default lib/server/pattern_worker.ts. */
   readonly workerUrl?: string;
 }
 
@@ -76,7 +76,7 @@ export class PatternScreener {
     this.#queueLimit = options.queueLimit ?? 1024;
     this.#batchSize = options.batchSize ?? 256;
     this.#idleMs = options.idleMs ?? 10_000;
-    this.#workerUrl = options.workerUrl ?? new URL("../rules/pattern_worker.ts", import.meta.url).href;
+    this.#workerUrl = options.workerUrl ?? new URL("./pattern_worker.ts", import.meta.url).href;
   }
 
   /** Requests waiting or running. */
