@@ -9,6 +9,7 @@ import { type CliIo, denoIo, EXIT, parseLabels, UsageError } from "./io.ts";
 import { runMutate } from "./mutate.ts";
 import { runRewrite } from "./rewrite.ts";
 import { addServeCommand } from "./serve.ts";
+import { runTest } from "./test.ts";
 import { runValidate } from "./validate.ts";
 
 /** The version printed by `--version`. */
@@ -160,6 +161,49 @@ Examples:
 Exit status: 0 no errors (warnings allowed), 1 errors found, 2 bad usage.`,
     )
     .action(async (paths, options) => setExit(await runValidate(paths, options.output, io)));
+
+  program.command("test")
+    .description(
+      "run cases files (image, namespace, labels → expected reference) against their rules; exit 1 on a failure",
+    )
+    .argument("[path...]", "cases files, or directories holding cases/<name>.yaml or mirrorhook-test.yaml", ["."])
+    .addOption(
+      new Option("-r, --rules <path>", "rules for every cases file, instead of the ones each names (repeatable)")
+        .argParser(collect),
+    )
+    .addOption(
+      new Option("-o, --output <format>", "output format").choices(["text", "json"] as const).default("text" as const),
+    )
+    .addOption(bypassOption())
+    .addHelpText(
+      "after",
+      `
+A cases file is a list of cases, or a mapping {rules: PATH or [PATH...], cases: [...]} whose paths are relative to
+it. Without rules:, cases/<name>.yaml runs against ../<name>.yaml. A directory runs its mirrorhook-test.yaml and
+every file in its cases/ folder, each against its own rules. Each case:
+  - image: nginx:1.27                 # as written in the Pod (required)
+    namespace: web                    # where the Pod is admitted
+    podLabels: {app: web}             # labels of the Pod (opt-out labels count, as in the webhook)
+    namespaceLabels: {env: dev}       # labels of the namespace, for namespaceSelector
+    expected: harbor.example.com/dockerhub/library/nginx:1.27   # the reference the Pod ends up with (required)
+    warnings: ["invalid reference"]   # substrings of the admission warnings expected; [] for none
+
+Examples:
+  mirrorhook test rules/
+  mirrorhook test my-cases.yaml --rules platform-rules/
+  mirrorhook test -o json > results.json
+
+Exit status: 0 every case passed, 1 a case failed or a cases or rules file has errors, 2 bad usage.`,
+    )
+    .action(async (paths, options) =>
+      setExit(
+        await runTest(paths, {
+          ...(options.rules === undefined ? {} : { rules: options.rules }),
+          output: options.output,
+          bypassPrefix: options.bypassPrefix,
+        }, io),
+      )
+    );
 
   program.command("import")
     .description("print another tool's configuration as mirrorhook objects, with comments where that tool differs")
