@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load benchmark of /mutate against ../shared/bench's deno-floor, in the same run:
+# Load benchmark of /mutate against ../shared/bench's go-stdlib (a typical Go webhook) and deno-floor, in the same run:
 #   requests/s and p50/p99 for the typical (3+1 containers) and the 40-container Pod, with wrk (HTTP/1.1, keep-alive),
 #   then p99 at half of mirrorhook's measured maximum rate, wrk paced with delay() (bench/wrk-rate.lua).
 # Usage: bench/load.sh [SECONDS=10] [RUNS=3] [CONNECTIONS=16]     (deno task bench:load)
@@ -10,8 +10,8 @@ root=$(pwd)
 shared=${SHARED_BENCH:-$root/../shared/bench}
 secs=${1:-10}; runs=${2:-3}; conns=${3:-16}
 [ -d "$shared" ] || { echo "load.sh: $shared not found (set SHARED_BENCH)" >&2; exit 2; }
-for tool in wrk jq openssl taskset; do
-  command -v "$tool" >/dev/null || { echo "load.sh: needs $tool (apt-get install wrk jq openssl util-linux)" >&2; exit 2; }
+for tool in wrk jq openssl taskset go; do
+  command -v "$tool" >/dev/null || { echo "load.sh: needs $tool (apt-get install wrk jq openssl util-linux golang-go)" >&2; exit 2; }
 done
 
 work=$(mktemp -d -t mirrorhook-load.XXXXXX)
@@ -36,7 +36,7 @@ cp "$work/cert/cert.pem" "$work/tls/tls.crt"
 cp "$work/cert/key.pem" "$work/tls/tls.key"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-floor_port=$(free_port); mh_port=$(free_port); probe_port=$(free_port); sized_deno_port=$(free_port); sized_node_port=$(free_port)
+floor_port=$(free_port); go_port=$(free_port); mh_port=$(free_port); probe_port=$(free_port); sized_deno_port=$(free_port); sized_node_port=$(free_port)
 # Sizes of mirrorhook's answers to the two fixtures with bench/rules.yaml (a patch, warnings, audit annotations).
 small_answer=2247; large_answer=16506
 
@@ -48,9 +48,15 @@ wait_ready() { # URL
 taskset -c 1 deno run --no-prompt --allow-net="127.0.0.1:$floor_port" --allow-read="$work/cert" \
   "$shared/servers/deno-floor/server.ts" "$floor_port" "$work/cert" 2>"$work/floor.log" &
 pids+=($!)
+# go-stdlib: built offline from ../shared/bench (stdlib only), same certificate, its own 11 rules (the same rewrites).
+(cd "$shared/servers/go-stdlib" && GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local go build -trimpath -o "$work/go-stdlib" .)
+taskset -c 1 "$work/go-stdlib" -addr "127.0.0.1:$go_port" -cert "$work/cert/cert.pem" -key "$work/cert/key.pem" \
+  -rules "$shared/rules/rules.json" 2>"$work/go.log" &
+pids+=($!)
 taskset -c 1 deno run -P=mirrorhook main.ts serve --rules bench/rules.yaml --tls-dir "$work/tls" \
   --host 127.0.0.1 --port "$mh_port" --probe-port "$probe_port" --shutdown-delay 0 2>"$work/mirrorhook.log" &
-pids+=($!)
+mh_pid=$!
+pids+=($mh_pid)
 for transport in deno node; do
   port=$sized_deno_port; [ "$transport" = node ] && port=$sized_node_port
   TRANSPORT=$transport taskset -c 1 deno run --no-prompt --allow-net=127.0.0.1 --allow-read="$work/cert" --allow-env=TRANSPORT \
@@ -58,9 +64,13 @@ for transport in deno node; do
   pids+=($!)
 done
 wait_ready "https://127.0.0.1:$floor_port/healthz"
+for _ in $(seq 1 100); do curl -sk -o /dev/null "https://127.0.0.1:$go_port/" && break; sleep 0.1; done
 wait_ready "https://127.0.0.1:$sized_deno_port/healthz"
 wait_ready "https://127.0.0.1:$sized_node_port/healthz"
 wait_ready "http://127.0.0.1:$probe_port/readyz"
+rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+sleep 1
+rss_idle=$(rss_mb "$mh_pid")
 
 typical=$shared/fixtures/pod-admission.json
 large=$shared/fixtures/pod-admission-large.json
@@ -75,11 +85,17 @@ for run in $(seq 1 "$runs"); do
   for pod in typical large; do
     body=$typical; [ "$pod" = large ] && body=$large
     measure "floor-$pod" "https://127.0.0.1:$floor_port/mutate" "$body"
+    measure "go-stdlib-$pod" "https://127.0.0.1:$go_port/mutate" "$body"
     measure "sized-deno-$pod" "https://127.0.0.1:$sized_deno_port/mutate" "$body"
     measure "sized-node-$pod" "https://127.0.0.1:$sized_node_port/mutate" "$body"
     measure "mirrorhook-$pod" "https://127.0.0.1:$mh_port/mutate" "$body"
   done
 done
+
+# Memory: mirrorhook's RSS at idle (ready, before any load) and after every admission of the runs above.
+admissions=$(jq -s '[.[] | select(.name | startswith("mirrorhook-")) | .requests] | add' "$results")
+jq -nc --argjson idle "$rss_idle" --argjson after "$(rss_mb "$mh_pid")" --argjson n "$admissions" \
+  '{memory:"mirrorhook", rss_idle_mb:$idle, rss_after_mb:$after, admissions:$n, growth:((($after / $idle) - 1) * 1000 | round / 1000)}'
 
 median() { jq -s --arg n "$1" --arg k "$2" '[.[] | select(.name == $n) | .[$k]] | sort | .[(length / 2 | floor)]' "$results"; }
 # Ratios of mirrorhook's median requests/s to each floor's: deno-floor (../shared/bench, tiny answer), and the same
@@ -87,11 +103,11 @@ median() { jq -s --arg n "$1" --arg k "$2" '[.[] | select(.name == $n) | .[$k]] 
 for pod in typical large; do
   m=$(median "mirrorhook-$pod" rps)
   jq -nc --arg pod "$pod" --argjson m "$m" \
-    --argjson f "$(median "floor-$pod" rps)" --argjson d "$(median "sized-deno-$pod" rps)" --argjson n "$(median "sized-node-$pod" rps)" \
+    --argjson f "$(median "floor-$pod" rps)" --argjson g "$(median "go-stdlib-$pod" rps)" --argjson d "$(median "sized-deno-$pod" rps)" --argjson n "$(median "sized-node-$pod" rps)" \
     --argjson mp50 "$(median "mirrorhook-$pod" p50_ms)" --argjson mp99 "$(median "mirrorhook-$pod" p99_ms)" \
     --argjson fp99 "$(median "floor-$pod" p99_ms)" --argjson dp99 "$(median "sized-deno-$pod" p99_ms)" --argjson np99 "$(median "sized-node-$pod" p99_ms)" \
-    '{pod:$pod, mirrorhook_rps:$m, floor_rps:$f, sized_deno_rps:$d, sized_node_rps:$n,
-      vs_floor:(($m / $f * 1000 | round) / 1000), vs_sized_deno:(($m / $d * 1000 | round) / 1000), vs_sized_node:(($m / $n * 1000 | round) / 1000),
+    '{pod:$pod, mirrorhook_rps:$m, go_stdlib_rps:$g, floor_rps:$f, sized_deno_rps:$d, sized_node_rps:$n,
+      vs_go_stdlib:(($m / $g * 1000 | round) / 1000), vs_floor:(($m / $f * 1000 | round) / 1000), vs_sized_deno:(($m / $d * 1000 | round) / 1000), vs_sized_node:(($m / $n * 1000 | round) / 1000),
       mirrorhook_p50_ms:$mp50, mirrorhook_p99_ms:$mp99, floor_p99_ms:$fp99, sized_deno_p99_ms:$dp99, sized_node_p99_ms:$np99}'
 done | tee "$work/summary.jsonl"
 

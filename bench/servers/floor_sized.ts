@@ -1,7 +1,8 @@
 // A floor that answers like a real mutating webhook: same work as ../shared/bench's deno-floor (read, JSON-parse,
 // echo the uid) but with an answer the size of mirrorhook's (a patch and warnings), so the transport cost of a
 // realistic response is measured too. TRANSPORT=deno uses Deno.serve (as deno-floor), TRANSPORT=node uses
-// node:https (as mirrorhook).
+// node:https (as mirrorhook), TRANSPORT=internal uses Deno's internal HTTP/1.1-only server on a Deno.listenTls
+// listener that offers ALPN http/1.1 alone, answering with a one-chunk stream (the candidate of bench/transports.md).
 // Usage: deno run --allow-net=127.0.0.1 --allow-read=CERT_DIR --allow-env=TRANSPORT floor_sized.ts PORT CERT_DIR SMALL LARGE
 // SMALL and LARGE are the answer sizes for request bodies under and over 50,000 bytes (the two fixtures).
 import https from "node:https";
@@ -47,6 +48,33 @@ if (Deno.env.get("TRANSPORT") === "node") {
     });
   });
   server.listen(Number(portArg), "127.0.0.1");
+} else if (Deno.env.get("TRANSPORT") === "internal") {
+  // deno-lint-ignore no-explicit-any
+  const internal = (Deno as any)[(Deno as any).internal];
+  const listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: Number(portArg),
+    cert,
+    key,
+    alpnProtocols: ["http/1.1"],
+  });
+  internal.serveHttpOnListener(
+    listener,
+    new AbortController().signal,
+    async (req: Request) => {
+      if (new URL(req.url).pathname === "/healthz") return new Response("ok");
+      const bytes = new TextEncoder().encode(answer(await req.text()));
+      const body = new ReadableStream({
+        start(controller) {
+          controller.enqueue(bytes);
+          controller.close();
+        },
+      });
+      return new Response(body, { headers: { "content-type": "application/json" } });
+    },
+    (error: unknown) => new Response(String(error), { status: 500 }),
+    () => {},
+  );
 } else {
   Deno.serve({ hostname: "127.0.0.1", port: Number(portArg), cert, key, onListen: () => {} }, async (req) => {
     if (new URL(req.url).pathname === "/healthz") return new Response("ok");
