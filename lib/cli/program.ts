@@ -112,23 +112,34 @@ Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
     });
 
   program.command("mutate")
-    .description("print a Pod as mirrorhook would admit it (patched images, annotation, label)")
-    .requiredOption("-f, --file <pod>", "Pod manifest, YAML or JSON; - for standard input")
+    .description(
+      "print Pods, workloads (their Pod templates), Lists and multi-document streams as the cluster would run them",
+    )
+    .requiredOption("-f, --file <file>", "manifests, YAML or JSON, one or more documents; - for standard input")
     .addOption(rulesOption())
-    .addOption(namespaceOption())
+    .addOption(
+      new Option("-n, --namespace <ns>", "namespace for objects that name none (an object's own comes first)")
+        .argParser(nonEmpty),
+    )
     .addOption(namespaceLabelOption())
     .addOption(
       new Option("-o, --output <format>", "output format").choices(["yaml", "json"] as const).default("yaml" as const),
     )
+    .option("--summary", "print one line per rewritten image (object, container, from → to, rule) instead")
     .addOption(bypassOption())
     .addHelpText(
       "after",
       `
+Pods, and the Pod templates of Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob and
+PodTemplate are rewritten as the webhook will rewrite the Pods created from them, each with its object's namespace;
+every other document is printed unchanged (YAML comments and quoting kept).
+
 Examples:
   mirrorhook mutate -f pod.yaml --rules rules/dockerhub-harbor.yaml
-  kubectl get pod web-0 -o yaml | mirrorhook mutate -f - --rules rules/ --namespace web -o json
+  helm template my-release ./chart -n web | mirrorhook mutate -f - --rules my-rules/ --summary
+  kubectl get deploy -A -o yaml | mirrorhook mutate -f - --rules my-rules/ -o json
 
-Warnings go to standard error. Exit status: 0 ok, 1 unreadable Pod or rules, 2 bad usage.`,
+Warnings go to standard error. Exit status: 0 ok, 1 unreadable manifests or rules, 2 bad usage.`,
     )
     .action(async (options) => {
       setExit(
@@ -141,6 +152,7 @@ Warnings go to standard error. Exit status: 0 ok, 1 unreadable Pod or rules, 2 b
             : { namespaceLabels: parseLabels(options.namespaceLabel, "--namespace-label") }),
           output: options.output,
           bypassPrefix: options.bypassPrefix,
+          summary: options.summary === true,
         }, io),
       );
     });
