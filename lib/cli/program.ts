@@ -221,7 +221,9 @@ Exit status: 0 every case passed, 1 a case failed or a cases or rules file has e
     .description("print another tool's configuration as mirrorhook objects, with comments where that tool differs")
     .argument("<file>", "the other tool's file; - for standard input")
     .addOption(
-      new Option("--from <tool>", "the tool the file belongs to").choices(FOREIGN_FORMATS).makeOptionMandatory(),
+      new Option("--from <tool>", "the tool the file belongs to (recognised from the content when omitted)").choices(
+        FOREIGN_FORMATS,
+      ),
     )
     .addHelpText(
       "after",
@@ -232,8 +234,11 @@ Tools:
   proxy-url   k8s-proxy-image-swapper's PROXY_URL: one Docker Hub proxy prefix
   imagemap    from/to pairs, or ImageMap objects of kubernetes-image-mapper
 
+Without --from, the tool is recognised from the content (and named on standard error); with a --from that does not
+fit the content, import says what the file looks like and stops.
+
 Examples:
-  mirrorhook import --from imageswap /etc/imageswap/maps > rules.yaml
+  mirrorhook import /etc/imageswap/maps > rules.yaml
   kubectl get registryrewriterules -o yaml | mirrorhook import --from flemzord -
 
 Problems go to standard error. Exit status: 0 ok, 1 unreadable file or errors in it, 2 bad usage.`,
