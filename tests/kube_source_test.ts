@@ -5,7 +5,8 @@ import { configureSync, getLogger, type LogRecord } from "@logtape/logtape";
 import { decide } from "../lib/rules/engine.ts";
 import { createMetrics, type Metrics } from "../lib/server/metrics.ts";
 import { mintCertificates } from "../lib/server/certs.ts";
-import { KUBE_SOURCE, KubeRuleSource, loadKubeConfig } from "../lib/sources/kube_source.ts";
+import { loadKubeConfig } from "../lib/sources/kube/http.ts";
+import { KUBE_SOURCE, KubeRuleSource } from "../lib/sources/kube/source.ts";
 import { RuleStore } from "../lib/sources/store.ts";
 import { FakeKubeApi, type RecordedRequest } from "./support/fake_kube_api.ts";
 

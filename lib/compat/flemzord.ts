@@ -45,7 +45,8 @@ const CONDITION_FIELDS = new Set(["namespaces", "labels"]);
 
 type Json = Record<string, unknown>;
 
-function isRecord(value: unknown): value is Json {
+/** True for a JSON object (not an array, not null). */
+export function isRecord(value: unknown): value is Json {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 

@@ -74,6 +74,24 @@ export function hasErrors(problems: readonly Problem[]): boolean {
   return problems.some((problem) => problem.severity === "error");
 }
 
+/** Messages of problems shown in one summary line; the rest are counted. */
+const LISTED_PROBLEMS = 5;
+
+/** The first few problems' messages in one line, `…; and 3 more`: for a status condition or a log line. */
+export function joinProblems(problems: readonly Problem[]): string {
+  const shown = problems.slice(0, LISTED_PROBLEMS).map((problem) => problem.message).join("; ");
+  const more = problems.length - LISTED_PROBLEMS;
+  return more > 0 ? `${shown}; and ${more} more` : shown;
+}
+
+/** metav1.Condition allows 32768 characters in a message. */
+const MESSAGE_LIMIT = 32768;
+
+/** A message cut to what a status condition holds. */
+export function limitMessage(message: string): string {
+  return message.length <= MESSAGE_LIMIT ? message : `${message.slice(0, MESSAGE_LIMIT - 1)}…`;
+}
+
 /** Thrown by the `…OrThrow` helpers: carries every problem found. */
 export class RuleError extends Error {
   override name = "RuleError";

@@ -1,0 +1,274 @@
+// The list-and-watch loop (reflector) that mirrors one API resource: bookmarks, 410 relist, reconnect with backoff.
+//
+// Why not @kubernetes/client-node 2.0.1 (read for this under Deno 2.9; only its KubeConfig is used): its `Watch`
+// turns a refused watch into `Error(statusText)` with the code alone, dropping the Status body (reason, message,
+// `details.retryAfterSeconds`) and the Retry-After header, and silently skips lines it cannot parse; its `ListWatch`
+// never asks for `allowWatchBookmarks` or a server `timeoutSeconds`, leaves LIST paging to the caller, and on any
+// error but 410 or a client timeout calls the error handlers and stops for good (the caller must restart it by
+// hand), while its reconnect delay (1 s doubling to 30 s, no jitter) only applies between clean closes. So it cannot
+// keep the last rules through a transient 403, treat 429/503 during an API-server start as "not ready yet" with
+// Retry-After, or back off with jitter across replicas, all of which this loop does on top of KubeConfig.
+
+import type { Logger } from "@logtape/logtape";
+import { errorMessage, KubeApiError, type KubeHttp, parseJson } from "./http.ts";
+import {
+  collectionPath,
+  isRecord,
+  itemKey,
+  type Json,
+  metadataOf,
+  type Resource,
+  resourceName,
+  resourceVersionOf,
+  stringField,
+} from "./resources.ts";
+
+interface Backoff {
+  readonly initialMs: number;
+  readonly maxMs: number;
+}
+
+/** Exponential, capped, with "equal jitter": half the step fixed, half random, so replicas spread out. */
+function backoffDelay(failures: number, backoff: Backoff): number {
+  const step = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(failures - 1, 30));
+  return step / 2 + Math.random() * (step / 2);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** A watch that lived this long was healthy even if it carried no event (quiet resource, no bookmarks). */
+const HEALTHY_WATCH_MS = 10_000;
+
+/** Settings of {@linkcode Reflector}. */
+export interface ReflectorOptions {
+  readonly http: KubeHttp;
+  readonly resource: Resource;
+  readonly logger: Logger;
+  readonly backoff: Backoff;
+  readonly pageSize: number;
+  readonly watchTimeoutSeconds: number;
+  /** What to keep of each object (e.g. only a namespace's labels). */
+  readonly keep: (object: Json) => Json;
+  /** After a list replaced the items, or an event changed one. */
+  readonly onChange: () => void;
+  /** After a failed list or watch request (not after an ordinary disconnect of an open watch). */
+  readonly onError: (message: string) => void;
+  /** After a watch opened again following a failed request. */
+  readonly onRecover: () => void;
+  /**
+   * For a resource whose CRD may not be installed: a 404 (not installed) or 403 (not granted) from LIST or
+   * WATCH means "no objects", which counts as synced, and the resource is looked for again after `recheckMs`.
+   */
+  readonly optional?: { readonly recheckMs: number };
+}
+
+/** Mirrors one resource type into `items`, like client-go's Reflector. */
+export class Reflector {
+  /** Objects by `namespace/name`. */
+  items = new Map<string, Json>();
+  /** True once a complete list has been received. */
+  synced = false;
+  #options: ReflectorOptions;
+  /** Where the next watch starts; undefined means list first. */
+  #resourceVersion: string | undefined;
+  /** The current watch is open: errors from here on are disconnects, not failed requests. */
+  #streaming = false;
+  #failed = false;
+  /** The status (404 or 403) an optional resource was last missing with; undefined while it is served. */
+  #missing: number | undefined;
+
+  constructor(options: ReflectorOptions) {
+    this.#options = options;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const { logger, resource, backoff } = this.#options;
+    const name = resourceName(resource);
+    let failures = 0;
+    while (!signal.aborted) {
+      let healthy = false;
+      this.#streaming = false;
+      try {
+        const listed = this.#resourceVersion === undefined;
+        if (listed) await this.#list(signal);
+        const started = performance.now();
+        const { expired, events } = await this.#watch(signal);
+        healthy = events > 0 || performance.now() - started >= HEALTHY_WATCH_MS;
+        if (expired) {
+          logger.info("Watch of {resource} expired (410 Gone); listing again", { resource: name });
+          this.#resourceVersion = undefined;
+          // A watch that expires right after a fresh list would loop: back off then.
+          healthy = !listed || events > 0;
+        } else if (!healthy) {
+          logger.debug("Watch of {resource} closed without events; reconnecting", { resource: name });
+        }
+      } catch (error) {
+        if (signal.aborted) break;
+        if (error instanceof KubeApiError && error.code === 410) {
+          logger.info("Watch of {resource} expired (410 Gone); listing again", { resource: name });
+          this.#resourceVersion = undefined;
+          healthy = failures === 0;
+        } else if (this.#optionalMissing(error)) {
+          failures = 0;
+          await sleep(this.#options.optional?.recheckMs ?? 0, signal);
+          continue;
+        } else {
+          const message = errorMessage(error);
+          const details = { resource: name, message, failures: failures + 1 };
+          if (this.#streaming) {
+            // An open watch broke (API server restart, load balancer): resume from the last resourceVersion.
+            logger.info("Watch of {resource} disconnected; resuming: {message}", details);
+          } else {
+            logger.warn("Cannot list and watch {resource}; retrying after backoff: {message}", details);
+            this.#failed = true;
+            this.#options.onError(`Cannot list and watch ${name}: ${message}`);
+          }
+        }
+      }
+      failures = healthy ? 0 : failures + 1;
+      if (failures > 0 && !signal.aborted) await sleep(backoffDelay(failures, backoff), signal);
+    }
+  }
+
+  async #list(signal: AbortSignal): Promise<void> {
+    const { http, resource, pageSize, keep } = this.#options;
+    const action = `list ${resourceName(resource)}`;
+    const items = new Map<string, Json>();
+    let token: string | undefined;
+    let resourceVersion: string | undefined;
+    do {
+      const query: Record<string, string> = { limit: String(pageSize) };
+      if (token !== undefined) query["continue"] = token;
+      const answer = await http.request("GET", collectionPath(resource), { query, signal });
+      if (answer.status !== 200) throw new KubeApiError(action, answer.status, answer.body);
+      const body = answer.body;
+      if (!isRecord(body) || !Array.isArray(body["items"])) throw new Error(`Cannot ${action}: not a list`);
+      const metadata = metadataOf(body);
+      resourceVersion = stringField(metadata, "resourceVersion");
+      if (resourceVersion === undefined) throw new Error(`Cannot ${action}: the list has no resourceVersion`);
+      for (const item of body["items"]) {
+        // List items of built-in types carry no kind/apiVersion; watch events do.
+        if (isRecord(item)) {
+          items.set(itemKey(item), keep({ ...item, apiVersion: resource.apiVersion, kind: resource.kind }));
+        }
+      }
+      token = stringField(metadata, "continue") || undefined;
+    } while (token !== undefined);
+    this.items = items;
+    this.#resourceVersion = resourceVersion;
+    this.synced = true;
+    if (this.#missing !== undefined) {
+      this.#missing = undefined;
+      this.#options.logger.info("{resource} is served now; reading it", { resource: resourceName(resource) });
+    }
+    this.#options.onChange();
+  }
+
+  /** An optional resource that is not installed or not granted: no objects, and synced. False for other errors. */
+  #optionalMissing(error: unknown): boolean {
+    const { optional, logger, resource } = this.#options;
+    if (optional === undefined || !(error instanceof KubeApiError) || (error.code !== 404 && error.code !== 403)) {
+      return false;
+    }
+    if (this.#missing !== error.code) {
+      const details = { resource: resourceName(resource), seconds: optional.recheckMs / 1000, message: error.message };
+      // Logged once per state, not at every look.
+      if (error.code === 404) {
+        logger.info(
+          "{resource} is not served (its CRD is not installed): none read; looking again every {seconds} s",
+          details,
+        );
+      } else {
+        logger.warn(
+          "Cannot read {resource}, the role does not grant it: none read; grant get, list and watch to use them; looking again every {seconds} s: {message}",
+          details,
+        );
+      }
+      this.#missing = error.code;
+    }
+    this.#resourceVersion = undefined;
+    const changed = !this.synced || this.items.size > 0;
+    this.items = new Map();
+    this.synced = true;
+    if (this.#failed) {
+      this.#failed = false;
+      this.#options.onRecover();
+    }
+    if (changed) this.#options.onChange();
+    return true;
+  }
+
+  async #watch(signal: AbortSignal): Promise<{ expired: boolean; events: number }> {
+    const { http, resource, watchTimeoutSeconds, keep } = this.#options;
+    const action = `watch ${resourceName(resource)}`;
+    const timeoutSeconds = Math.round(watchTimeoutSeconds * (1 + Math.random()));
+    // The server ends the watch after timeoutSeconds; a connection silent past that is dead (half-open TCP).
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new Error("watch outlived its timeout")),
+      (timeoutSeconds + 30) * 1000,
+    );
+    let events = 0;
+    try {
+      const opened = await http.stream(
+        collectionPath(resource),
+        {
+          watch: "1",
+          resourceVersion: this.#resourceVersion ?? "",
+          allowWatchBookmarks: "true",
+          timeoutSeconds: String(timeoutSeconds),
+        },
+        AbortSignal.any([signal, controller.signal]),
+      );
+      if (opened.lines === undefined) throw new KubeApiError(action, opened.status, opened.body);
+      this.#streaming = true;
+      if (this.#failed) {
+        this.#failed = false;
+        this.#options.onRecover();
+      }
+      for await (const line of opened.lines) {
+        const event = parseJson(line);
+        if (!isRecord(event) || typeof event["type"] !== "string" || !isRecord(event["object"])) {
+          throw new Error(`Cannot ${action}: malformed event`);
+        }
+        const object = event["object"];
+        if (event["type"] === "ERROR") {
+          if (object["code"] === 410) return { expired: true, events };
+          throw new KubeApiError(action, typeof object["code"] === "number" ? object["code"] : 500, object);
+        }
+        const resourceVersion = resourceVersionOf(object);
+        if (resourceVersion === undefined) throw new Error(`Cannot ${action}: event without resourceVersion`);
+        events++;
+        switch (event["type"]) {
+          case "ADDED":
+          case "MODIFIED":
+            this.items.set(itemKey(object), keep({ ...object, apiVersion: resource.apiVersion, kind: resource.kind }));
+            break;
+          case "DELETED":
+            this.items.delete(itemKey(object));
+            break;
+          case "BOOKMARK":
+            break;
+          default:
+            this.#options.logger.debug("Ignored watch event of type {type}", { type: event["type"] });
+        }
+        this.#resourceVersion = resourceVersion;
+        if (event["type"] !== "BOOKMARK") this.#options.onChange();
+      }
+      return { expired: false, events };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,374 @@
+// The cluster rule source: list-and-watch of ImageRewrite, ClusterImageRewrite and Namespace objects (and RegistryRewriteRules when installed), the older of two conflicting objects wins, each of our objects gets a Ready status.
+
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "@logtape/logtape";
+import { evaluateRegistryRewriteRules, type ForeignEvaluation } from "../../compat/flemzord_objects.ts";
+import type { PodOptOut } from "../../rules/compile.ts";
+import { joinProblems, limitMessage } from "../../rules/problem.ts";
+import { describeObject, type RewriteObject } from "../../rules/schema.ts";
+import type { Labels } from "../../rules/selector.ts";
+import type { Metrics } from "../../server/metrics.ts";
+import type { RuleStore } from "../store.ts";
+import { evaluateObjects, type ObjectVerdict } from "./evaluate.ts";
+import { errorMessage, KubeHttp } from "./http.ts";
+import { Reflector } from "./reflector.ts";
+import {
+  CLUSTER_IMAGE_REWRITES,
+  IMAGE_REWRITES,
+  isRecord,
+  type Json,
+  metadataOf,
+  NAMESPACES,
+  objectKey,
+  REGISTRY_REWRITE_RULES,
+  type Resource,
+  resourceName,
+  stringField,
+} from "./resources.ts";
+import { canonical, StatusWriter } from "./status.ts";
+
+/** Name of this source in the store, metrics and logs. */
+export const KUBE_SOURCE = "kube";
+
+/** Settings of {@linkcode KubeRuleSource}. */
+export interface KubeSourceOptions {
+  /** Where the API server is and how to authenticate: see {@linkcode loadKubeConfig}. */
+  readonly kubeConfig: KubeConfig;
+  readonly store: RuleStore;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  /** Watch namespaces for their labels (needed by `namespaceSelector`); readiness then waits for them too. Default true. */
+  readonly watchNamespaces?: boolean;
+  /** Write `status` on every rule object. Default true. */
+  readonly writeStatus?: boolean;
+  /** Reconnect backoff after failures: doubles from `initialMs` up to `maxMs`, jittered. Defaults 500 ms and 30 s. */
+  readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  /** Server-side watch timeout; each watch asks for a random value between this and twice this. Default 300. */
+  readonly watchTimeoutSeconds?: number;
+  /** Items per LIST page. Default 500. */
+  readonly pageSize?: number;
+  /** Status writes attempted per object and change when they meet 409 Conflict. Default 5. */
+  readonly statusAttempts?: number;
+  /** Time limit of each non-watch request. Default 30 s. */
+  readonly requestTimeoutMs?: number;
+  /**
+   * How often RegistryRewriteRules are looked for again while the API answers 404 (their CRD is not installed) or
+   * 403 (the role does not grant them). Default 60 s.
+   */
+  readonly optionalRecheckMs?: number;
+  /** Clock for `lastTransitionTime`. */
+  readonly now?: () => Date;
+}
+
+/**
+ * Keeps the store's "kube" objects equal to the valid, non-conflicting rule objects in the cluster, and to the
+ * translations of the valid RegistryRewriteRules (with mutating-registry-webhook's Pod opt-out) when their CRD
+ * is installed.
+ */
+export class KubeRuleSource {
+  #options: KubeSourceOptions;
+  #http: KubeHttp;
+  #controller = new AbortController();
+  #rewrites: Reflector;
+  #clusterRewrites: Reflector;
+  #namespaces: Reflector | undefined;
+  #registryRewriteRules: Reflector;
+  #runs: Promise<void>[] = [];
+  #started = false;
+  #stopped = false;
+  #synced = Promise.withResolvers<void>();
+  #loaded = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #updating = false;
+  #unsubscribe: (() => void) | undefined;
+  /** Everything this source put in the store: our objects, then translated ones. */
+  #used: readonly RewriteObject[] = [];
+  #optOuts: readonly PodOptOut[] = [];
+  /** The RegistryRewriteRule (verdict key) each translated object in `#used` came from. */
+  #owners: ReadonlyMap<RewriteObject, string> = new Map();
+  #usedFingerprint: string | undefined;
+  /** The last evaluation of RegistryRewriteRules, and what it was made from (object versions, names taken). */
+  #foreign: { raws: readonly Json[]; taken: string; evaluation: ForeignEvaluation } | undefined;
+  /** Per RegistryRewriteRule (and "" for all together): the problems last logged. */
+  #foreignLogged = new Map<string, string>();
+  #verdicts = new Map<string, ObjectVerdict>();
+  #verdictFingerprint: string | undefined;
+  #status: StatusWriter;
+
+  constructor(options: KubeSourceOptions) {
+    this.#options = options;
+    this.#http = new KubeHttp(options.kubeConfig, options.requestTimeoutMs ?? 30_000);
+    this.#status = new StatusWriter({
+      http: this.#http,
+      logger: options.logger,
+      signal: this.#controller.signal,
+      attempts: options.statusAttempts ?? 5,
+      now: () => options.now?.() ?? new Date(),
+      verdicts: () => this.#verdicts,
+      find: (key) => this.#rawObject(key),
+    });
+    options.store.register(KUBE_SOURCE);
+    const common = {
+      http: this.#http,
+      logger: options.logger,
+      backoff: { initialMs: options.backoff?.initialMs ?? 500, maxMs: options.backoff?.maxMs ?? 30_000 },
+      pageSize: options.pageSize ?? 500,
+      watchTimeoutSeconds: options.watchTimeoutSeconds ?? 300,
+      onError: (message: string) => {
+        options.store.fail(KUBE_SOURCE, message);
+        options.metrics?.reloads.inc({ source: KUBE_SOURCE, result: "error" });
+      },
+      onRecover: () => {
+        // The store keeps a source's last error until its next update: clear it with the objects in force.
+        if (this.#loaded && !this.#stopped) this.#update(this.#used, this.#optOuts);
+      },
+    };
+    const rules = { ...common, keep: (object: Json) => object, onChange: () => this.#schedule() };
+    this.#rewrites = new Reflector({ ...rules, resource: IMAGE_REWRITES });
+    this.#clusterRewrites = new Reflector({ ...rules, resource: CLUSTER_IMAGE_REWRITES });
+    this.#registryRewriteRules = new Reflector({
+      ...rules,
+      resource: REGISTRY_REWRITE_RULES,
+      optional: { recheckMs: options.optionalRecheckMs ?? 60_000 },
+    });
+    if (options.watchNamespaces !== false) {
+      this.#namespaces = new Reflector({
+        ...common,
+        resource: NAMESPACES,
+        keep: (object) => {
+          const metadata = metadataOf(object);
+          return { metadata: { name: metadata["name"], labels: metadata["labels"] } };
+        },
+        // Labels are read at admission time; only readiness depends on this list.
+        onChange: () => {
+          if (!this.#loaded) this.#schedule();
+        },
+      });
+    }
+    this.#synced.promise.catch(() => {});
+  }
+
+  /** Resolves when the first complete lists are in the store; rejects if stopped before. */
+  get synced(): Promise<void> {
+    return this.#synced.promise;
+  }
+
+  /** Starts listing and watching in the background; readiness follows {@linkcode synced}. */
+  start(): void {
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
+    const signal = this.#controller.signal;
+    for (const reflector of [this.#rewrites, this.#clusterRewrites, this.#namespaces, this.#registryRewriteRules]) {
+      if (reflector !== undefined) this.#runs.push(reflector.run(signal));
+    }
+    this.#unsubscribe = this.#options.store.onChange(() => {
+      // Another source changed the rules: our objects may now conflict with its objects.
+      if (!this.#updating) this.#schedule();
+    });
+  }
+
+  /** Stops watching and writing; resolves when every connection is closed. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#controller.abort(new Error("stopped"));
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#unsubscribe?.();
+    this.#synced.reject(new Error("The Kubernetes rule source stopped before its first load"));
+    await Promise.allSettled([...this.#runs, this.#status.settled()]);
+  }
+
+  /** Labels of a namespace, or undefined when it is unknown (or namespaces are not watched). */
+  namespaceLabels(name: string): Labels | undefined {
+    const namespace = this.#namespaces?.items.get(`/${name}`);
+    if (namespace === undefined) return undefined;
+    const labels = metadataOf(namespace)["labels"];
+    return isRecord(labels) ? labels as Labels : {};
+  }
+
+  /** The last verdict on each rule object (RegistryRewriteRules included), by `Kind/namespace/name`. */
+  get verdicts(): ReadonlyMap<string, ObjectVerdict> {
+    return this.#verdicts;
+  }
+
+  #schedule(): void {
+    if (this.#stopped || this.#timer !== undefined) return;
+    // One evaluation per burst of events.
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      try {
+        this.#reconcile();
+      } catch (error) {
+        this.#options.logger.error("Cannot evaluate rule objects: {message}", { message: errorMessage(error) });
+      }
+    }, 0);
+  }
+
+  #reconcile(): void {
+    const { store, metrics, logger } = this.#options;
+    if (this.#stopped) return;
+    if (
+      !this.#rewrites.synced || !this.#clusterRewrites.synced || this.#namespaces?.synced === false ||
+      !this.#registryRewriteRules.synced
+    ) return;
+    const raws = [...this.#rewrites.items.values(), ...this.#clusterRewrites.items.values()];
+    const evaluation = evaluateObjects(raws);
+    const foreign = this.#evaluateForeign();
+    // Translations hold `match` rules only, and conflicts are between `exact` rules: they cannot conflict with ours.
+    const used = [...evaluation.used, ...foreign.used.map((entry) => entry.object)];
+
+    const usedFingerprint = [
+      ...used.map((object) =>
+        canonical([object.kind, object.metadata.namespace ?? "", object.metadata.name, object.spec])
+      ),
+      ...foreign.optOuts.map((optOut) => canonical(["opt-out", optOut.kind, optOut.key, optOut.value])),
+    ].sort().join("\n");
+    if (usedFingerprint !== this.#usedFingerprint) {
+      this.#usedFingerprint = usedFingerprint;
+      this.#used = used;
+      this.#optOuts = foreign.optOuts;
+      this.#owners = new Map(foreign.used.map((entry) => [entry.object, entry.owner]));
+      this.#update(used, foreign.optOuts);
+    }
+    this.#logForeignProblems(foreign);
+
+    const verdicts = this.#crossSourceConflicts(new Map([...evaluation.verdicts, ...foreign.verdicts]));
+    const verdictFingerprint = [...verdicts.values()]
+      .map((verdict) => canonical([verdict.key, verdict.generation ?? null, verdict.reason, verdict.message]))
+      .sort().join("\n");
+    const previous = this.#verdicts;
+    this.#verdicts = verdicts;
+    if (verdictFingerprint !== this.#verdictFingerprint) {
+      this.#verdictFingerprint = verdictFingerprint;
+      for (const verdict of verdicts.values()) {
+        const before = previous.get(verdict.key);
+        if (before?.reason === verdict.reason && before.message === verdict.message) continue;
+        if (verdict.reason === "Valid") {
+          logger.info("Using {object}: {message}", { object: verdict.label, message: verdict.message });
+        } else {
+          logger.warn("Not using {object} ({reason}): {message}", {
+            object: verdict.label,
+            reason: verdict.reason,
+            message: verdict.message,
+          });
+        }
+      }
+      const rejected = [...verdicts.values()].filter((verdict) => verdict.reason !== "Valid").length;
+      const rules = used.reduce((sum, object) => sum + object.spec.rules.length, 0);
+      metrics?.reloads.inc({ source: KUBE_SOURCE, result: rejected === 0 ? "success" : "error" });
+      metrics?.rulesLoaded.set({ source: KUBE_SOURCE }, rules);
+      metrics?.objectsLoaded.set({ source: KUBE_SOURCE }, used.length);
+      logger.info(
+        "Loaded rule objects from the API: {objects} object(s) in use, {rules} rule(s), {rejected} rejected, hash {hash}",
+        {
+          objects: used.length,
+          rules,
+          rejected,
+          hash: store.current.hash,
+        },
+      );
+    }
+    if (!this.#loaded) {
+      this.#loaded = true;
+      this.#synced.resolve();
+    }
+    if (this.#options.writeStatus !== false) this.#status.queue();
+  }
+
+  /** RegistryRewriteRules, translated and checked once per change of them or of the ClusterImageRewrite names. */
+  #evaluateForeign(): ForeignEvaluation {
+    const raws = [...this.#registryRewriteRules.items.values()];
+    const taken = [...this.#clusterRewrites.items.values()]
+      .map((raw) => stringField(metadataOf(raw), "name") ?? "").sort();
+    const takenKey = taken.join("\n");
+    const cached = this.#foreign;
+    if (
+      cached !== undefined && cached.taken === takenKey && cached.raws.length === raws.length &&
+      cached.raws.every((raw, index) => raw === raws[index])
+    ) return cached.evaluation;
+    const evaluation = evaluateRegistryRewriteRules(raws, new Set(taken));
+    this.#foreign = { raws, taken: takenKey, evaluation };
+    return evaluation;
+  }
+
+  /** Every problem of a RegistryRewriteRule, once each time its problems change: they get no status to show them. */
+  #logForeignProblems(foreign: ForeignEvaluation): void {
+    const { logger } = this.#options;
+    for (const key of this.#foreignLogged.keys()) {
+      if (!foreign.problems.has(key)) this.#foreignLogged.delete(key);
+    }
+    for (const [key, problems] of foreign.problems) {
+      const fingerprint = problems.map((problem) => problem.message).join("\n");
+      if (this.#foreignLogged.get(key) === fingerprint) continue;
+      this.#foreignLogged.set(key, fingerprint);
+      const object = foreign.verdicts.get(key)?.label ?? resourceName(REGISTRY_REWRITE_RULES);
+      for (const problem of problems) {
+        logger.warn("{object}: {message}", {
+          object,
+          severity: problem.severity,
+          code: problem.code,
+          message: problem.message,
+        });
+      }
+    }
+  }
+
+  /** An object this source uses can still be dropped by the store for a conflict with another source's object. */
+  #crossSourceConflicts(verdicts: ReadonlyMap<string, ObjectVerdict>): Map<string, ObjectVerdict> {
+    const { store } = this.#options;
+    const inForce = new Set(store.current.objects.map((object) => object.source));
+    // Verdict key → labels of its objects left out: a RegistryRewriteRule may have become several objects.
+    const dropped = new Map<string, string[]>();
+    for (const object of this.#used) {
+      if (inForce.has(object)) continue;
+      const key = this.#owners.get(object) ?? objectKey(object.kind, object);
+      dropped.set(key, [...(dropped.get(key) ?? []), describeObject(object)]);
+    }
+    const out = new Map<string, ObjectVerdict>();
+    for (const [key, verdict] of verdicts) {
+      const labels = dropped.get(key);
+      if (verdict.reason !== "Valid" || labels === undefined) {
+        out.set(key, verdict);
+        continue;
+      }
+      const problems = store.problems.filter((problem) =>
+        problem.severity === "error" && problem.object !== undefined && labels.includes(problem.object)
+      );
+      const { object: _object, ...rest } = verdict;
+      out.set(key, {
+        ...rest,
+        reason: "Conflict",
+        rules: 0,
+        message: limitMessage(
+          `Not used: conflicts with rules from another source${
+            problems.length === 0 ? "" : `: ${joinProblems(problems)}`
+          }`,
+        ),
+      });
+    }
+    return out;
+  }
+
+  #update(objects: readonly RewriteObject[], optOuts: readonly PodOptOut[]): void {
+    this.#updating = true;
+    try {
+      this.#options.store.update(KUBE_SOURCE, objects, optOuts);
+    } finally {
+      this.#updating = false;
+    }
+  }
+
+  /** Our object behind a verdict; undefined for a RegistryRewriteRule, which is not ours to write. */
+  #rawObject(key: string): { raw: Json; resource: Resource } | undefined {
+    const [kind] = key.split("/", 1);
+    const resource = kind === IMAGE_REWRITES.kind
+      ? IMAGE_REWRITES
+      : kind === CLUSTER_IMAGE_REWRITES.kind
+      ? CLUSTER_IMAGE_REWRITES
+      : undefined;
+    if (resource === undefined) return undefined;
+    const reflector = resource === IMAGE_REWRITES ? this.#rewrites : this.#clusterRewrites;
+    const raw = reflector.items.get(key.slice((kind ?? "").length + 1));
+    return raw === undefined ? undefined : { raw, resource };
+  }
+}
