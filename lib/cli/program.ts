@@ -32,9 +32,21 @@ function nonEmpty(value: string): string {
   return value;
 }
 
+/**
+ * Options required only once the command line is otherwise sound: commander checks mandatory options before unknown
+ * ones, so `rewrite --rule x nginx` said "--rules not specified" instead of naming the typo.
+ */
+const REQUIRED_LATER = new WeakSet<object>();
+
+function requiredLater<T extends object>(option: T): T {
+  REQUIRED_LATER.add(option);
+  return option;
+}
+
 const rulesOption = () =>
-  new Option("-r, --rules <path>", "rules file or directory (repeatable, required)").argParser(collect)
-    .makeOptionMandatory();
+  requiredLater(
+    new Option("-r, --rules <path>", "rules file or directory (repeatable, required)").argParser(collect),
+  );
 const namespaceOption = () => new Option("-n, --namespace <ns>", "namespace of the Pod").argParser(nonEmpty);
 const namespaceLabelOption = () =>
   new Option("--namespace-label <key=value>", "a label of the namespace, for namespaceSelector (repeatable)")
@@ -55,7 +67,17 @@ export function buildProgram(
     .version(VERSION)
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ writeOut: (text) => io.stdout(text), writeErr: (text) => io.stderr(text) })
-    .exitOverride();
+    .exitOverride()
+    .hook("preAction", (_program, command) => {
+      // After unknown options and missing arguments (checked before hooks run), as a user reads a command line.
+      for (const option of command.options) {
+        if (!REQUIRED_LATER.has(option) || command.getOptionValue(option.attributeName()) !== undefined) continue;
+        command.error(`error: required option '${option.flags}' not specified`, {
+          code: "commander.missingMandatoryOptionValue",
+          exitCode: EXIT.usage,
+        });
+      }
+    });
 
   addServeCommand(program, io, setExit, env);
 
@@ -64,7 +86,12 @@ export function buildProgram(
     .argument("<image...>", "image references as written in a Pod")
     .addOption(rulesOption())
     .addOption(namespaceOption())
-    .option("--pod-label <key=value>", "a label of the Pod, for podSelector (repeatable)", collect, [] as string[])
+    .option(
+      "--pod-label <key=value>",
+      "a label of the Pod, for podSelector and opt-out labels (repeatable)",
+      collect,
+      [] as string[],
+    )
     .addOption(namespaceLabelOption())
     .option("--explain", "also print which object and rule decided, or why nothing matched")
     .addOption(
@@ -90,7 +117,7 @@ Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
     .action(async (images, options) => {
       setExit(
         await runRewrite(images, {
-          rules: options.rules,
+          rules: options.rules ?? [],
           ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
           podLabels: parseLabels(options.podLabel, "--pod-label"),
           ...(options.namespaceLabel.length === 0
@@ -115,7 +142,14 @@ Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
     .description(
       "print Pods, workloads (their Pod templates), Lists and multi-document streams as the cluster would run them",
     )
-    .requiredOption("-f, --file <file>", "manifests, YAML or JSON, one or more documents; - for standard input")
+    .addOption(
+      requiredLater(
+        new Option(
+          "-f, --file <file>",
+          "manifests, YAML or JSON, one or more documents; - for standard input (required)",
+        ),
+      ),
+    )
     .addOption(rulesOption())
     .addOption(
       new Option("-n, --namespace <ns>", "namespace for objects that name none (an object's own comes first)")
@@ -144,8 +178,8 @@ Warnings go to standard error. Exit status: 0 ok, 1 unreadable manifests or rule
     .action(async (options) => {
       setExit(
         await runMutate({
-          file: options.file,
-          rules: options.rules,
+          file: options.file ?? "-",
+          rules: options.rules ?? [],
           ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
           ...(options.namespaceLabel.length === 0
             ? {}
