@@ -35,6 +35,12 @@ import { createWebhookCore } from "../lib/server/handler.ts";
 import { createMetrics } from "../lib/server/metrics.ts";
 import { createProbeHandler } from "../lib/server/probes.ts";
 import { CERT_FILE, KEY_FILE } from "../lib/server/tls.ts";
+import {
+  CLUSTER_IMAGE_REWRITES,
+  IMAGE_REWRITES,
+  NAMESPACES,
+  REGISTRY_REWRITE_RULES,
+} from "../lib/sources/kube/resources.ts";
 import { KubeMount } from "./support/kube_mount.ts";
 import { decodePatch, freePort, memoryLogger } from "./support/webhook.ts";
 
@@ -769,6 +775,93 @@ Deno.test("the ValidatingWebhookConfiguration covers the rule object CRDs", () =
     scope: "*",
   }]);
   assert.equal(`${API_GROUP}/${versions[0]}`, API_VERSION);
+});
+
+interface PolicyRule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs: string[];
+}
+
+/** The rules of every ClusterRole in install.yaml that carries `label: "true"`. */
+function aggregatedRules(label: string): PolicyRule[] {
+  return objects.filter((object) => object.kind === "ClusterRole" && object.metadata.labels?.[label] === "true")
+    .flatMap((role) => at<PolicyRule[]>(role, "rules"));
+}
+
+/**
+ * What the built-in `admin`, `edit` and `view` ClusterRoles gain from install.yaml, aggregated as the API server
+ * aggregates them: `view` takes aggregate-to-view; `edit` takes aggregate-to-edit, and `view` (labelled
+ * aggregate-to-edit); `admin` takes aggregate-to-admin, and `edit` (labelled aggregate-to-admin).
+ */
+function builtInRole(name: "admin" | "edit" | "view"): PolicyRule[] {
+  const view = aggregatedRules("rbac.authorization.k8s.io/aggregate-to-view");
+  const edit = [...aggregatedRules("rbac.authorization.k8s.io/aggregate-to-edit"), ...view];
+  return name === "view" ? view : name === "edit" ? edit : [
+    ...aggregatedRules("rbac.authorization.k8s.io/aggregate-to-admin"),
+    ...edit,
+  ];
+}
+
+function allows(rules: readonly PolicyRule[], verb: string, resource: string, group = API_GROUP): boolean {
+  return rules.some((rule) =>
+    (rule.apiGroups ?? []).some((g) => g === group || g === "*") &&
+    (rule.resources ?? []).some((r) => r === resource || r === "*") &&
+    rule.verbs.some((v) => v === verb || v === "*")
+  );
+}
+
+const WRITE_VERBS = ["create", "update", "patch", "delete", "deletecollection"] as const;
+const READ_VERBS = ["get", "list", "watch"] as const;
+
+Deno.test("RBAC for the people who write rules: aggregated into admin, edit and view as documented", async (t) => {
+  const [imageRewrites, clusterImageRewrites] = [IMAGE_REWRITES.plural, CLUSTER_IMAGE_REWRITES.plural];
+  assert.deepEqual([imageRewrites, clusterImageRewrites].sort(), [...RULE_RESOURCES].sort());
+  await t.step("namespace admins and editors write ImageRewrites (through a RoleBinding to admin or edit)", () => {
+    for (const role of ["admin", "edit"] as const) {
+      for (const verb of [...READ_VERBS, ...WRITE_VERBS]) {
+        assert.ok(allows(builtInRole(role), verb, imageRewrites), `${role} ${verb}`);
+      }
+    }
+  });
+  await t.step("viewers read ImageRewrites and ClusterImageRewrites, and write nothing", () => {
+    for (const resource of [imageRewrites, clusterImageRewrites]) {
+      for (const verb of READ_VERBS) assert.ok(allows(builtInRole("view"), verb, resource), `view ${verb} ${resource}`);
+      for (const verb of WRITE_VERBS) assert.ok(!allows(builtInRole("view"), verb, resource), `view ${verb}`);
+    }
+  });
+  await t.step("no built-in role gains writes of ClusterImageRewrites or of any status: cluster admins only", () => {
+    for (const role of ["admin", "edit", "view"] as const) {
+      for (const verb of WRITE_VERBS) {
+        for (const resource of [clusterImageRewrites, `${imageRewrites}/status`, `${clusterImageRewrites}/status`]) {
+          assert.ok(!allows(builtInRole(role), verb, resource), `${role} ${verb} ${resource}`);
+        }
+      }
+    }
+  });
+  await t.step("a ClusterImageRewrite editor role exists for a ClusterRoleBinding, aggregated nowhere", () => {
+    const editor = find(objects, "ClusterRole", "mirrorhook-clusterimagerewrite-editor");
+    const rules = at<PolicyRule[]>(editor, "rules");
+    for (const verb of [...READ_VERBS, ...WRITE_VERBS]) assert.ok(allows(rules, verb, clusterImageRewrites), verb);
+    assert.ok(!allows(rules, "update", `${clusterImageRewrites}/status`));
+    const labels = Object.keys(editor.metadata.labels ?? {});
+    assert.deepEqual(labels.filter((label) => label.startsWith("rbac.authorization.k8s.io/aggregate-to-")), []);
+  });
+  await t.step("mirrorhook's own role grants what the cluster source reads and the status it writes", () => {
+    const rules = at<PolicyRule[]>(find(objects, "ClusterRole", "mirrorhook"), "rules");
+    for (const resource of [IMAGE_REWRITES, CLUSTER_IMAGE_REWRITES, NAMESPACES, REGISTRY_REWRITE_RULES]) {
+      const group = resource.apiVersion.includes("/") ? resource.apiVersion.split("/")[0] : "";
+      for (const verb of READ_VERBS) {
+        assert.ok(allows(rules, verb, resource.plural, group), `${verb} ${resource.plural}`);
+      }
+      for (const verb of WRITE_VERBS) {
+        assert.ok(!allows(rules, verb, resource.plural, group), `${verb} ${resource.plural}`);
+      }
+    }
+    for (const resource of [IMAGE_REWRITES, CLUSTER_IMAGE_REWRITES]) {
+      assert.ok(allows(rules, "update", `${resource.plural}/status`), resource.plural);
+    }
+  });
 });
 
 Deno.test("the rules ConfigMap holds rule files that load without errors, copies of rules/ presets", async (t) => {

@@ -11,7 +11,7 @@ import {
 } from "../mutate/pod.ts";
 import type { RuleSet } from "../rules/compile.ts";
 import type { Labels } from "../rules/selector.ts";
-import { type AdmissionRequest, allowResponse } from "./review.ts";
+import { type AdmissionRequest, type AdmissionReviewAnswer, allowResponse } from "./review.ts";
 
 /** Settings that shape every admission. */
 export interface AdmitOptions {
@@ -31,7 +31,7 @@ export type AdmitSkip = SkipReason | "not-a-pod" | "subresource" | "operation";
 
 /** What the handler logs and counts. */
 export interface AdmitOutcome {
-  readonly review: Record<string, unknown>;
+  readonly review: AdmissionReviewAnswer;
   /** rewritten: a patch was sent (or would have been, in dry-run mode); unchanged: nothing to do. */
   readonly result: "rewritten" | "unchanged" | "skipped";
   readonly skipped?: AdmitSkip;

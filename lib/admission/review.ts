@@ -149,18 +149,46 @@ function boundedWarnings(warnings: readonly string[]): string[] {
   return out;
 }
 
+/** `status` of a denied AdmissionReview, as the API server passes it to the client. */
+export type AdmissionStatus = {
+  readonly code: number;
+  readonly message: string;
+  readonly reason: string;
+  readonly status: "Failure";
+  readonly details?: StatusDetails;
+};
+
+/** `response` of an AdmissionReview as mirrorhook answers it (a type alias, so it is also a JSON record). */
+export type AdmissionResponse = {
+  readonly uid: string;
+  readonly allowed: boolean;
+  readonly patchType?: "JSONPatch";
+  /** Base64 of the JSON Patch. */
+  readonly patch?: string;
+  readonly warnings?: readonly string[];
+  readonly auditAnnotations?: Readonly<Record<string, string>>;
+  readonly status?: AdmissionStatus;
+};
+
+/** The AdmissionReview mirrorhook answers with. */
+export type AdmissionReviewAnswer = {
+  readonly apiVersion: typeof ADMISSION_API_VERSION;
+  readonly kind: "AdmissionReview";
+  readonly response: AdmissionResponse;
+};
+
 /** An allowed AdmissionReview; a JSONPatch only when `patch` is non-empty. */
-export function allowResponse(uid: string, options: AllowOptions = {}): Json {
-  const response: Json = { uid, allowed: true };
+export function allowResponse(uid: string, options: AllowOptions = {}): AdmissionReviewAnswer {
+  const response: { -readonly [K in keyof AdmissionResponse]: AdmissionResponse[K] } = { uid, allowed: true };
   if (options.patch !== undefined && options.patch.length > 0) {
-    response["patchType"] = "JSONPatch";
-    response["patch"] = toBase64(JSON.stringify(options.patch));
+    response.patchType = "JSONPatch";
+    response.patch = toBase64(JSON.stringify(options.patch));
   }
   if (options.warnings !== undefined && options.warnings.length > 0) {
-    response["warnings"] = boundedWarnings(options.warnings);
+    response.warnings = boundedWarnings(options.warnings);
   }
   if (options.auditAnnotations !== undefined && Object.keys(options.auditAnnotations).length > 0) {
-    response["auditAnnotations"] = options.auditAnnotations;
+    response.auditAnnotations = options.auditAnnotations;
   }
   return { apiVersion: ADMISSION_API_VERSION, kind: "AdmissionReview", response };
 }
@@ -198,12 +226,21 @@ export function denyResponse(
   code: number,
   message: string,
   options: DenyOptions | readonly string[] = {},
-): Json {
+): AdmissionReviewAnswer {
   const { warnings = [], details }: DenyOptions = isStringList(options) ? { warnings: options } : options;
-  const status: Json = { code, message, reason: reasonFor(code), status: "Failure" };
-  if (details !== undefined) status["details"] = details;
-  const response: Json = { uid: uid ?? "", allowed: false, status };
-  if (warnings.length > 0) response["warnings"] = boundedWarnings(warnings);
+  const status: AdmissionStatus = {
+    code,
+    message,
+    reason: reasonFor(code),
+    status: "Failure",
+    ...(details === undefined ? {} : { details }),
+  };
+  const response: AdmissionResponse = {
+    uid: uid ?? "",
+    allowed: false,
+    status,
+    ...(warnings.length > 0 ? { warnings: boundedWarnings(warnings) } : {}),
+  };
   return { apiVersion: ADMISSION_API_VERSION, kind: "AdmissionReview", response };
 }
 

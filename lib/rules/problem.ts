@@ -3,7 +3,13 @@
 /** Stable problem codes; tests and metrics use these, never the message wording. */
 export type ProblemCode =
   | "yaml-syntax"
+  /** A rule path that cannot be read: missing, a dangling link, a loop of links, a directory, no permission. */
+  | "read-error"
   | "file-too-large"
+  /** More rules in all than the supported ceiling. */
+  | "too-many-rules"
+  /** A reload found no rule object where some were in force (an emptied ConfigMap). */
+  | "no-rules"
   | "not-an-object"
   | "unknown-kind"
   | "unknown-field"

@@ -4,9 +4,11 @@ import assert from "node:assert/strict";
 import { resetSync } from "@logtape/logtape";
 import { loadRuleTexts } from "../rules/load.ts";
 import type { RuleSet } from "../rules/compile.ts";
-import type { AdmitOptions, AdmitOutcome } from "../admission/admit.ts";
-import type { AdmissionRequest } from "../admission/review.ts";
-import { createWebhookHandler, type HandlerDeps } from "./handler.ts";
+import type { AdmitOutcome } from "../admission/admit.ts";
+import { createDecider, type Decide } from "./decision.ts";
+import { createWebhook, createWebhookHandler, type HandlerDeps } from "./handler.ts";
+import { createRecorder } from "./record.ts";
+import { toFetchHandler } from "./transport.ts";
 import { configureLogging, logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 
@@ -303,13 +305,14 @@ Deno.test("createWebhookHandler() admits Pods", async (t) => {
     assert.equal(await value(metrics.requests, { operation: "CREATE", result: "rewritten", dry_run: "true" }), 1);
   });
 
-  await t.step("dry-run mode: no patch, warnings, counted as rewritten", async () => {
+  await t.step("dry-run mode: no patch, warnings, counted as would-rewrite", async () => {
     const { handle, metrics, logs } = setup({ dryRun: true });
     const response = await responseOf(await handle(postJson(podReview())));
     assert.equal(response["allowed"], true);
     assert.equal(patchOf(response), undefined);
     assert.ok(Array.isArray(response["warnings"]) && response["warnings"].length === 3);
-    assert.equal(await value(metrics.requests, { operation: "CREATE", result: "rewritten", dry_run: "false" }), 1);
+    assert.equal(await value(metrics.requests, { operation: "CREATE", result: "rewritten", dry_run: "false" }), 0);
+    assert.equal(await value(metrics.requests, { operation: "CREATE", result: "would-rewrite", dry_run: "false" }), 1);
     assert.equal(await total(metrics.rewrites), 3);
     assert.equal(logs.filter((log) => propertiesOf(log)["uid"] === UID).length, 1);
   });
@@ -334,7 +337,8 @@ Deno.test("createWebhookHandler() admits Pods", async (t) => {
     object.spec.containers[0]!.image = "raw/nginx:1";
     const patch = patchOf(await responseOf(await handle(postJson(review)))) ?? [];
     assert.ok(patch.some((op) => op.path === "/spec/containers/0/image" && op.value === "docker.io/library/nginx:1"));
-    assert.equal(await value(metrics.rewrites, { kind: "bypass", object: "bypass", registry: "docker.io" }), 1);
+    // The bypass names its registry in the image, which any Pod chooses: never a label value.
+    assert.equal(await value(metrics.rewrites, { kind: "bypass", object: "bypass", registry: "bypass" }), 1);
   });
   resetSync();
 });
@@ -477,28 +481,35 @@ Deno.test("createWebhookHandler() logs one line per rewrite, without the request
   resetSync();
 });
 
-function throwingAdmit(_request: AdmissionRequest, _options: AdmitOptions): AdmitOutcome {
+const throwingDecide: Decide = (): Promise<AdmitOutcome> => {
   throw new TypeError("Cannot read properties of undefined (reading 'image')");
+};
+
+/** The webhook with its own decision: the production parts except `decide`. */
+function setupWith(decide: Decide, onError?: "allow" | "deny"): Harness {
+  const logs: Record<string, unknown>[] = [];
+  configureLogging("debug", (line) => logs.push(JSON.parse(line)));
+  const metrics = createMetrics({ defaultMetrics: false });
+  const record = createRecorder({ metrics, logger: logger("handler-test") });
+  const handle = toFetchHandler(createWebhook({ decide, record, ...(onError === undefined ? {} : { onError }) }));
+  return { handle, metrics, logs };
 }
 
-Deno.test("createWebhookHandler() applies onError when rule evaluation fails", async (t) => {
-  const rows: { name: string; deps: Partial<HandlerDeps>; allowed: boolean }[] = [
-    { name: "default (allow), admit throws", deps: { admit: throwingAdmit }, allowed: true },
-    { name: "allow, admit throws", deps: { admit: throwingAdmit, onError: "allow" }, allowed: true },
-    {
-      name: "allow, rules() throws",
-      deps: {
-        rules: () => {
-          throw new Error("rule store broken");
-        },
-      },
-      allowed: true,
+Deno.test("createWebhook() applies onError when rule evaluation fails", async (t) => {
+  const brokenStore = createDecider({
+    rules: () => {
+      throw new Error("rule store broken");
     },
-    { name: "deny, admit throws", deps: { admit: throwingAdmit, onError: "deny" }, allowed: false },
+  });
+  const rows: { name: string; harness: () => Harness; allowed: boolean }[] = [
+    { name: "default (allow), decide throws", harness: () => setupWith(throwingDecide), allowed: true },
+    { name: "allow, decide throws", harness: () => setupWith(throwingDecide, "allow"), allowed: true },
+    { name: "allow, rules() throws", harness: () => setupWith(brokenStore), allowed: true },
+    { name: "deny, decide throws", harness: () => setupWith(throwingDecide, "deny"), allowed: false },
   ];
   for (const row of rows) {
     await t.step(row.name, async () => {
-      const { handle, metrics, logs } = setup(row.deps);
+      const { handle, metrics, logs } = row.harness();
       const res = await handle(postJson(podReview()));
       assert.equal(res.status, 200);
       const response = await responseOf(res);

@@ -7,9 +7,8 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "@logtape/logtape";
 import { certificateNotAfter } from "./certs.ts";
-import { concat } from "../util/body.ts";
-import type { WebhookRequest, WebhookResponse } from "./handler.ts";
 import type { Metrics } from "./metrics.ts";
+import { type ConnectionState, NodeTransport, type WebhookCore } from "./transport.ts";
 
 /** A certificate and key, PEM. */
 export interface KeyPair {
@@ -25,7 +24,7 @@ export interface TlsServerOptions {
   readonly certDir?: string;
   /** A fixed pair instead of a directory (--dev). */
   readonly pair?: KeyPair;
-  readonly handler: (request: WebhookRequest) => Promise<WebhookResponse>;
+  readonly handler: WebhookCore;
   readonly logger: Logger;
   readonly metrics?: Metrics;
   readonly pollIntervalMs?: number;
@@ -38,9 +37,6 @@ export const KEY_FILE = "tls.key";
 
 /** At shutdown, how long a connection accepted before the listener closed may take to send its first request. */
 const FIRST_REQUEST_GRACE_MS = 1000;
-
-type AnyRequest = IncomingMessage;
-type AnyResponse = ServerResponse;
 
 /**
  * HTTPS for the webhook. It runs on node:https (HTTP/1.1) rather than Deno.serve: Deno's TLS connections keep
@@ -56,7 +52,8 @@ export class ReloadingTlsServer {
   #fingerprint: string | undefined;
   #notAfter: Date | undefined;
   #port = 0;
-  #sockets = new Map<Socket, { active: number; served: number }>();
+  #sockets = new Map<Socket, ConnectionState>();
+  #transport: NodeTransport;
   #watcher: Deno.FsWatcher | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #debounce: ReturnType<typeof setTimeout> | undefined;
@@ -66,6 +63,7 @@ export class ReloadingTlsServer {
 
   constructor(options: TlsServerOptions) {
     this.#options = options;
+    this.#transport = new NodeTransport({ core: options.handler, logger: options.logger });
   }
 
   /** Starts listening; throws with a clear message when the certificate cannot be used or the port is taken. */
@@ -77,7 +75,14 @@ export class ReloadingTlsServer {
       this.#sockets.set(socket, { active: 0, served: 0 });
       socket.on("close", () => this.#sockets.delete(socket));
     });
-    server.on("request", (request: AnyRequest, response: AnyResponse) => this.#serve(request, response));
+    server.on(
+      "request",
+      (request: IncomingMessage, response: ServerResponse) =>
+        this.#transport.serve(request, response, {
+          draining: () => this.#draining,
+          state: this.#sockets.get(request.socket as Socket),
+        }),
+    );
     server.on("tlsClientError", () => {}); // handshake failures are the client's business, not a crash
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -176,83 +181,6 @@ export class ReloadingTlsServer {
       else if (state.active === 0) setTimeout(() => state.active === 0 && socket.destroy(), FIRST_REQUEST_GRACE_MS);
     }
     await closed;
-  }
-
-  #serve(request: AnyRequest, response: AnyResponse): void {
-    const socket = request.socket as Socket;
-    const state = this.#sockets.get(socket);
-    if (state !== undefined) state.active++;
-    const declaredHeader = request.headers["content-length"];
-    const declared = typeof declaredHeader === "string" ? Number(declaredHeader) : undefined;
-    let tooLarge = false;
-    const webhookRequest: WebhookRequest = {
-      method: request.method ?? "GET",
-      path: (request.url ?? "/").split("?")[0] ?? "/",
-      contentType: request.headers["content-type"],
-      readBody: (limit) =>
-        new Promise((resolve, reject) => {
-          if (declared !== undefined && declared > limit) {
-            tooLarge = true;
-            resolve(undefined);
-            return;
-          }
-          const chunks: Uint8Array[] = [];
-          let size = 0;
-          let settled = false;
-          request.on("data", (chunk: Uint8Array) => {
-            if (settled) return;
-            size += chunk.byteLength;
-            if (size > limit) {
-              settled = true;
-              tooLarge = true;
-              resolve(undefined);
-              return;
-            }
-            chunks.push(chunk);
-          });
-          request.on("end", () => {
-            if (!settled) {
-              settled = true;
-              resolve(concat(chunks, size));
-            }
-          });
-          request.on("error", (error: Error) => {
-            if (!settled) {
-              settled = true;
-              reject(error);
-            }
-          });
-        }),
-    };
-    const finish = () => {
-      if (state !== undefined) {
-        state.active--;
-        state.served++;
-      }
-      // During shutdown an HTTP/1.1 connection closes once its last response is out.
-      if (state !== undefined && state.active === 0 && this.#draining) socket.end();
-    };
-    this.#options.handler(webhookRequest).then((answer) => {
-      const body = new TextEncoder().encode(answer.body);
-      const headers: Record<string, string | number> = {
-        "content-type": answer.contentType,
-        "content-length": body.byteLength,
-        ...answer.headers,
-      };
-      if (tooLarge || this.#draining) headers["connection"] = "close";
-      response.writeHead(answer.status, headers);
-      response.end(body);
-      if (tooLarge) {
-        // Do not read the rest of an oversized body: the connection closes after the answer.
-        request.resume();
-      }
-    }).catch((error: unknown) => {
-      this.#options.logger.error("Cannot answer a request: {message}", {
-        message: error instanceof Error ? error.message : String(error),
-      });
-      if (!response.headersSent) response.writeHead(500, { "content-type": "text/plain" });
-      response.end("internal error\n");
-    }).finally(finish);
   }
 
   #check(pair: KeyPair): void {

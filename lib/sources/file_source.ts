@@ -23,6 +23,9 @@ export interface FileSourceOptions {
   readonly debounceMs?: number;
 }
 
+/** Wait before reading again when a read failed (the kubelet may be half-way through a swap). */
+const READ_RETRY_MS = 150;
+
 /** Result of one load attempt. */
 export type LoadOutcome = "success" | "unchanged" | "error";
 
@@ -31,6 +34,9 @@ export class FileRuleSource {
   #options: FileSourceOptions;
   #fingerprint: string | undefined;
   #objects = 0;
+  /** Files read by the last good load: one of them turning into a directory is an error, not a silent drop. */
+  #files: ReadonlySet<string> = new Set();
+  #loaded = false;
   #watchers: Deno.FsWatcher[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
   #debounce: ReturnType<typeof setTimeout> | undefined;
@@ -89,8 +95,18 @@ export class FileRuleSource {
 
   async #load(trigger = "start"): Promise<{ outcome: LoadOutcome; problems: readonly Problem[] }> {
     const { store, metrics, logger, paths } = this.#options;
+    // Nothing is in force before the first good load: say so instead of promising "the last good rules".
+    const kept = this.#loaded ? "; the last good rules stay in force" : "";
     try {
-      const read = await readRulePaths(paths);
+      let read = await readRulePaths(paths, { previous: this.#files });
+      if (read.problems.some((problem) => problem.code === "read-error")) {
+        // The kubelet swaps `..data` first and removes the links of deleted keys afterwards: a read in between
+        // sees dangling links. Look once more before calling it an error.
+        await new Promise((resolve) => setTimeout(resolve, READ_RETRY_MS));
+        read = await readRulePaths(paths, { previous: this.#files });
+      }
+      // Stopped while reading (shutdown, or a test tearing down its files): nothing to report any more.
+      if (this.#stopped) return { outcome: "unchanged", problems: [] };
       const hash = createHash("sha256");
       for (const text of read.texts) hash.update(`${text.name}\u0000${text.text}\u0000`);
       for (const problem of read.problems) hash.update(`${problem.message}\u0000`);
@@ -106,7 +122,7 @@ export class FileRuleSource {
         // has its own switches (--dry-run, removing the webhook): keep the rules in force.
         problems.push({
           severity: "error",
-          code: "required",
+          code: "no-rules",
           message: `Cannot reload ${paths.join(", ")}: no rule objects found where ${previous} were in force; ` +
             "keeping them (use --dry-run or remove the webhook to stop rewriting)",
           path: "",
@@ -119,15 +135,28 @@ export class FileRuleSource {
         const errors = problems.filter((p) => p.severity === "error");
         metrics?.reloads.inc({ source: FILE_SOURCE, result: "error" });
         store.fail(FILE_SOURCE, `${errors.length} error(s): ${errors.map(formatProblem).slice(0, 3).join("; ")}`);
-        logger.error("Rejected rule files; the last good rules stay in force: {errors} error(s)", {
+        logger.error(`Rejected rule files${kept}: {errors} error(s)`, {
           trigger,
           errors: errors.length,
+          codes: [...new Set(errors.map((p) => p.code))],
           problems: problems.map(formatProblem),
         });
         return { outcome: "error", problems };
       }
+      const files = new Set(read.texts.map((text) => text.name));
+      for (const name of this.#files) {
+        if (!files.has(name)) {
+          logger.warn("Rule file {file} was removed: its rules are no longer in force", {
+            trigger,
+            file: name,
+            change: "removed",
+          });
+        }
+      }
       this.#fingerprint = fingerprint;
+      this.#files = files;
       this.#objects = loaded.objects.length;
+      this.#loaded = true;
       store.update(FILE_SOURCE, loaded.objects, loaded.optOuts);
       metrics?.reloads.inc({ source: FILE_SOURCE, result: "success" });
       metrics?.rulesLoaded.set({ source: FILE_SOURCE }, loaded.ruleSet.ruleCount);
@@ -146,10 +175,10 @@ export class FileRuleSource {
       metrics?.reloads.inc({ source: FILE_SOURCE, result: "error" });
       const message = error instanceof Error ? error.message : String(error);
       store.fail(FILE_SOURCE, message);
-      logger.error("Cannot reload rule files: {message}", { message, trigger });
+      logger.error(`Cannot reload rule files${kept}: {message}`, { message, trigger });
       return {
         outcome: "error",
-        problems: [{ severity: "error", code: "yaml-syntax", message, path: "", fieldPath: [] }],
+        problems: [{ severity: "error", code: "read-error", message, path: "", fieldPath: [] }],
       };
     }
   }

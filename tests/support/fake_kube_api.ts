@@ -4,7 +4,9 @@
 // (v1) and, optionally, registryrewriterules (dev.flemzord.fr/v1alpha1, mutating-registry-webhook's CRD: by default
 // not installed, so 404; or 403 as when RBAC does not grant it): LIST with limit/continue, WATCH with resourceVersion, bookmarks, timeoutSeconds and 410 Expired, GET, and
 // PUT/PATCH of /status with resourceVersion preconditions. One global resourceVersion counter, as etcd's revision.
-// Test controls create, change and delete objects, drop or expire watches, compact history and count requests.
+// Test controls create, change and delete objects, drop or expire watches, compact history and count requests, and
+// play an API-server restart: nothing listening (connection refused), then 429 "storage is (re)initializing", 503 or
+// RBAC's 403 while its caches warm, answered with the Status bodies and Retry-After headers the API server sends.
 
 import { KubeConfig } from "@kubernetes/client-node";
 
@@ -73,6 +75,8 @@ export interface RecordedRequest {
   readonly watch: boolean;
   readonly query: URLSearchParams;
   readonly status: number;
+  /** When it was answered (performance.now()). */
+  readonly at: number;
 }
 
 interface HistoryEvent {
@@ -150,9 +154,20 @@ function statusBody(code: number, reason: string, message: string, details?: Jso
   };
 }
 
-function json(status: number, body: unknown): Response {
-  return new Response(JSON.stringify(sortKeys(body)), { status, headers: { "content-type": "application/json" } });
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(sortKeys(body)), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
 }
+
+/**
+ * How every request is answered while an API server starts (see {@linkcode FakeKubeApi.failRequests}):
+ * - `initializing`: 429 TooManyRequests "storage is (re)initializing", Retry-After 1 (the watch cache is not ready);
+ * - `unavailable`: 503 ServiceUnavailable, with Retry-After when `retryAfterSeconds` is given;
+ * - `forbidden`: 403 as RBAC answers before its caches hold the service account's ClusterRole.
+ */
+export type StartingState = "initializing" | "unavailable" | "forbidden";
 
 function metadataOf(object: Json): Json {
   if (!isRecord(object["metadata"])) object["metadata"] = {};
@@ -185,9 +200,15 @@ export class FakeKubeApi implements AsyncDisposable {
   #held = new Map<string, PromiseWithResolvers<void>>();
   #clock = Date.parse("2026-01-01T00:00:00Z");
   #registryRewriteRules: OptionalResourceState;
+  #options: FakeKubeApiOptions;
+  #handler: FakeHandler;
+  #listening = true;
+  #starting: { state: StartingState; retryAfterSeconds: number | undefined } | undefined;
 
   private constructor(server: Deno.HttpServer<Deno.NetAddr>, options: FakeKubeApiOptions, handler: FakeHandler) {
     this.#server = server;
+    this.#options = options;
+    this.#handler = handler;
     this.url = `${options.tls === undefined ? "http" : "https"}://127.0.0.1:${server.addr.port}`;
     this.token = options.token ?? "fake-token";
     this.caCert = options.caCert;
@@ -199,15 +220,36 @@ export class FakeKubeApi implements AsyncDisposable {
   /** Starts a fake API server on an ephemeral port. */
   static start(options: FakeKubeApiOptions = {}): FakeKubeApi {
     const handler = new FakeHandler();
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      onListen() {},
-      // Also called for a watch body ended on purpose by dropWatches: nothing to report.
-      onError: () => json(500, statusBody(500, "InternalError", "the fake API server failed")),
-      ...(options.tls === undefined ? {} : { cert: options.tls.cert, key: options.tls.key }),
-    }, (request) => handler.handle(request));
-    return new FakeKubeApi(server, options, handler);
+    return new FakeKubeApi(listen(0, options, handler), options, handler);
+  }
+
+  /**
+   * Stops listening, as an API server going down: open watches break, and connecting is refused until
+   * {@linkcode listenAgain}. Objects, history and resourceVersions are kept, as etcd keeps them.
+   */
+  async stopListening(): Promise<void> {
+    if (!this.#listening) return;
+    this.#listening = false;
+    this.dropWatches();
+    await this.#server.shutdown();
+  }
+
+  /** Listens again on the same port after {@linkcode stopListening}. */
+  listenAgain(): void {
+    if (this.#listening) return;
+    this.#server = listen(this.#server.addr.port, this.#options, this.#handler);
+    this.#listening = true;
+  }
+
+  /**
+   * Answers every request (after authentication) as a starting API server does in `state`, until called with
+   * undefined. Open watches are not touched: use {@linkcode dropWatches} or {@linkcode stopListening} first.
+   */
+  failRequests(state: StartingState | undefined, options: { readonly retryAfterSeconds?: number } = {}): void {
+    this.#starting = state === undefined ? undefined : {
+      state,
+      retryAfterSeconds: options.retryAfterSeconds ?? (state === "initializing" ? 1 : undefined),
+    };
   }
 
   /** A KubeConfig with a bearer token for this server (trusting `caCert` over HTTPS). */
@@ -414,7 +456,8 @@ export class FakeKubeApi implements AsyncDisposable {
   async close(): Promise<void> {
     for (const watcher of [...this.#watchers]) watcher.end(false);
     for (const gate of this.#held.values()) gate.resolve();
-    await this.#server.shutdown();
+    if (this.#listening) await this.#server.shutdown();
+    this.#listening = false;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -486,10 +529,11 @@ export class FakeKubeApi implements AsyncDisposable {
         watch,
         query: url.searchParams,
         status,
+        at: performance.now(),
       });
-    const respond = (status: number, body: unknown) => {
+    const respond = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       record(status);
-      return json(status, body);
+      return json(status, body, headers);
     };
     if (request.headers.get("authorization") !== `Bearer ${this.token}`) {
       return respond(401, statusBody(401, "Unauthorized", "Unauthorized"));
@@ -498,24 +542,34 @@ export class FakeKubeApi implements AsyncDisposable {
       return respond(404, statusBody(404, "NotFound", "the server could not find the requested resource"));
     }
     const { resource, namespace, name, subresource } = route;
+    if (this.#starting !== undefined) {
+      const { state, retryAfterSeconds } = this.#starting;
+      const retryAfter = retryAfterSeconds === undefined ? {} : { "Retry-After": String(retryAfterSeconds) };
+      const details = retryAfterSeconds === undefined ? undefined : { retryAfterSeconds };
+      if (state === "initializing") {
+        return respond(429, statusBody(429, "TooManyRequests", "storage is (re)initializing", details), retryAfter);
+      }
+      if (state === "unavailable") {
+        return respond(
+          503,
+          statusBody(503, "ServiceUnavailable", "the server is currently unable to handle the request", details),
+          retryAfter,
+        );
+      }
+      return respond(
+        403,
+        forbidden(
+          resource,
+          verbOf(request.method, name, watch),
+          ' at the cluster scope: RBAC: clusterrole.rbac.authorization.k8s.io "mirrorhook" not found',
+        ),
+      );
+    }
     if (resource.optional === true && this.#registryRewriteRules === "absent") {
       return respond(404, statusBody(404, "NotFound", "the server could not find the requested resource"));
     }
     if (resource.optional === true && this.#registryRewriteRules === "forbidden") {
-      const verb = name !== undefined ? "get" : watch ? "watch" : "list";
-      return respond(
-        403,
-        statusBody(
-          403,
-          "Forbidden",
-          `${resource.plural}${
-            groupSuffix(resource)
-          } is forbidden: User "system:serviceaccount:mirrorhook:mirrorhook" cannot ${verb} resource "${resource.plural}" in API group "${
-            groupOf(resource)
-          }" at the cluster scope`,
-          { group: groupOf(resource), kind: resource.plural },
-        ),
-      );
+      return respond(403, forbidden(resource, verbOf(request.method, name, watch), " at the cluster scope"));
     }
     const notFound = () =>
       respond(
@@ -710,6 +764,38 @@ class FakeHandler {
   handle(request: Request): Promise<Response> | Response {
     return this.api?.serve(request) ?? new Response("starting", { status: 503 });
   }
+}
+
+function listen(port: number, options: FakeKubeApiOptions, handler: FakeHandler): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({
+    hostname: "127.0.0.1",
+    port,
+    onListen() {},
+    // Also called for a watch body ended on purpose by dropWatches: nothing to report.
+    onError: () => json(500, statusBody(500, "InternalError", "the fake API server failed")),
+    ...(options.tls === undefined ? {} : { cert: options.tls.cert, key: options.tls.key }),
+  }, (request) => handler.handle(request));
+}
+
+/** The RBAC verb of a request. */
+function verbOf(method: string, name: string | undefined, watch: boolean): string {
+  if (method === "PUT") return "update";
+  if (method === "PATCH") return "patch";
+  return name !== undefined ? "get" : watch ? "watch" : "list";
+}
+
+/** RBAC's 403 for the webhook's service account; `scope` ends the message (` at the cluster scope…`). */
+function forbidden(resource: ResourceDef, verb: string, scope: string): Json {
+  return statusBody(
+    403,
+    "Forbidden",
+    `${resource.plural}${
+      groupSuffix(resource)
+    } is forbidden: User "system:serviceaccount:mirrorhook:mirrorhook" cannot ${verb} resource "${resource.plural}" in API group "${
+      groupOf(resource)
+    }"${scope}`,
+    { group: groupOf(resource), kind: resource.plural },
+  );
 }
 
 /** `mirrorhook.dev`, or "" for the core group. */

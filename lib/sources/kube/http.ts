@@ -25,18 +25,40 @@ export function loadKubeConfig(options: { readonly path?: string } = {}): KubeCo
   return config;
 }
 
-/** A non-success answer from the API server, with its Status `code` and `reason`. */
+/** A non-success answer from the API server, with its Status `code`, `reason` and the wait it asked for. */
 export class KubeApiError extends Error {
   override name = "KubeApiError";
   readonly code: number;
   readonly reason: string | undefined;
-  constructor(action: string, code: number, body: unknown) {
+  /** Seconds to wait before retrying: the Retry-After header, else the Status's `details.retryAfterSeconds`. */
+  readonly retryAfterSeconds: number | undefined;
+  constructor(action: string, answer: Answer) {
+    const { status: code, body } = answer;
     const reason = isRecord(body) ? stringField(body, "reason") : undefined;
     const detail = isRecord(body) ? stringField(body, "message") : typeof body === "string" ? body.slice(0, 200) : "";
     super(`Cannot ${action}: ${code}${reason === undefined ? "" : ` ${reason}`}${detail ? `: ${detail}` : ""}`);
     this.code = code;
     this.reason = reason;
+    const details = isRecord(body) && isRecord(body["details"]) ? body["details"]["retryAfterSeconds"] : undefined;
+    const retryAfter = answer.retryAfterSeconds ?? details;
+    this.retryAfterSeconds = typeof retryAfter === "number" && Number.isFinite(retryAfter) && retryAfter >= 0
+      ? retryAfter
+      : undefined;
   }
+}
+
+/**
+ * True when the API server could not be reached at all (nothing listens: it is starting or restarting), as opposed
+ * to an answer, a TLS failure or a timeout.
+ */
+export function isConnectionRefused(error: unknown): boolean {
+  for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 5; depth++) {
+    if ((cause as { code?: unknown }).code === "ECONNREFUSED" || /connection refused/i.test(cause.message)) {
+      return true;
+    }
+    cause = cause.cause;
+  }
+  return false;
 }
 
 /** Longest watch line accepted (one object); the API server's own request limit is 3 MiB. */
@@ -46,6 +68,8 @@ const MAX_LINE = 16 * 1024 * 1024;
 export interface Answer {
   readonly status: number;
   readonly body: unknown;
+  /** The Retry-After header in seconds, when the answer has one (429 and 503 do). */
+  readonly retryAfterSeconds?: number;
 }
 
 /** Requests to one API server, authenticated as the kubeconfig says. */
@@ -81,7 +105,7 @@ export class KubeHttp {
       const chunks: Uint8Array[] = [];
       for await (const chunk of response) chunks.push(chunk as Uint8Array);
       const text = new TextDecoder().decode(concat(chunks));
-      return { status: response.statusCode ?? 0, body: parseJson(text) };
+      return { status: response.statusCode ?? 0, body: parseJson(text), ...retryAfterOf(response) };
     } finally {
       clearTimeout(timer);
     }
@@ -92,14 +116,15 @@ export class KubeHttp {
     path: string,
     query: Record<string, string>,
     signal: AbortSignal,
-  ): Promise<{ status: number; body?: unknown; lines?: AsyncGenerator<string> }> {
+  ): Promise<{ answer?: Answer; lines?: AsyncGenerator<string> }> {
     const response = await this.#open("GET", path, query, undefined, signal);
     if (response.statusCode !== 200) {
       const chunks: Uint8Array[] = [];
       for await (const chunk of response) chunks.push(chunk as Uint8Array);
-      return { status: response.statusCode ?? 0, body: parseJson(new TextDecoder().decode(concat(chunks))) };
+      const body = parseJson(new TextDecoder().decode(concat(chunks)));
+      return { answer: { status: response.statusCode ?? 0, body, ...retryAfterOf(response) } };
     }
-    return { status: 200, lines: readLines(response) };
+    return { lines: readLines(response) };
   }
 
   async #open(
@@ -142,6 +167,13 @@ export class KubeHttp {
       request.end(payload);
     });
   }
+}
+
+/** Retry-After in seconds (the API server sends seconds, never a date). */
+function retryAfterOf(response: http.IncomingMessage): { retryAfterSeconds?: number } {
+  const header = response.headers["retry-after"];
+  const seconds = typeof header === "string" && /^\d+$/.test(header.trim()) ? Number(header.trim()) : undefined;
+  return seconds === undefined ? {} : { retryAfterSeconds: seconds };
 }
 
 function concat(chunks: readonly Uint8Array[]): Uint8Array {

@@ -10,7 +10,7 @@
 // Retry-After, or back off with jitter across replicas, all of which this loop does on top of KubeConfig.
 
 import type { Logger } from "@logtape/logtape";
-import { errorMessage, KubeApiError, type KubeHttp, parseJson } from "./http.ts";
+import { errorMessage, isConnectionRefused, KubeApiError, type KubeHttp, parseJson } from "./http.ts";
 import {
   collectionPath,
   isRecord,
@@ -23,9 +23,15 @@ import {
   stringField,
 } from "./resources.ts";
 
-interface Backoff {
+/** Reconnect delays: doubling from `initialMs` up to `maxMs`, jittered. */
+export interface Backoff {
   readonly initialMs: number;
   readonly maxMs: number;
+  /**
+   * Wait after "not ready yet" (connection refused, 429, 503 without Retry-After): short and fixed, so that rules
+   * changed during an outage are read as soon as the API server serves again.
+   */
+  readonly notReadyMs: number;
 }
 
 /** Exponential, capped, with "equal jitter": half the step fixed, half random, so replicas spread out. */
@@ -45,6 +51,23 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done, { once: true });
   });
+}
+
+/**
+ * The wait after an answer that means "the API server is starting, not ready yet": nothing listening (connection
+ * refused), 429 ("storage is (re)initializing") or 503. Retry-After is honoured (capped at `maxMs`); these are not
+ * failures and do not lengthen the backoff. Undefined for any other error.
+ */
+function notReadyDelay(error: unknown, backoff: Backoff): number | undefined {
+  let ms: number;
+  if (error instanceof KubeApiError && (error.code === 429 || error.code === 503)) {
+    ms = error.retryAfterSeconds === undefined
+      ? backoff.notReadyMs
+      : Math.min(backoff.maxMs, Math.max(error.retryAfterSeconds * 1000, 1));
+  } else if (isConnectionRefused(error)) ms = backoff.notReadyMs;
+  else return undefined;
+  // Never earlier than asked; up to a fifth later, so that replicas do not return in step.
+  return ms * (1 + Math.random() / 5);
 }
 
 /** A watch that lived this long was healthy even if it carried no event (quiet resource, no bookmarks). */
@@ -71,6 +94,12 @@ export interface ReflectorOptions {
    * WATCH means "no objects", which counts as synced, and the resource is looked for again after `recheckMs`.
    */
   readonly optional?: { readonly recheckMs: number };
+  /**
+   * How long 403 Forbidden is taken for a restarting API server warming its RBAC caches, once the resource was
+   * listed: the last objects stay and requests are retried with the backoff. After that, 403 means the role does
+   * not grant the resource.
+   */
+  readonly forbiddenGraceMs: number;
 }
 
 /** Mirrors one resource type into `items`, like client-go's Reflector. */
@@ -87,6 +116,12 @@ export class Reflector {
   #failed = false;
   /** The status (404 or 403) an optional resource was last missing with; undefined while it is served. */
   #missing: number | undefined;
+  /** A list succeeded since the resource was last missing: a 403 now is first taken as transient. */
+  #served = false;
+  /** When the current run of 403 answers began (performance.now()), for a resource that was served. */
+  #forbiddenSince: number | undefined;
+  /** In a run of "not ready yet" answers: reported once, then retried quietly. */
+  #notReady = false;
 
   constructor(options: ReflectorOptions) {
     this.#options = options;
@@ -119,14 +154,27 @@ export class Reflector {
           logger.info("Watch of {resource} expired (410 Gone); listing again", { resource: name });
           this.#resourceVersion = undefined;
           healthy = failures === 0;
-        } else if (this.#optionalMissing(error)) {
+        } else if (!this.#transientForbidden(error) && this.#optionalMissing(error)) {
           failures = 0;
           await sleep(this.#options.optional?.recheckMs ?? 0, signal);
           continue;
         } else {
           const message = errorMessage(error);
           const details = { resource: name, message, failures: failures + 1 };
-          if (this.#streaming) {
+          const wait = notReadyDelay(error, backoff);
+          if (wait !== undefined) {
+            this.#reportNotReady(error, details);
+            await sleep(wait, signal);
+            continue;
+          }
+          if (error instanceof KubeApiError && error.code === 403 && this.#forbiddenSince !== undefined) {
+            logger.warn(
+              "{resource} is forbidden (403) although it was read before: keeping the last objects and retrying after backoff, as a restarting API server's authorizer may not be ready yet: {message}",
+              details,
+            );
+            this.#failed = true;
+            this.#options.onError(`Cannot list and watch ${name}: ${message}`);
+          } else if (this.#streaming) {
             // An open watch broke (API server restart, load balancer): resume from the last resourceVersion.
             logger.info("Watch of {resource} disconnected; resuming: {message}", details);
           } else {
@@ -151,7 +199,7 @@ export class Reflector {
       const query: Record<string, string> = { limit: String(pageSize) };
       if (token !== undefined) query["continue"] = token;
       const answer = await http.request("GET", collectionPath(resource), { query, signal });
-      if (answer.status !== 200) throw new KubeApiError(action, answer.status, answer.body);
+      if (answer.status !== 200) throw new KubeApiError(action, answer);
       const body = answer.body;
       if (!isRecord(body) || !Array.isArray(body["items"])) throw new Error(`Cannot ${action}: not a list`);
       const metadata = metadataOf(body);
@@ -168,11 +216,54 @@ export class Reflector {
     this.items = items;
     this.#resourceVersion = resourceVersion;
     this.synced = true;
+    this.#answered();
     if (this.#missing !== undefined) {
       this.#missing = undefined;
       this.#options.logger.info("{resource} is served now; reading it", { resource: resourceName(resource) });
     }
     this.#options.onChange();
+  }
+
+  /** The API server answered a list or opened a watch: it is ready, and the role grants the resource. */
+  #answered(): void {
+    this.#served = true;
+    this.#forbiddenSince = undefined;
+    if (this.#notReady) {
+      this.#notReady = false;
+      this.#options.logger.info("The API server serves {resource} again", {
+        resource: resourceName(this.#options.resource),
+      });
+    }
+  }
+
+  /**
+   * True for a 403 within the grace after the resource was served: a restarting API server answers 403 until its
+   * RBAC caches are warm, and dropping the objects for that would remove rules that are still granted.
+   */
+  #transientForbidden(error: unknown): boolean {
+    if (!(error instanceof KubeApiError) || error.code !== 403 || !this.#served) return false;
+    const now = performance.now();
+    this.#forbiddenSince ??= now;
+    if (now - this.#forbiddenSince < this.#options.forbiddenGraceMs) return true;
+    this.#forbiddenSince = undefined;
+    return false;
+  }
+
+  /** Logs the first "not ready yet" answer of a run as a warning and the next ones at debug level; fails once. */
+  #reportNotReady(error: unknown, details: { resource: string; message: string }): void {
+    const retryAfter = error instanceof KubeApiError ? error.retryAfterSeconds : undefined;
+    const fields = { ...details, retryAfter: retryAfter ?? this.#options.backoff.notReadyMs / 1000 };
+    if (this.#notReady) {
+      this.#options.logger.debug("{resource}: the API server is not ready yet; retrying: {message}", fields);
+      return;
+    }
+    this.#notReady = true;
+    this.#options.logger.warn(
+      "Cannot list and watch {resource}: the API server is not ready yet; keeping the last objects and retrying every {retryAfter} s: {message}",
+      fields,
+    );
+    this.#failed = true;
+    this.#options.onError(`Cannot list and watch ${details.resource}: ${details.message}`);
   }
 
   /** An optional resource that is not installed or not granted: no objects, and synced. False for other errors. */
@@ -198,6 +289,8 @@ export class Reflector {
       this.#missing = error.code;
     }
     this.#resourceVersion = undefined;
+    this.#served = false;
+    this.#forbiddenSince = undefined;
     const changed = !this.synced || this.items.size > 0;
     this.items = new Map();
     this.synced = true;
@@ -231,8 +324,9 @@ export class Reflector {
         },
         AbortSignal.any([signal, controller.signal]),
       );
-      if (opened.lines === undefined) throw new KubeApiError(action, opened.status, opened.body);
+      if (opened.lines === undefined) throw new KubeApiError(action, opened.answer ?? { status: 0, body: "" });
       this.#streaming = true;
+      this.#answered();
       if (this.#failed) {
         this.#failed = false;
         this.#options.onRecover();
@@ -245,7 +339,10 @@ export class Reflector {
         const object = event["object"];
         if (event["type"] === "ERROR") {
           if (object["code"] === 410) return { expired: true, events };
-          throw new KubeApiError(action, typeof object["code"] === "number" ? object["code"] : 500, object);
+          throw new KubeApiError(action, {
+            status: typeof object["code"] === "number" ? object["code"] : 500,
+            body: object,
+          });
         }
         const resourceVersion = resourceVersionOf(object);
         if (resourceVersion === undefined) throw new Error(`Cannot ${action}: event without resourceVersion`);

@@ -41,8 +41,17 @@ export interface KubeSourceOptions {
   readonly watchNamespaces?: boolean;
   /** Write `status` on every rule object. Default true. */
   readonly writeStatus?: boolean;
-  /** Reconnect backoff after failures: doubles from `initialMs` up to `maxMs`, jittered. Defaults 500 ms and 30 s. */
-  readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  /**
+   * Reconnect backoff after failures: doubles from `initialMs` up to `maxMs`, jittered. Defaults 500 ms and 30 s.
+   * While the API server is not ready yet (connection refused, 429, 503) requests are retried after its Retry-After,
+   * else after `notReadyMs` (default 1 s), without lengthening the backoff.
+   */
+  readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number; readonly notReadyMs?: number };
+  /**
+   * How long 403 Forbidden for a resource that was read before is taken as a restarting API server's authorizer
+   * warming up: the last objects stay in force meanwhile. Default 120 s.
+   */
+  readonly forbiddenGraceMs?: number;
   /** Server-side watch timeout; each watch asks for a random value between this and twice this. Default 300. */
   readonly watchTimeoutSeconds?: number;
   /** Items per LIST page. Default 500. */
@@ -53,7 +62,7 @@ export interface KubeSourceOptions {
   readonly requestTimeoutMs?: number;
   /**
    * How often RegistryRewriteRules are looked for again while the API answers 404 (their CRD is not installed) or
-   * 403 (the role does not grant them). Default 60 s.
+   * 403 (the role does not grant them; once they were read, only after `forbiddenGraceMs`). Default 60 s.
    */
   readonly optionalRecheckMs?: number;
   /** Clock for `lastTransitionTime`. */
@@ -111,7 +120,12 @@ export class KubeRuleSource {
     const common = {
       http: this.#http,
       logger: options.logger,
-      backoff: { initialMs: options.backoff?.initialMs ?? 500, maxMs: options.backoff?.maxMs ?? 30_000 },
+      backoff: {
+        initialMs: options.backoff?.initialMs ?? 500,
+        maxMs: options.backoff?.maxMs ?? 30_000,
+        notReadyMs: options.backoff?.notReadyMs ?? 1000,
+      },
+      forbiddenGraceMs: options.forbiddenGraceMs ?? 120_000,
       pageSize: options.pageSize ?? 500,
       watchTimeoutSeconds: options.watchTimeoutSeconds ?? 300,
       onError: (message: string) => {

@@ -206,12 +206,12 @@ export class StatusWriter {
       }
       if (answer.status === 404) return;
       if (answer.status !== 409) {
-        throw new KubeApiError(`write the status of ${verdict.label}`, answer.status, answer.body);
+        throw new KubeApiError(`write the status of ${verdict.label}`, answer);
       }
       const fresh = await this.#options.http.request("GET", path.slice(0, -"/status".length), { signal });
       if (fresh.status === 404) return;
       if (fresh.status !== 200 || !isRecord(fresh.body)) {
-        throw new KubeApiError(`read ${verdict.label}`, fresh.status, fresh.body);
+        throw new KubeApiError(`read ${verdict.label}`, fresh);
       }
       raw = { ...fresh.body, apiVersion: resource.apiVersion, kind: resource.kind };
     }

@@ -1,0 +1,80 @@
+// The admission decision of /mutate: the rules in force and the options in, an outcome out, with the registry two-pass.
+
+import { admit, type AdmitOptions, type AdmitOutcome } from "../admission/admit.ts";
+import { type AdmissionRequest, type AdmissionReviewAnswer, allowResponse, denyResponse } from "../admission/review.ts";
+import type { PodLike, VerifyAnswer } from "../mutate/pod.ts";
+import type { RuleSet } from "../rules/compile.ts";
+import type { Labels } from "../rules/selector.ts";
+import { truncate } from "../util/truncate.ts";
+
+/** Registry answers for the outputs of rules with `verify` (lib/verify's Verifier). */
+export interface DecisionVerifier {
+  /** From its cache, synchronously. */
+  peek(target: string): VerifyAnswer | undefined;
+  /** From the registries, resolving by the deadline. */
+  checkAll(targets: readonly string[], deadlineMs: number): Promise<ReadonlyMap<string, VerifyAnswer>>;
+}
+
+/** What a decision needs besides the request. */
+export interface DecisionDeps {
+  readonly rules: () => RuleSet;
+  /** `--dry-run`: compute, warn and count, never patch. */
+  readonly dryRun?: boolean;
+  readonly bypassPrefix?: string;
+  readonly excludedNamespaces?: ReadonlySet<string>;
+  readonly isOwnPod?: (pod: PodLike) => boolean;
+  /** Labels of a namespace when known (from the API), for namespaceSelector and namespace opt-out. */
+  readonly namespaceLabels?: (namespace: string) => Labels | undefined;
+  /** Absent: rules with `verify` rewrite like any other. */
+  readonly verifier?: DecisionVerifier;
+  /** Deadline for all registry checks of one admission (default 2 s, well inside the webhook's timeout). */
+  readonly verifyDeadlineMs?: number;
+}
+
+/** Decides one Pod admission; a rejection is a bug in rule evaluation, for {@linkcode failureAnswer}. */
+export type Decide = (review: AdmissionRequest) => Promise<AdmitOutcome>;
+
+/** Creates the production decision: `admit` under the rules in force, asking the registries at most once. */
+export function createDecider(deps: DecisionDeps): Decide {
+  return async (review) => {
+    const namespaceLabels = review.namespace === undefined ? undefined : deps.namespaceLabels?.(review.namespace);
+    const options: AdmitOptions = {
+      ruleSet: deps.rules(),
+      ...(namespaceLabels === undefined ? {} : { namespaceLabels }),
+      ...(deps.bypassPrefix === undefined ? {} : { bypassPrefix: deps.bypassPrefix }),
+      ...(deps.excludedNamespaces === undefined ? {} : { excludedNamespaces: deps.excludedNamespaces }),
+      ...(deps.isOwnPod === undefined ? {} : { isOwnPod: deps.isOwnPod }),
+      dryRun: deps.dryRun === true,
+    };
+    const verifier = deps.verifier;
+    if (verifier === undefined) return admit(review, options);
+    // A warm cache decides in this one pass. Otherwise admission stays pure with a second pass: ask the
+    // registries for what the cache lacked, all at once and within the deadline, then decide again.
+    const answers = new Map<string, VerifyAnswer>();
+    const lookup = (target: string) => {
+      let answer = answers.get(target);
+      if (answer === undefined) {
+        answer = verifier.peek(target);
+        if (answer !== undefined) answers.set(target, answer);
+      }
+      return answer;
+    };
+    const outcome = admit(review, { ...options, verified: lookup });
+    if (outcome.pendingTargets.length === 0) return outcome;
+    const fetched = await verifier.checkAll(outcome.pendingTargets, deps.verifyDeadlineMs ?? 2000);
+    for (const [target, answer] of fetched) answers.set(target, answer);
+    return admit(review, { ...options, verified: (target) => answers.get(target) });
+  };
+}
+
+/** What `--on-error` asks for when rule evaluation fails. */
+export type OnError = "allow" | "deny";
+
+/** The answer when rule evaluation failed: admitted unchanged with a warning (allow), or denied (deny). */
+export function failureAnswer(review: AdmissionRequest, error: unknown, onError: OnError): AdmissionReviewAnswer {
+  const message = truncate(error instanceof Error ? error.message : String(error));
+  if (onError === "deny") return denyResponse(review.uid, 500, `mirrorhook: rule evaluation failed: ${message}`);
+  return allowResponse(review.uid, {
+    warnings: [`mirrorhook: rule evaluation failed, Pod admitted unchanged: ${message}`],
+  });
+}

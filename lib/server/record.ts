@@ -1,0 +1,223 @@
+// The record of each webhook request: one log line and the metrics, built from what the decision holds.
+
+import type { Logger } from "@logtape/logtape";
+import type { AdmitOutcome } from "../admission/admit.ts";
+import type { AdmissionRequest } from "../admission/review.ts";
+import type { ValidateOutcome } from "../admission/validate.ts";
+import type { ImageChange } from "../mutate/pod.ts";
+import { describeRule } from "../rules/engine.ts";
+import { parseReference } from "../image/reference.ts";
+import { truncate } from "../util/truncate.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** What the recorder writes to. */
+export interface RecordDeps {
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Counts what verification decided: result (verified, missing, error, timeout) × action (rewrite, keep). */
+  readonly verifyDecisions?: { inc(labels: { result: string; action: string }): void };
+  /** Milliseconds, for durations; defaults to performance.now. */
+  readonly now?: () => number;
+}
+
+/** One request being handled: counted in flight until `end`. */
+export interface RequestTimer {
+  /** Milliseconds since the request was received. */
+  elapsedMs(): number;
+  /** Observes the duration under `operation` (bounded) and leaves the in-flight count. */
+  end(operation: string): void;
+}
+
+/** Writes the log line and the metrics of each kind of answer. */
+export interface Recorder {
+  begin(): RequestTimer;
+  /** A Pod admission decided (rewritten, unchanged, skipped, or would-rewrite in dry-run mode). */
+  admitted(review: AdmissionRequest, outcome: AdmitOutcome, options: { dryRun: boolean; durationMs: number }): void;
+  /** Rule evaluation failed; `action` says what the answer did. */
+  failed(review: AdmissionRequest, error: unknown, action: "denied" | "admitted unchanged"): void;
+  /** The body is not an AdmissionReview we can answer (4xx). */
+  rejected(details: { uid: string | undefined; operation: string; status: number; message: string }): void;
+  /** A bug outside rule evaluation (500). */
+  unexpected(details: { uid: string | undefined; operation: string; error: unknown }): void;
+  /** A `/validate` answer. */
+  validated(review: AdmissionRequest, outcome: ValidateOutcome): void;
+}
+
+/** Operations of AdmissionReview; any other value is counted as `other`, so a client cannot mint label values. */
+const OPERATIONS = new Set(["CREATE", "UPDATE", "DELETE", "CONNECT"]);
+
+/** The `operation` label: a known operation, `unknown` before decoding, else `other`. */
+export function operationLabel(operation: string): string {
+  return operation === "unknown" || OPERATIONS.has(operation) ? operation : "other";
+}
+
+/**
+ * The `registry` label of a rewrite: the registry the rule's own text names, never one taken from the Pod. The bypass
+ * prefix (`direct.to/<registry>`) is `bypass`; a `match` rule whose template puts a capture in the registry is
+ * `templated`.
+ */
+export function registryLabel(change: ImageChange): string {
+  const decision = change.decision;
+  if (decision.action === "bypass") return "bypass";
+  const rule = decision.rule;
+  if (rule.type === "match" && (rule.replace ?? "").split("/")[0]?.includes("$") !== false) return "templated";
+  const target = parseReference(change.to);
+  return target.ok ? target.reference.registry : "invalid";
+}
+
+function podName(request: AdmissionRequest): string | undefined {
+  if (request.name !== undefined) return request.name;
+  const object = request.object as { metadata?: { name?: unknown; generateName?: unknown } } | undefined;
+  const name = object?.metadata?.name ?? object?.metadata?.generateName;
+  return typeof name === "string" ? truncate(name) : undefined;
+}
+
+/** Creates the recorder of one server. */
+export function createRecorder(deps: RecordDeps): Recorder {
+  const { metrics, logger } = deps;
+  const now = deps.now ?? (() => performance.now());
+  const echo = (value: string | undefined) => value === undefined ? undefined : truncate(value);
+  return {
+    begin() {
+      const started = now();
+      metrics.inFlight.inc();
+      let ended = false;
+      return {
+        elapsedMs: () => now() - started,
+        end(operation) {
+          if (ended) return;
+          ended = true;
+          metrics.inFlight.dec();
+          metrics.duration.observe({ operation: operationLabel(operation) }, (now() - started) / 1000);
+        },
+      };
+    },
+
+    admitted(review, outcome, { dryRun, durationMs }) {
+      const result = dryRun && outcome.result === "rewritten" ? "would-rewrite" : outcome.result;
+      metrics.requests.inc({ operation: operationLabel(review.operation), result, dry_run: String(review.dryRun) });
+      if (outcome.skipped !== undefined) metrics.skips.inc({ reason: outcome.skipped });
+      for (const change of outcome.changes) {
+        const decision = change.decision;
+        metrics.rewrites.inc({
+          kind: decision.action === "rewrite" ? decision.rule.object.kind : "bypass",
+          object: decision.action === "rewrite"
+            ? (decision.rule.object.namespace === undefined
+              ? decision.rule.object.name
+              : `${decision.rule.object.namespace}/${decision.rule.object.name}`)
+            : "bypass",
+          registry: registryLabel(change),
+        });
+      }
+      for (const problem of outcome.problems) metrics.invalidImages.inc({ reason: problem.decision.action });
+      for (const change of outcome.changes) {
+        if (change.verified === undefined) continue;
+        deps.verifyDecisions?.inc({
+          result: change.verified === "present" ? "verified" : change.verified,
+          action: "rewrite",
+        });
+      }
+      for (const kept of outcome.kept) deps.verifyDecisions?.inc({ result: kept.status, action: "keep" });
+      const fields = {
+        uid: echo(review.uid),
+        namespace: echo(review.namespace),
+        pod: podName(review),
+        operation: echo(review.operation),
+        ...(review.subResource === undefined ? {} : { subResource: echo(review.subResource) }),
+        dryRun,
+        ...(review.dryRun ? { requestDryRun: true } : {}),
+        durationMs: Math.round(durationMs * 1000) / 1000,
+      };
+      if (outcome.changes.length > 0 || outcome.problems.length > 0 || outcome.kept.length > 0) {
+        const message = outcome.patched
+          ? "Rewrote {count} image(s)"
+          : outcome.changes.length > 0
+          ? "Would rewrite {count} image(s) (dry-run)"
+          : outcome.kept.length > 0
+          ? "Kept {keptCount} image(s): target not confirmed by the registry"
+          : "Left {invalidCount} invalid image(s) unchanged";
+        logger.info(message, {
+          ...fields,
+          count: outcome.changes.length,
+          invalidCount: outcome.problems.length,
+          keptCount: outcome.kept.length,
+          rewrites: outcome.changes.map((change) => ({
+            container: echo(change.slot.key),
+            from: echo(change.from),
+            to: echo(change.to),
+            rule: change.decision.action === "rewrite" ? describeRule(change.decision.rule) : "bypass",
+            ...(change.verified === undefined ? {} : { verified: change.verified }),
+          })),
+          kept: outcome.kept.map((kept) => ({
+            container: echo(kept.slot.key),
+            image: echo(kept.slot.image),
+            target: echo(kept.decision.output),
+            status: kept.status,
+          })),
+          invalid: outcome.problems.map((problem) => ({
+            container: echo(problem.slot.key),
+            image: echo(problem.slot.image),
+            reason: problem.decision.action,
+          })),
+        });
+      } else if (outcome.skipped !== undefined && outcome.skipped !== "not-a-pod") {
+        logger.info("Skipped: {reason}", { ...fields, reason: outcome.skipped });
+      } else {
+        logger.debug("Nothing to rewrite", fields);
+      }
+    },
+
+    failed(review, error, action) {
+      const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      metrics.errors.inc({ stage: "rules" });
+      metrics.requests.inc({
+        operation: operationLabel(review.operation),
+        result: "error",
+        dry_run: String(review.dryRun),
+      });
+      logger.error("Rule evaluation failed; {action}: {message}", {
+        uid: echo(review.uid),
+        namespace: echo(review.namespace),
+        pod: podName(review),
+        operation: echo(review.operation),
+        action,
+        message: truncate(message, 4096),
+      });
+    },
+
+    rejected({ uid, operation, status, message }) {
+      metrics.requests.inc({ operation: operationLabel(operation), result: "invalid", dry_run: "false" });
+      logger.warn("Rejected a request: {message}", { uid: echo(uid), status, message: truncate(message, 1024) });
+    },
+
+    unexpected({ uid, operation, error }) {
+      metrics.errors.inc({ stage: "request" });
+      metrics.requests.inc({ operation: operationLabel(operation), result: "error", dry_run: "false" });
+      logger.error("Unexpected error handling a request: {message}", {
+        uid: echo(uid),
+        message: truncate(error instanceof Error ? (error.stack ?? error.message) : String(error), 4096),
+      });
+    },
+
+    validated(review, outcome) {
+      const result = outcome.skipped !== undefined ? "skipped" : outcome.allowed ? "valid" : "invalid";
+      metrics.validations.inc({ operation: operationLabel(review.operation), result });
+      if (!outcome.allowed || outcome.ratcheted === true) {
+        logger.info(
+          outcome.allowed ? "Allowed an unchanged invalid rule object (spec untouched)" : "Rejected a rule object",
+          {
+            uid: echo(review.uid),
+            namespace: echo(review.namespace),
+            name: echo(review.name),
+            resource: echo(review.resource.resource),
+            operation: echo(review.operation),
+            problems: outcome.problems.filter((p) => p.severity === "error").map((p) => ({
+              code: p.code,
+              path: p.path,
+            })),
+          },
+        );
+      }
+    },
+  };
+}

@@ -1,0 +1,264 @@
+// Image copies between real Debian docker-registry instances on 127.0.0.1: content, platforms, mounts, limits, faults.
+
+import assert from "node:assert/strict";
+import { parseReferenceOrThrow } from "../lib/image/reference.ts";
+import type { BlobProgress } from "../lib/mirror/blob.ts";
+import { parsePlatform } from "../lib/mirror/manifest.ts";
+import { Mirrorer, type MirrorerOptions, type MirrorEvent } from "../lib/mirror/mirrorer.ts";
+import { MirrorError } from "../lib/mirror/session.ts";
+import { CredentialStore } from "../lib/verify/auth.ts";
+import { Transport } from "../lib/verify/transport.ts";
+import { head, pushPlatformImage } from "./support/images.ts";
+import { registryInstalled, type RunningRegistry, startRegistry, TEST_USER } from "./support/registry.ts";
+
+const ignore = !registryInstalled();
+const FAST_RETRY = { attempts: 3, baseDelayMs: 20, maxDelayMs: 100 } as const;
+const TWO_PLATFORMS = ["linux/amd64", "linux/arm64"];
+
+async function mirrorer(
+  registries: readonly RunningRegistry[],
+  options: Omit<MirrorerOptions, "transport" | "credentials"> & { auth?: RunningRegistry; password?: string } = {},
+): Promise<{ mirrorer: Mirrorer; events: MirrorEvent[]; [Symbol.dispose](): void }> {
+  const transport = await Transport.create({ insecure: registries.map((registry) => registry.host) });
+  const credentials = CredentialStore.empty();
+  if (options.auth !== undefined) {
+    credentials.add({
+      auths: {
+        [options.auth.host]: { username: TEST_USER.username, password: options.password ?? TEST_USER.password },
+      },
+    });
+  }
+  const events: MirrorEvent[] = [];
+  const { auth: _auth, password: _password, ...rest } = options;
+  const instance = new Mirrorer({
+    retry: FAST_RETRY,
+    ...rest,
+    transport,
+    credentials,
+    onEvent: (event) => events.push(event),
+  });
+  return {
+    mirrorer: instance,
+    events,
+    [Symbol.dispose]: () => {
+      instance.close();
+      transport.close();
+    },
+  };
+}
+
+/** The MirrorError `fn` rejects with. */
+async function rejection(fn: () => Promise<unknown>): Promise<MirrorError> {
+  try {
+    await fn();
+  } catch (error) {
+    if (error instanceof MirrorError) return error;
+    throw error;
+  }
+  throw new assert.AssertionError({ message: "expected a MirrorError" });
+}
+
+function includes(text: string, part: string): void {
+  assert.ok(text.includes(part), `${JSON.stringify(part)} not in ${JSON.stringify(text)}`);
+}
+
+const ref = (registry: RunningRegistry, path: string) => parseReferenceOrThrow(`${registry.host}/${path}`);
+const auth = TEST_USER;
+
+Deno.test({
+  name: "mirror: copies images between real registries",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  await using source = await startRegistry();
+  await using mirror = await startRegistry({ auth });
+  await using second = await startRegistry();
+  const multi = await pushPlatformImage(source.url, "team/multi", "v1", { platforms: TWO_PLATFORMS });
+  const single = await pushPlatformImage(source.url, "team/single", "v1");
+
+  await t.step("an index with both platform manifests and every blob, digests identical", async () => {
+    using m = await mirrorer([source, mirror, second], { auth: mirror });
+    const result = await m.mirrorer.mirror(ref(source, "team/multi:v1"), ref(mirror, "cache/multi:v1"));
+    assert.deepEqual(result.digest, multi.digest);
+    assert.deepEqual(result.sourceDigest, multi.digest);
+    assert.deepEqual(result.manifests, 3);
+    assert.deepEqual(result.blobs, { present: 0, mounted: 0, copied: 4 });
+    assert.deepEqual(result.totalBytes, multi.totalBytes);
+    assert.deepEqual(await head(mirror.url, "/v2/cache/multi/manifests/v1", auth), {
+      status: 200,
+      digest: multi.digest,
+    });
+    for (const digest of Object.values(multi.manifests)) {
+      assert.deepEqual(await head(mirror.url, `/v2/cache/multi/manifests/${digest}`, auth), { status: 200, digest });
+    }
+    for (const digest of multi.blobs.keys()) {
+      assert.deepEqual((await head(mirror.url, `/v2/cache/multi/blobs/${digest}`, auth)).status, 200, digest);
+    }
+    assert.deepEqual(m.events.map((event) => event.type), ["started", "finished"]);
+
+    // A second copy finds every blob in place and uploads nothing.
+    const again = await m.mirrorer.mirror(ref(source, "team/multi:v1"), ref(mirror, "cache/multi:v1"));
+    assert.deepEqual(again.blobs, { present: 4, mounted: 0, copied: 0 });
+    assert.deepEqual(again.copiedBytes, 0);
+  });
+
+  await t.step("a single-platform image", async () => {
+    using m = await mirrorer([source, second]);
+    const result = await m.mirrorer.mirror(ref(source, "team/single:v1"), ref(second, "single:v1"));
+    assert.deepEqual(result.digest, single.digest);
+    assert.deepEqual(await head(second.url, "/v2/single/manifests/v1"), { status: 200, digest: single.digest });
+  });
+
+  await t.step("a reference by digest is copied under that digest", async () => {
+    using m = await mirrorer([source, second]);
+    const platformDigest = multi.manifests["linux/arm64"] ?? "";
+    const result = await m.mirrorer.mirror(
+      ref(source, `team/multi@${platformDigest}`),
+      ref(second, `bydigest@${platformDigest}`),
+    );
+    assert.deepEqual(result.digest, platformDigest);
+    assert.deepEqual((await head(second.url, `/v2/bydigest/manifests/${platformDigest}`)).status, 200);
+  });
+
+  await t.step("a platform filter copies only the platforms asked for", async () => {
+    using m = await mirrorer([source, second], { platforms: [parsePlatform("linux/arm64")] });
+    const result = await m.mirrorer.mirror(ref(source, "team/multi:v1"), ref(second, "arm/multi:v1"));
+    assert.ok(result.filtered);
+    assert.deepEqual(result.sourceDigest, multi.digest);
+    assert.deepEqual(result.manifests, 2);
+    assert.deepEqual(result.blobs.copied, 2);
+    const tagged = await head(second.url, "/v2/arm/multi/manifests/v1");
+    assert.deepEqual(tagged, { status: 200, digest: result.digest });
+    assert.deepEqual((await head(second.url, `/v2/arm/multi/manifests/${multi.manifests["linux/arm64"]}`)).status, 200);
+    assert.deepEqual((await head(second.url, `/v2/arm/multi/manifests/${multi.manifests["linux/amd64"]}`)).status, 404);
+  });
+
+  await t.step("a platform the image lacks is named and nothing is pushed", async () => {
+    using m = await mirrorer([source, second], { platforms: [parsePlatform("linux/s390x")] });
+    const error = await rejection(
+      () => m.mirrorer.mirror(ref(source, "team/multi:v1"), ref(second, "s390x/multi:v1")),
+    );
+    assert.deepEqual(error.reason, "platform-missing");
+    includes(error.message, "linux/s390x");
+    const onSingle = await rejection(
+      () => m.mirrorer.mirror(ref(source, "team/single:v1"), ref(second, "s390x/single:v1")),
+    );
+    assert.deepEqual(onSingle.reason, "platform-missing");
+    includes(onSingle.message, "linux/amd64");
+    assert.deepEqual((await head(second.url, "/v2/s390x/multi/manifests/v1")).status, 404);
+  });
+
+  await t.step("within one registry, blobs are mounted, not uploaded", async () => {
+    using m = await mirrorer([source]);
+    const result = await m.mirrorer.mirror(ref(source, "team/multi:v1"), ref(source, "copies/multi:v1"));
+    assert.deepEqual(result.blobs, { present: 0, mounted: 4, copied: 0 });
+    assert.deepEqual(result.copiedBytes, 0);
+    assert.deepEqual(await head(source.url, "/v2/copies/multi/manifests/v1"), { status: 200, digest: multi.digest });
+  });
+
+  await t.step("a copy over the size limit is refused before anything is written", async () => {
+    using m = await mirrorer([source, second], { maxBytes: multi.totalBytes - 1 });
+    const error = await rejection(
+      () => m.mirrorer.mirror(ref(source, "team/multi:v1"), ref(second, "big/multi:v1")),
+    );
+    assert.deepEqual(error.reason, "too-large");
+    includes(error.message, String(multi.totalBytes));
+    includes(error.message, String(multi.totalBytes - 1));
+    for (const digest of multi.blobs.keys()) {
+      assert.deepEqual((await head(second.url, `/v2/big/multi/blobs/${digest}`)).status, 404);
+    }
+    const failed = m.events.find((event) => event.type === "failed");
+    assert.deepEqual(failed?.type === "failed" ? failed.reason : undefined, "too-large");
+  });
+
+  await t.step("refused credentials fail with reason auth; a missing image with not-found", async () => {
+    using m = await mirrorer([source, mirror], { auth: mirror, password: "wrong" });
+    const error = await rejection(
+      () => m.mirrorer.mirror(ref(source, "team/single:v1"), ref(mirror, "denied:v1")),
+    );
+    assert.deepEqual(error.reason, "auth");
+    includes(error.message, "credentials rejected");
+    const missing = await rejection(
+      () => m.mirrorer.mirror(ref(source, "team/nothing:v1"), ref(mirror, "nothing:v1")),
+    );
+    assert.deepEqual(missing.reason, "not-found");
+  });
+
+  await t.step("20 concurrent requests for one target start one copy", async () => {
+    using m = await mirrorer([source, second]);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => m.mirrorer.mirror(ref(source, "team/multi:v1"), ref(second, "burst:v1"))),
+    );
+    assert.deepEqual(new Set(results).size, 1);
+    assert.deepEqual(m.events.filter((event) => event.type === "started").length, 1);
+    assert.deepEqual(m.events.filter((event) => event.type === "finished").length, 1);
+    assert.deepEqual(m.mirrorer.pending, 0);
+  });
+
+  await t.step("copies beyond the concurrency bound wait their turn", async () => {
+    using m = await mirrorer([source, second], { maxConcurrentCopies: 1 });
+    let most = 0;
+    const results = await Promise.all(["q1", "q2", "q3"].map((name) => {
+      const promise = m.mirrorer.mirror(ref(source, "team/single:v1"), ref(second, `${name}:v1`));
+      most = Math.max(most, m.mirrorer.active);
+      return promise;
+    }));
+    assert.deepEqual(results.length, 3);
+    assert.deepEqual(most, 1);
+    assert.deepEqual(m.events.filter((event) => event.type === "queued").length, 2);
+  });
+});
+
+Deno.test({
+  name: "mirror: killing the source mid-copy leaves no manifest; a retry completes the copy",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const seed = 4242;
+  const layerBytes = 2 * 1024 * 1024;
+  const source = await startRegistry();
+  await using target = await startRegistry();
+  try {
+    const image = await pushPlatformImage(source.url, "app", "v1", { platforms: TWO_PLATFORMS, layerBytes, seed });
+    using m = await mirrorer([source, target], { chunkBytes: 128 * 1024, blobConcurrency: 1 });
+    let killed: Promise<void> | undefined;
+    const progress: BlobProgress[] = [];
+    const error = await rejection(
+      () =>
+        m.mirrorer.mirror(ref(source, "app:v1"), ref(target, "mirror/app:v1"), {
+          onProgress: (event) => {
+            progress.push(event);
+            // Kill the source while the first large blob is streaming.
+            if (event.state === "copying" && killed === undefined) killed = source.stop();
+          },
+        }),
+    );
+    await killed;
+    assert.ok(killed !== undefined, "the copy never streamed a chunk");
+    assert.deepEqual(error.reason, "unreachable");
+    assert.deepEqual((await head(target.url, "/v2/mirror/app/manifests/v1")).status, 404);
+    assert.deepEqual((await head(target.url, `/v2/mirror/app/manifests/${image.digest}`)).status, 404);
+    for (const digest of Object.values(image.manifests)) {
+      assert.deepEqual((await head(target.url, `/v2/mirror/app/manifests/${digest}`)).status, 404);
+    }
+    const failed = m.events.at(-1);
+    assert.deepEqual(failed?.type, "failed");
+
+    // The same image, pushed again to a new source, completes the copy with the same digest.
+    await using again = await startRegistry();
+    const repushed = await pushPlatformImage(again.url, "app", "v1", { platforms: TWO_PLATFORMS, layerBytes, seed });
+    assert.deepEqual(repushed.digest, image.digest);
+    using retry = await mirrorer([again, target], { chunkBytes: 128 * 1024 });
+    const result = await retry.mirrorer.mirror(ref(again, "app:v1"), ref(target, "mirror/app:v1"));
+    assert.deepEqual(result.digest, image.digest);
+    assert.deepEqual(result.blobs.copied + result.blobs.present, 4);
+    assert.deepEqual(await head(target.url, "/v2/mirror/app/manifests/v1"), { status: 200, digest: image.digest });
+    for (const digest of image.blobs.keys()) {
+      assert.deepEqual((await head(target.url, `/v2/mirror/app/blobs/${digest}`)).status, 200);
+    }
+  } finally {
+    await source.stop();
+  }
+});
