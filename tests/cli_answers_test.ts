@@ -114,10 +114,11 @@ Deno.test("validate sorts by file and line, reports a conflict once with both pl
     assert.deepEqual(places, [...places].sort((x, y) => x.localeCompare(y, "en", { numeric: true })));
     const conflicts = lines.filter((line) => line.includes("conflict"));
     assert.equal(conflicts.length, 1, result.stdout);
-    assert.ok(conflicts[0]!.includes(`${dir}/a.yaml:7:`) && conflicts[0]!.includes(`${dir}/b.yaml:7:`), conflicts[0]);
+    const conflict = conflicts[0] ?? "";
+    assert.ok(conflict.includes(`${dir}/a.yaml:7:`) && conflict.includes(`${dir}/b.yaml:7:`), conflict);
     const regex = lines.filter((line) => /invalid regular expression/i.test(line));
     assert.equal(regex.length, 1);
-    assert.equal(regex[0]!.match(/invalid regular expression/gi)?.length, 1, regex[0]);
+    assert.equal(regex[0]?.match(/invalid regular expression/gi)?.length, 1, regex[0] ?? "");
     assert.ok(
       lines.some((line) => line.startsWith(`${dir}/b.yaml:11:7: warning: key on is unquoted`)),
       result.stdout,
