@@ -122,8 +122,12 @@ const EXPECTED: Record<string, { plural: string; scope: string; shortName: strin
     plural: "imagerewrites",
     scope: "Namespaced",
     shortName: "ir",
-    // Only a ClusterImageRewrite can list or select namespaces.
-    spec: new Set([...SPEC_FIELDS].filter((field) => field !== "namespaces" && field !== "namespaceSelector")),
+    // Only a ClusterImageRewrite can list or select namespaces, or be enforced.
+    spec: new Set(
+      [...SPEC_FIELDS].filter((field) =>
+        field !== "namespaces" && field !== "namespaceSelector" && field !== "enforced"
+      ),
+    ),
   },
 };
 
@@ -206,11 +210,12 @@ Deno.test("CRDs: fields are exactly those of lib/rules/schema.ts", async (t) => 
   }
 });
 
-Deno.test("CRDs: ImageRewrite is ClusterImageRewrite without namespaces and namespaceSelector", () => {
+Deno.test("CRDs: ImageRewrite is ClusterImageRewrite without namespaces, namespaceSelector and enforced", () => {
   const cluster = structuredClone(rootOf(crdOf("ClusterImageRewrite")));
   const namespaced = structuredClone(rootOf(crdOf("ImageRewrite")));
   delete cluster.properties?.["spec"]?.properties?.["namespaces"];
   delete cluster.properties?.["spec"]?.properties?.["namespaceSelector"];
+  delete cluster.properties?.["spec"]?.properties?.["enforced"];
   delete cluster.description;
   delete namespaced.description;
   assert.deepEqual(namespaced, cluster);

@@ -371,18 +371,18 @@ Deno.test("of two conflicting objects the older wins; the newer is Ready=False C
   await using f = fixture();
   const exact = (replace: string, reference = "ghcr.io/fantasy/coolstuff:v1.0") => [{ exact: reference, replace }];
   f.api.create(clusterRewrite("older", exact("mirror-one.example.com/coolstuff:v1.0")));
-  f.api.create(namespacedRewrite("team-a", "newer", exact("mirror-two.example.com/coolstuff:v1.0")));
+  f.api.create(clusterRewrite("newer", exact("mirror-two.example.com/coolstuff:v1.0")));
   const { store, source } = f.replica();
   await source.synced;
 
   const conflict = await until(
     "the conflict on the newer object",
-    () => ready(f.api, "ImageRewrite", "newer", "team-a"),
+    () => ready(f.api, "ClusterImageRewrite", "newer"),
   );
   assert.equal(conflict["status"], "False");
   assert.equal(conflict["reason"], "Conflict");
   assert.match(String(conflict["message"]), /ClusterImageRewrite "older"/);
-  assert.match(String(conflict["message"]), /ImageRewrite "team-a\/newer"/);
+  assert.match(String(conflict["message"]), /ClusterImageRewrite "newer"/);
   assert.equal(
     (await until("the older object's status", () => ready(f.api, "ClusterImageRewrite", "older")))["reason"],
     "Valid",
@@ -393,18 +393,18 @@ Deno.test("of two conflicting objects the older wins; the newer is Ready=False C
   f.api.modify("ClusterImageRewrite", "older", undefined, (object) => {
     (object["spec"] as Json)["rules"] = exact("mirror-one.example.com/other:v1", "ghcr.io/fantasy/other:v1");
   });
-  await until("the newer object in use", () => ready(f.api, "ImageRewrite", "newer", "team-a")?.["reason"] === "Valid");
+  await until("the newer object in use", () => ready(f.api, "ClusterImageRewrite", "newer")?.["reason"] === "Valid");
   assert.equal(rewriteOf(store, "ghcr.io/fantasy/coolstuff:v1.0", "team-a"), "mirror-two.example.com/coolstuff:v1.0");
 
   // It conflicts again: the older object still wins.
   f.api.modify("ClusterImageRewrite", "older", undefined, (object) => {
     (object["spec"] as Json)["rules"] = exact("mirror-one.example.com/coolstuff:v1.0");
   });
-  await until("the conflict again", () => ready(f.api, "ImageRewrite", "newer", "team-a")?.["reason"] === "Conflict");
+  await until("the conflict again", () => ready(f.api, "ClusterImageRewrite", "newer")?.["reason"] === "Conflict");
   assert.equal(rewriteOf(store, "ghcr.io/fantasy/coolstuff:v1.0", "team-a"), "mirror-one.example.com/coolstuff:v1.0");
 
   f.api.delete("ClusterImageRewrite", "older");
-  await until("the newer object in use", () => ready(f.api, "ImageRewrite", "newer", "team-a")?.["reason"] === "Valid");
+  await until("the newer object in use", () => ready(f.api, "ClusterImageRewrite", "newer")?.["reason"] === "Valid");
   assert.equal(rewriteOf(store, "ghcr.io/fantasy/coolstuff:v1.0", "team-a"), "mirror-two.example.com/coolstuff:v1.0");
 });
 

@@ -262,3 +262,125 @@ Deno.test({
     await source.stop();
   }
 });
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+async function cli(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "mirror", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: output.code, out: decoder.decode(output.stdout), err: decoder.decode(output.stderr) };
+}
+
+Deno.test({
+  name: "mirror command: copies images as a subprocess and shows the progress of each blob",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  await using source = await startRegistry();
+  await using mirror = await startRegistry({ auth });
+  const dir = await Deno.makeTempDir({ prefix: "mirrorhook-mirror-cli-" });
+  try {
+    const multi = await pushPlatformImage(source.url, "team/multi", "v1", { platforms: TWO_PLATFORMS });
+    const config = `${dir}/config.json`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({ auths: { [mirror.host]: { auth: btoa(`${auth.username}:${auth.password}`) } } }),
+    );
+    const common = ["--docker-config", config, "--insecure-registry", source.host, "--insecure-registry", mirror.host];
+
+    await t.step("--to: one line per blob, then a summary", async () => {
+      const result = await cli([
+        `${source.host}/team/multi:v1`,
+        "--to",
+        `${mirror.host}/cli/multi:v1`,
+        "--progress",
+        "lines",
+        ...common,
+      ]);
+      assert.equal(result.code, 0, result.err);
+      for (const digest of multi.blobs.keys()) includes(result.out, `${digest.slice(0, 19)} `);
+      assert.equal(result.out.match(/ copied\n/g)?.length, 4, result.out);
+      includes(result.out, `mirrored ${source.host}/team/multi:v1 -> ${mirror.host}/cli/multi:v1 ${multi.digest}`);
+      includes(result.out, "3 manifest(s), 4 blob(s) (4 copied, 0 mounted, 0 present)");
+      assert.deepEqual(await head(mirror.url, "/v2/cli/multi/manifests/v1", auth), {
+        status: 200,
+        digest: multi.digest,
+      });
+    });
+
+    await t.step("--rules: the target is what the rules rewrite the image to; bars with --progress bar", async () => {
+      const rules = `${dir}/rules.yaml`;
+      await Deno.writeTextFile(
+        rules,
+        [
+          "apiVersion: mirrorhook.dev/v1alpha1",
+          "kind: ClusterImageRewrite",
+          "metadata:",
+          "  name: to-mirror",
+          "spec:",
+          "  rules:",
+          `    - prefix: ${source.host}/team`,
+          `      replace: ${mirror.host}/rules/team`,
+          "",
+        ].join("\n"),
+      );
+      const result = await cli([
+        `${source.host}/team/multi:v1`,
+        "docker.io/library/untouched:1",
+        "--rules",
+        rules,
+        "--platform",
+        "linux/arm64",
+        "--progress",
+        "bar",
+        ...common,
+      ]);
+      assert.equal(result.code, 0, result.err);
+      includes(result.out, `[${"#".repeat(30)}]`);
+      includes(result.out, `-> ${mirror.host}/rules/team/multi:v1`);
+      includes(result.out, "platform-filtered");
+      includes(result.out, "skipped docker.io/library/untouched:1: no rule rewrites it");
+      const tagged = await head(mirror.url, "/v2/rules/team/multi/manifests/v1", auth);
+      assert.equal(tagged.status, 200);
+      assert.equal(
+        (await head(mirror.url, `/v2/rules/team/multi/manifests/${multi.manifests["linux/arm64"]}`, auth)).status,
+        200,
+      );
+    });
+
+    await t.step("a copy over --max-bytes or a refused login exits 1 with the reason", async () => {
+      const big = await cli([
+        `${source.host}/team/multi:v1`,
+        "--to",
+        `${mirror.host}/big:v1`,
+        "--max-bytes",
+        "1KiB",
+        ...common,
+      ]);
+      assert.equal(big.code, 1);
+      includes(big.err, "over the limit of 1024 bytes");
+      const denied = await cli([
+        `${source.host}/team/multi:v1`,
+        "--to",
+        `${mirror.host}/denied:v1`,
+        "--insecure-registry",
+        source.host,
+        "--insecure-registry",
+        mirror.host,
+      ]);
+      assert.equal(denied.code, 1);
+      includes(denied.err, "no credentials for this registry");
+      const usage = await cli([`${source.host}/team/multi:v1`]);
+      assert.equal(usage.code, 2);
+      includes(usage.err, "exactly one of --to REF and --rules FILE");
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

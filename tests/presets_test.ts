@@ -128,11 +128,18 @@ Deno.test("every cases file in rules/cases/ belongs to a preset", () => {
   deepStrictEqual(orphans, []);
 });
 
-Deno.test("rules/ loads as one directory (as a ConfigMap of all presets would) with no problems", async () => {
+Deno.test("rules/ is a catalogue: as one directory, the two Docker Hub presets conflict (README: one preset per ConfigMap)", async () => {
   const read = await readRulePaths([RULES_DIR]);
   deepStrictEqual(read.problems.map(formatProblem), []);
   deepStrictEqual(read.texts.length, presets.length);
-  deepStrictEqual(loadRuleTexts(read.texts).problems.map(formatProblem), []);
+  const errors = loadRuleTexts(read.texts).problems.filter((problem) => problem.severity === "error");
+  deepStrictEqual(
+    errors.map((p) => [p.code, p.source?.slice(RULES_DIR.length), p.line, p.related?.source?.slice(RULES_DIR.length)]),
+    [
+      ["conflict", "dockerhub-harbor.yaml", 27, "dockerhub-ecr.yaml"],
+      ["conflict", "dockerhub-harbor.yaml", 30, "dockerhub-ecr.yaml"],
+    ],
+  );
 });
 
 for (const preset of presets) {

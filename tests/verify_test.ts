@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { mintCertificates } from "../lib/server/certs.ts";
 import { CredentialStore } from "../lib/verify/auth.ts";
+import { VerifyPolicy } from "../lib/verify/policy.ts";
 import { Transport } from "../lib/verify/transport.ts";
 import { Verifier, type VerifierOptions } from "../lib/verify/verifier.ts";
 import {
@@ -319,11 +320,11 @@ Deno.test({
         }
       });
       await t.step("without it: error (unknown issuer)", async () => {
-        const verifier = new Verifier();
+        const verifier = new Verifier({ policy: VerifyPolicy.create({ registries: [registry.host] }) });
         try {
           const result = await verifier.check(present);
           assert.equal(result.status, "error");
-          assert.match(result.detail ?? "", /certificate|issuer|tls/i);
+          assert.match(result.cause ?? "", /certificate|issuer|tls/i);
         } finally {
           await verifier.close();
         }

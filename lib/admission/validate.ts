@@ -1,6 +1,7 @@
 // The pure heart of /validate: admission of mirrorhook's own rule objects (ImageRewrite, ClusterImageRewrite).
 
-import { compileRuleSet } from "../rules/compile.ts";
+import { checkCandidate } from "../rules/candidate.ts";
+import { compileRuleSet, type RuleSet } from "../rules/compile.ts";
 import { hasErrors, type Problem } from "../rules/problem.ts";
 import { API_GROUP, validateObject } from "../rules/schema.ts";
 import { type AdmissionRequest, allowResponse, denyResponse, type StatusCause } from "./review.ts";
@@ -30,10 +31,12 @@ export interface ValidateOutcome {
 
 /**
  * Validates a CREATE or UPDATE of a rule object: the structural checks and the compile checks of the
- * object on its own (conflicts with other objects show in their status instead). Errors deny with 422
- * and every error listed; warnings come back as admission warnings. Anything else is allowed.
+ * object on its own, then, when `inForce` is given, its overlaps with the objects in force (a conflict
+ * with one of them is an error: that object would stay in force and this one would not be used; a tenant
+ * override or a rule that never decides is a warning). Errors deny with 422 and every error listed;
+ * warnings come back as admission warnings. Anything else is allowed.
  */
-export function validateRewriteReview(request: AdmissionRequest): ValidateOutcome {
+export function validateRewriteReview(request: AdmissionRequest, inForce?: RuleSet): ValidateOutcome {
   const skip = (skipped: ValidateSkip): ValidateOutcome => ({
     review: allowResponse(request.uid),
     allowed: true,
@@ -54,7 +57,7 @@ export function validateRewriteReview(request: AdmissionRequest): ValidateOutcom
     };
   }
 
-  const problems = checkObject(request.object);
+  const problems = checkObject(request.object, inForce);
   const errors = problems.filter((problem) => problem.severity === "error");
   const warnings = problems.filter((problem) => problem.severity === "warning").map((problem) => problem.message);
   if (!hasErrors(problems)) {
@@ -95,12 +98,19 @@ export function validateRewriteReview(request: AdmissionRequest): ValidateOutcom
   };
 }
 
-/** Structural validation, then compilation of the object alone (its sound rules, when it has errors). */
-function checkObject(object: unknown): Problem[] {
+/**
+ * Structural validation, then compilation of the object alone (its sound rules, when it has errors), then
+ * its overlaps with the objects in force.
+ */
+function checkObject(object: unknown, inForce: RuleSet | undefined): Problem[] {
   const validated = validateObject(object);
   const problems = [...validated.problems];
-  if (validated.object !== undefined) problems.push(...compileRuleSet([validated.object]).problems);
-  else if (validated.draft !== undefined) problems.push(...compileRuleSet([], { drafts: [validated.draft] }).problems);
+  if (validated.object !== undefined) {
+    problems.push(...compileRuleSet([validated.object]).problems);
+    if (inForce !== undefined && !hasErrors(problems)) problems.push(...checkCandidate(inForce, validated.object));
+  } else if (validated.draft !== undefined) {
+    problems.push(...compileRuleSet([], { drafts: [validated.draft] }).problems);
+  }
   return problems;
 }
 

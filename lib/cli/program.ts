@@ -6,6 +6,7 @@ import { FOREIGN_FORMATS } from "../compat/common.ts";
 import { runDemo } from "./demo.ts";
 import { runImport } from "./import.ts";
 import { type CliIo, denoIo, EXIT, parseLabels, UsageError } from "./io.ts";
+import { addMirrorCommand } from "./mirror.ts";
 import { runMutate } from "./mutate.ts";
 import { runRewrite } from "./rewrite.ts";
 import { addServeCommand } from "./serve.ts";
@@ -80,6 +81,7 @@ export function buildProgram(
     });
 
   addServeCommand(program, io, setExit, env);
+  addMirrorCommand(program, io, setExit);
 
   program.command("rewrite")
     .description("print what the rules make of each image, one line per image, in order")

@@ -4,6 +4,7 @@ import { normalizeReference } from "../image/reference.ts";
 import type { CompiledRule, ImageContext, RuleSet } from "../rules/compile.ts";
 import { decide, type Decision, describeRule } from "../rules/engine.ts";
 import { mutatePod, OPT_OUT_LABEL, type SkipReason } from "../mutate/pod.ts";
+import { explainLosers } from "../rules/explain.ts";
 import { Verifier, type VerifyResult } from "../verify/verifier.ts";
 import { type CliIo, EXIT } from "./io.ts";
 import { loadRulesForCli } from "./rules.ts";
@@ -222,6 +223,7 @@ export async function runRewrite(images: readonly string[], options: RewriteOpti
       if (options.explain === true) {
         io.stdout(`  # ${decision.input}\n`);
         for (const line of explainDecision(decision)) io.stdout(`  # ${line}\n`);
+        for (const line of explainLosers(ruleSet, decision, { context })) io.stdout(`  # ${line}\n`);
         for (const line of [verifyLine(decision), finalLine(decision)]) {
           if (line !== undefined) io.stdout(`  # ${line}\n`);
         }

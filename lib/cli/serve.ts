@@ -108,6 +108,18 @@ export function addServeCommand(
         .argParser(seconds("--verify-timeout")).default(2),
     )
     .addOption(
+      opt(
+        "--verify-registry <host>",
+        "registry (HOST[:PORT]) every verified rule may check and hold credentials for (repeatable)",
+      ).argParser(list),
+    )
+    .addOption(
+      opt(
+        "--verify-cluster-rules <which>",
+        "registries cluster-wide rules may verify against: only those listed, or any (namespaced rules: only listed)",
+      ).choices(["listed", "any"] as const).default("listed" as const),
+    )
+    .addOption(
       opt("--docker-config <path>", "Docker config file or directory with registry credentials (repeatable)").argParser(
         list,
       ),
@@ -195,6 +207,8 @@ comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT
         ...(options.kubeconfig === undefined ? {} : { kubeconfig: options.kubeconfig }),
         verify: {
           deadlineMs: (options.verifyTimeout ?? 2) * 1000,
+          registries: options.verifyRegistry ?? [],
+          clusterRules: options.verifyClusterRules ?? "listed",
           dockerConfigs: options.dockerConfig ?? [],
           insecureRegistries: options.insecureRegistry ?? [],
           caFiles: parseLabels(options.registryCa ?? [], from("--registry-ca", "registryCa")),

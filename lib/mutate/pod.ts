@@ -83,9 +83,11 @@ export interface MutateOptions {
   /**
    * Registry answers for the outputs of rules with `verify`, by output reference. Absent: verification is off and
    * such rules rewrite like any other. Given: an output it has no answer for is listed in `pendingTargets` and
-   * counts as `error` (so `onMissing` decides) in this result.
+   * counts as `error` (so `onMissing` decides) in this result. `scope` says who wrote the rule: `namespaced` for a
+   * namespaced ImageRewrite (a tenant's), `cluster` for cluster-wide objects, which may verify against more
+   * registries (lib/verify/policy.ts).
    */
-  readonly verified?: (target: string) => VerifyAnswer | undefined;
+  readonly verified?: (target: string, scope: "namespaced" | "cluster") => VerifyAnswer | undefined;
 }
 
 /** The result: the patch to send, what changed, warnings for kubectl, and per-image decisions. */
@@ -284,7 +286,10 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
         if (decision.action === "rewrite" && decision.rule.verify) {
           verifyTargets.add(decision.output);
           if (options.verified !== undefined) {
-            const answer = options.verified(decision.output);
+            const answer = options.verified(
+              decision.output,
+              decision.rule.object.kind === "ImageRewrite" ? "namespaced" : "cluster",
+            );
             if (answer === undefined) pendingTargets.add(decision.output);
             const status = answer?.status ?? "error";
             const rule = describeRule(decision.rule);

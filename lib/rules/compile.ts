@@ -2,7 +2,8 @@
 
 import { createHash } from "node:crypto";
 import { formatName, formatReference, isRegistryComponent, parseReference } from "../image/reference.ts";
-import { type FieldPath, formatPath, hasErrors, type Problem, type ProblemCode } from "./problem.ts";
+import { checkWithinObject, compareDecisionOrder, findOverlaps } from "./overlap.ts";
+import { type FieldPath, hasErrors, objectProblem, type Problem, type ProblemCode } from "./problem.ts";
 import { screenPattern } from "./pattern.ts";
 import { compileSelector, isEmptySelector, type LabelMatcher, type Labels } from "./selector.ts";
 import {
@@ -30,6 +31,8 @@ export interface CompiledObject {
   /** `ClusterImageRewrite "hub"`. */
   readonly label: string;
   readonly priority: number;
+  /** A ClusterImageRewrite with `spec.enforced`: decides before every object that is not, in every namespace. */
+  readonly enforced: boolean;
   /** Rank in decision order (lower first), unique within a rule set. */
   readonly order: number;
   readonly namespaces?: ReadonlySet<string>;
@@ -62,9 +65,10 @@ interface TrieNode {
   readonly rules: CompiledRule[];
 }
 
-/** All rules of one priority, indexed for lookup. */
+/** All rules of one priority (enforced objects form levels of their own, first), indexed for lookup. */
 export interface PriorityLevel {
   readonly priority: number;
+  readonly enforced: boolean;
   readonly exact: ReadonlyMap<string, readonly CompiledRule[]>;
   readonly prefixes: TrieNode;
   readonly match: readonly CompiledRule[];
@@ -100,60 +104,94 @@ export interface CompileOptions {
 export interface CompileResult {
   readonly ruleSet: RuleSet;
   readonly problems: readonly Problem[];
+  /** The problems of each input object (drafts included), by identity. */
+  readonly problemsByObject: ReadonlyMap<RewriteObject, readonly Problem[]>;
+  /** The input objects in force, by identity. */
+  readonly inForce: ReadonlySet<RewriteObject>;
 }
 
 const FILLERS = ["x", "x/x", "x:x", `sha256:${"a".repeat(64)}`, "docker.io/library/x:latest"];
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const REPLACEMENT_TOKEN = /\$(\$|&|`|'|<([^>]*)>|\d{1,2})/g;
 
-/** Decision order of objects: priority (higher first), then namespaced before cluster-wide, then name. */
-export function compareObjects(a: RewriteObject, b: RewriteObject): number {
-  if (a.spec.priority !== b.spec.priority) return b.spec.priority - a.spec.priority;
-  if (a.kind !== b.kind) return a.kind === "ImageRewrite" ? -1 : 1;
-  if (a.metadata.name !== b.metadata.name) return a.metadata.name < b.metadata.name ? -1 : 1;
-  const an = a.metadata.namespace ?? "";
-  const bn = b.metadata.namespace ?? "";
-  return an < bn ? -1 : an > bn ? 1 : 0;
-}
+/** Decision order of objects: enforced first, priority (higher first), then namespaced before cluster-wide, then name. */
+export const compareObjects: (a: RewriteObject, b: RewriteObject) => number = compareDecisionOrder;
 
 /**
- * Compiles objects into a rule set. Objects with errors (their own, a duplicate name, or an `exact`
- * conflict with another object) are left out of the set; the caller decides whether a set with errors
- * may be used (a file source may not, the CRD source drops the bad object).
+ * Compiles objects into a rule set. Objects with errors (their own, a duplicate name, or a conflict with an
+ * object listed before them) are left out of the set; the caller decides whether a set with errors may be
+ * used (a file source may not, the CRD source drops the bad object). Order matters only for conflicts: the
+ * object listed first wins (sources list files first, then cluster objects oldest first); decisions follow
+ * {@linkcode compareObjects} whatever the order.
  */
 export function compileRuleSet(objects: readonly RewriteObject[], options: CompileOptions = {}): CompileResult {
   const problems: Problem[] = [];
-  const report = (found: Problem, source: RewriteObject) => problems.push(options.place?.(found, source) ?? found);
+  const byObject = new Map<RewriteObject, Problem[]>();
+  const report = (found: Problem, source: RewriteObject, related?: RewriteObject) => {
+    let placed = options.place?.(found, source) ?? found;
+    if (related !== undefined && placed.related !== undefined && options.place !== undefined) {
+      const there = options.place({ ...found, fieldPath: placed.related.fieldPath }, related);
+      placed = {
+        ...placed,
+        related: {
+          ...placed.related,
+          ...(there.source === undefined ? {} : { source: there.source }),
+          ...(there.line === undefined ? {} : { line: there.line }),
+          ...(there.column === undefined ? {} : { column: there.column }),
+        },
+      };
+    }
+    problems.push(placed);
+    const list = byObject.get(source);
+    if (list === undefined) byObject.set(source, [placed]);
+    else list.push(placed);
+  };
   for (const draft of options.drafts ?? []) {
-    for (const found of compileObject(draft.object, -1, draft.ruleIndexes).problems) report(found, draft.object);
+    for (const found of compileObject(draft.object, -1, draft.ruleIndexes).problems) {
+      report(found, draft.object, draft.object);
+    }
   }
-  const sorted = [...objects].sort(compareObjects);
+  // The first of two objects with one name wins, as the first of two conflicting objects does.
   const seen = new Set<string>();
-  const candidates: { object: CompiledObject; rules: CompiledRule[] }[] = [];
-  for (const source of sorted) {
-    const label = describeObject(source);
+  const listed = new Map<RewriteObject, number>();
+  objects.forEach((source, index) => {
     const key = `${source.kind}/${source.metadata.namespace ?? ""}/${source.metadata.name}`;
     if (seen.has(key)) {
-      report(problem("error", "duplicate-object", label, [], `${label} is defined more than once`), source);
-      continue;
+      const label = describeObject(source);
+      report(
+        objectProblem("error", "duplicate-object", { object: label, path: [] }, `${label} is defined more than once`),
+        source,
+      );
+    } else {
+      seen.add(key);
+      listed.set(source, index);
     }
-    seen.add(key);
+  });
+  const sorted = [...listed.keys()].sort(compareObjects);
+  const candidates: { object: CompiledObject; rules: CompiledRule[] }[] = [];
+  for (const source of sorted) {
     const result = compileObject(source, candidates.length);
-    for (const found of result.problems) report(found, source);
+    for (const found of result.problems) report(found, source, source);
     if (!hasErrors(result.problems)) candidates.push(result);
   }
-  const conflicted = new Set<CompiledObject>();
-  for (const { rule, found } of findConflicts(candidates.flatMap((entry) => entry.rules))) {
-    report(found, rule.object.source);
-    conflicted.add(rule.object);
-  }
-  const compiled = candidates.filter(({ object }) => !conflicted.has(object));
+  const inListedOrder = [...candidates].sort((a, b) =>
+    (listed.get(a.object.source) ?? 0) - (listed.get(b.object.source) ?? 0)
+  );
+  const overlaps = findOverlaps(inListedOrder);
+  for (const { object, related, problem: found } of overlaps.findings) report(found, object.source, related.source);
+  const compiled = candidates.filter(({ object }) => !overlaps.rejected.has(object));
 
   const levels: PriorityLevel[] = [];
   for (const { object, rules } of compiled) {
     let level = levels.at(-1);
-    if (level === undefined || level.priority !== object.priority) {
-      level = { priority: object.priority, exact: new Map(), prefixes: newNode(), match: [] };
+    if (level === undefined || level.priority !== object.priority || level.enforced !== object.enforced) {
+      level = {
+        priority: object.priority,
+        enforced: object.enforced,
+        exact: new Map(),
+        prefixes: newNode(),
+        match: [],
+      };
       levels.push(level);
     }
     for (const rule of rules) addRule(level, rule);
@@ -173,6 +211,8 @@ export function compileRuleSet(objects: readonly RewriteObject[], options: Compi
       hash,
     },
     problems,
+    problemsByObject: byObject,
+    inForce: new Set(compiled.map(({ object }) => object.source)),
   };
 }
 
@@ -208,29 +248,6 @@ function addRule(level: PriorityLevel, rule: CompiledRule): void {
   }
 }
 
-function problem(
-  severity: Problem["severity"],
-  code: ProblemCode,
-  object: string,
-  path: FieldPath,
-  detail: string,
-): Problem {
-  const rule = path[0] === "spec" && path[1] === "rules" && typeof path[2] === "number" ? path[2] : undefined;
-  const where = formatPath(path);
-  const subject = rule === undefined ? object : `rule ${rule} of ${object}`;
-  return {
-    severity,
-    code,
-    message: `${severity === "error" ? "Cannot compile" : "Check"} ${subject}: ${
-      where === "" ? "" : `${where}: `
-    }${detail}`,
-    path: where,
-    fieldPath: path,
-    object,
-    ...(rule === undefined ? {} : { rule }),
-  };
-}
-
 /** Compiles one object; `ruleIndexes` gives the written index of each rule when some were left out. */
 function compileObject(
   source: RewriteObject,
@@ -251,6 +268,7 @@ function compileObject(
     ...(source.metadata.namespace === undefined ? {} : { namespace: source.metadata.namespace }),
     label,
     priority: spec.priority,
+    enforced: spec.enforced === true,
     order,
     ...(namespaces === undefined ? {} : { namespaces }),
     source,
@@ -258,32 +276,19 @@ function compileObject(
   };
   const problems: Problem[] = [];
   const rules: CompiledRule[] = [];
-  const exactSeen = new Map<string, number>();
   spec.rules.forEach((rule, position) => {
     const index = ruleIndexes?.[position] ?? position;
     const path: FieldPath = ["spec", "rules", index];
     const report = (severity: Problem["severity"], code: ProblemCode, field: string | undefined, detail: string) =>
-      problems.push(problem(severity, code, label, field === undefined ? path : [...path, field], detail));
+      problems.push(
+        objectProblem(severity, code, { object: label, path: field === undefined ? path : [...path, field] }, detail),
+      );
     const compiled = compileRule(object, rule, index, report);
-    if (compiled === undefined) return;
-    if (compiled.type === "exact") {
-      const earlier = exactSeen.get(compiled.key);
-      if (earlier !== undefined) {
-        const first = rules[earlier];
-        const same = first !== undefined && first.keep === compiled.keep && first.replace === compiled.replace;
-        report(
-          same ? "warning" : "error",
-          same ? "duplicate" : "conflict",
-          "exact",
-          same
-            ? `repeats rule ${first?.index} for ${JSON.stringify(compiled.key)}`
-            : `conflicts with rule ${first?.index}: both decide ${JSON.stringify(compiled.key)} differently`,
-        );
-        if (!same) return;
-      } else exactSeen.set(compiled.key, rules.length);
-    }
-    rules.push(compiled);
+    if (compiled !== undefined) rules.push(compiled);
   });
+  const within = checkWithinObject(rules);
+  problems.push(...within.problems);
+  rules.splice(0, rules.length, ...within.kept);
   return { object, rules, problems };
 }
 
@@ -529,43 +534,4 @@ function normalizePrefix(prefix: string, report: Report): string | undefined {
     }
   }
   return [probe.reference.registry, ...path].join("/");
-}
-
-function scopesMayOverlap(a: CompiledObject, b: CompiledObject): boolean {
-  const nsA = a.kind === "ImageRewrite" ? new Set([a.namespace ?? ""]) : a.namespaces;
-  const nsB = b.kind === "ImageRewrite" ? new Set([b.namespace ?? ""]) : b.namespaces;
-  if (nsA === undefined || nsB === undefined) return true;
-  for (const namespace of nsA) if (nsB.has(namespace)) return true;
-  return false;
-}
-
-/** Each conflict is reported on both rules, so that each object names the other and can be located. */
-function findConflicts(rules: readonly CompiledRule[]): { rule: CompiledRule; found: Problem }[] {
-  const problems: { rule: CompiledRule; found: Problem }[] = [];
-  const byKey = new Map<string, CompiledRule[]>();
-  for (const rule of rules) {
-    if (rule.type !== "exact") continue;
-    const key = `${rule.object.priority}\u0000${rule.key}`;
-    const list = byKey.get(key) ?? [];
-    for (const other of list) {
-      if (other.object === rule.object) continue;
-      if (other.keep === rule.keep && other.replace === rule.replace) continue;
-      if (!scopesMayOverlap(other.object, rule.object)) continue;
-      for (const [self, peer] of [[other, rule], [rule, other]] as const) {
-        const found = problem(
-          "error",
-          "conflict",
-          self.object.label,
-          ["spec", "rules", self.index, "exact"],
-          `conflicts with rule ${peer.index} of ${peer.object.label}: both decide ${
-            JSON.stringify(rule.key)
-          } differently at priority ${rule.object.priority}`,
-        );
-        problems.push({ rule: self, found });
-      }
-    }
-    list.push(rule);
-    byKey.set(key, list);
-  }
-  return problems;
 }

@@ -247,7 +247,8 @@ Deno.test("decide() follows the documented order", async (t) => {
   await t.step("match rules of one priority: object order, then the order written", async (t) => {
     const rules = ruleSet(
       object("b", [{ match: "^quay\\.io/.*$", replace: "b.io/x" }]),
-      object("a", [{ match: "^gcr\\.io/.*$", replace: "a.io/gcr" }, { match: "^quay\\.io/.*$", replace: "a.io/x" }]),
+      // Another pattern for the same images: identical patterns would conflict.
+      object("a", [{ match: "^gcr\\.io/.*$", replace: "a.io/gcr" }, { match: "^quay\\.io/(.*)$", replace: "a.io/x" }]),
     );
     await table(t, rules, [
       {
@@ -258,11 +259,18 @@ Deno.test("decide() follows the documented order", async (t) => {
   });
 
   await t.step("ties: namespaced before cluster, then by name", async (t) => {
+    // Four patterns for the same images (the same prefix or pattern twice would conflict).
     const rules = ruleSet(
-      object("a", [{ prefix: "docker.io", replace: "cluster-a.io" }]),
-      object("b", [{ prefix: "docker.io", replace: "cluster-b.io" }]),
-      object("z", [{ prefix: "docker.io", replace: "team-z.io" }], { kind: "ImageRewrite", namespace: "team" }),
-      object("y", [{ prefix: "docker.io", replace: "team-y.io" }], { kind: "ImageRewrite", namespace: "team" }),
+      object("a", [{ match: "^docker\\.io/(.*)$", replace: "cluster-a.io/$1" }]),
+      object("b", [{ match: "^docker\\.io/(.+)$", replace: "cluster-b.io/$1" }]),
+      object("z", [{ match: "^docker\\.io/([^@]*)$", replace: "team-z.io/$1" }], {
+        kind: "ImageRewrite",
+        namespace: "team",
+      }),
+      object("y", [{ match: "^docker\\.io/([^:]*):(.*)$", replace: "team-y.io/$1:$2" }], {
+        kind: "ImageRewrite",
+        namespace: "team",
+      }),
     );
     await table(t, rules, [
       {

@@ -167,6 +167,8 @@ function compileParsed(texts: readonly ParsedText[]): LoadResult {
   return {
     ruleSet: podOptOuts.length === 0 ? compiled.ruleSet : { ...compiled.ruleSet, optOuts: podOptOuts },
     problems,
+    problemsByObject: compiled.problemsByObject,
+    inForce: compiled.inForce,
     objects: located.map((entry) => entry.object),
     optOuts: podOptOuts,
   };

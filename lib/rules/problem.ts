@@ -25,6 +25,10 @@ export type ProblemCode =
   | "unverified-pattern"
   | "invalid-replacement"
   | "conflict"
+  /** A namespaced object decides, in its own namespace only, what a cluster-wide object decides elsewhere. */
+  | "override"
+  /** A rule that never decides: another rule always decides the same references first. */
+  | "never-decides"
   | "duplicate"
   | "duplicate-object"
   | "double-escape"
@@ -51,6 +55,18 @@ export function formatPath(path: FieldPath): string {
   return out;
 }
 
+/** The other side of a problem between two rules or objects (a conflict, an override, a rule that never decides). */
+export interface RelatedPlace {
+  /** `ClusterImageRewrite "hub"`. */
+  readonly object: string;
+  readonly rule?: number;
+  readonly path: string;
+  readonly fieldPath: FieldPath;
+  readonly source?: string;
+  readonly line?: number;
+  readonly column?: number;
+}
+
 /** One problem with a rule source or object. */
 export interface Problem {
   readonly severity: "error" | "warning";
@@ -69,12 +85,21 @@ export interface Problem {
   /** 1-based line and column in the file. */
   readonly line?: number;
   readonly column?: number;
+  /** The other rule or object involved, when the problem is between two. */
+  readonly related?: RelatedPlace;
 }
 
-/** Formats `file:line:col: error: message` (parts omitted when unknown). */
+/** Formats `file:line:col: error: message (see other.yaml:3:7)` (parts omitted when unknown). */
 export function formatProblem(problem: Problem): string {
-  const where = [problem.source, problem.line, problem.column].filter((part) => part !== undefined).join(":");
-  return `${where === "" ? "" : `${where}: `}${problem.severity}: ${problem.message}`;
+  const where = formatPlace(problem);
+  const related = problem.related === undefined ? "" : formatPlace(problem.related);
+  const see = related === "" || related === where ? "" : ` (see ${related})`;
+  return `${where === "" ? "" : `${where}: `}${problem.severity}: ${problem.message}${see}`;
+}
+
+/** `file:line:col`, parts omitted when unknown. */
+export function formatPlace(place: { source?: string; line?: number; column?: number }): string {
+  return [place.source, place.line, place.column].filter((part) => part !== undefined).join(":");
 }
 
 /** True when any problem is an error. */
@@ -109,4 +134,31 @@ export class RuleError extends Error {
     super(`${action}: ${errors.map(formatProblem).join("; ")}`);
     this.problems = problems;
   }
+}
+
+/**
+ * A problem about an object (or one of its rules, when `path` starts with `spec.rules[i]`): the message
+ * names the rule and object, e.g. `Cannot compile rule 3 of ClusterImageRewrite "hub": spec.rules[3].match: …`.
+ */
+export function objectProblem(
+  severity: Problem["severity"],
+  code: ProblemCode,
+  at: { readonly object: string; readonly path: FieldPath },
+  detail: string,
+): Problem {
+  const { object, path } = at;
+  const rule = path[0] === "spec" && path[1] === "rules" && typeof path[2] === "number" ? path[2] : undefined;
+  const where = formatPath(path);
+  const subject = rule === undefined ? object : `rule ${rule} of ${object}`;
+  return {
+    severity,
+    code,
+    message: `${severity === "error" ? "Cannot compile" : "Check"} ${subject}: ${
+      where === "" ? "" : `${where}: `
+    }${detail}`,
+    path: where,
+    fieldPath: path,
+    object,
+    ...(rule === undefined ? {} : { rule }),
+  };
 }

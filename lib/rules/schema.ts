@@ -52,6 +52,8 @@ export interface RewriteSpec {
   readonly verify?: boolean;
   /** Default of `onMissing` for every rule of the object (`keep` when absent). */
   readonly onMissing?: OnMissing;
+  /** ClusterImageRewrite only: its rules decide before every object that is not enforced, in every namespace. */
+  readonly enforced?: boolean;
 }
 
 /** The metadata mirrorhook reads; other metadata fields are allowed and ignored. */
@@ -87,6 +89,7 @@ export const SPEC_FIELDS = new Set([
   "rules",
   "verify",
   "onMissing",
+  "enforced",
 ]);
 export const RULE_FIELDS = new Set(["exact", "prefix", "match", "replace", "keep", "on", "verify", "onMissing"]);
 export const SELECTOR_FIELDS = new Set(["matchLabels", "matchExpressions"]);
@@ -359,6 +362,19 @@ function validateSpec(
       }
     });
   }
+  let enforced: boolean | undefined;
+  const rawEnforced = value["enforced"];
+  if (rawEnforced !== undefined) {
+    if (typeof rawEnforced !== "boolean") {
+      c.error("type", ["spec", "enforced"], `expected true or false, got ${typeName(rawEnforced)}`);
+    } else if (kind === "ImageRewrite") {
+      c.error(
+        "invalid-value",
+        ["spec", "enforced"],
+        "only a ClusterImageRewrite can be enforced; an ImageRewrite applies to its own namespace",
+      );
+    } else enforced = rawEnforced;
+  }
   const verification = validateVerification(c, value, ["spec"]);
   if (
     verification.onMissing !== undefined && verification.verify !== true && !rules.some((rule) => rule.verify === true)
@@ -376,6 +392,7 @@ function validateSpec(
     ...(namespaceSelector === undefined ? {} : { namespaceSelector }),
     ...(podSelector === undefined ? {} : { podSelector }),
     ...verification,
+    ...(enforced === undefined ? {} : { enforced }),
   };
   return { spec, ruleIndexes };
 }

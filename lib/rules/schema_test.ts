@@ -547,3 +547,28 @@ Deno.test("validateObject() drafts the sound rules of an object with errors", as
     assert.equal(validateObject(cluster({ rules: [RULE] }, { metadata: {} })).draft, undefined);
   });
 });
+
+Deno.test("validateObject() accepts spec.enforced on a ClusterImageRewrite only", async (t) => {
+  const check = (kind: string, enforced: unknown) =>
+    validateObject({
+      apiVersion: API_VERSION,
+      kind,
+      metadata: { name: "hub", ...(kind === "ImageRewrite" ? { namespace: "team" } : {}) },
+      spec: { enforced, rules: [{ prefix: "docker.io", replace: "harbor.example.com/dockerhub" }] },
+    });
+  await t.step("true on a ClusterImageRewrite", () => {
+    const result = check("ClusterImageRewrite", true);
+    assert.deepEqual(result.problems, []);
+    assert.equal(result.object?.spec.enforced, true);
+  });
+  await t.step("on an ImageRewrite", () => {
+    assert.deepEqual(check("ImageRewrite", true).problems.map((p) => [p.code, p.path]), [
+      ["invalid-value", "spec.enforced"],
+    ]);
+  });
+  await t.step("not a boolean", () => {
+    assert.deepEqual(check("ClusterImageRewrite", "yes").problems.map((p) => [p.code, p.path]), [
+      ["type", "spec.enforced"],
+    ]);
+  });
+});

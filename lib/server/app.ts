@@ -12,8 +12,10 @@ import { type CertificateChain, mintCertificates } from "./certs.ts";
 import { createWebhookCore } from "./handler.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createProbeHandler, type Readiness } from "./probes.ts";
+import { reportRuleProblems } from "./rule_problems.ts";
 import { ReloadingTlsServer } from "./tls.ts";
 import { createVerifyMetrics } from "../verify/metrics.ts";
+import { type ClusterRulesPolicy, VerifyPolicy } from "../verify/policy.ts";
 import { Verifier } from "../verify/verifier.ts";
 
 /** Every setting of `mirrorhook serve`. */
@@ -56,6 +58,10 @@ export interface VerifyConfig {
   readonly insecureRegistries: readonly string[];
   /** Extra CA file by registry host. */
   readonly caFiles: Readonly<Record<string, string>>;
+  /** Registries every verified rule may check (`--verify-registry`); insecure and CA-file hosts count too. */
+  readonly registries?: readonly string[];
+  /** What cluster-wide rules may verify against (`--verify-cluster-rules`, default `listed`). */
+  readonly clusterRules?: ClusterRulesPolicy;
   readonly cache?: {
     readonly maxEntries?: number;
     readonly presentMs?: number;
@@ -107,6 +113,7 @@ export async function startServer(
   const { logger } = log;
   const metrics = log.metrics ?? createMetrics();
   const store = new RuleStore();
+  reportRuleProblems(store, { logger, registry: metrics.registry });
   let shuttingDown = false;
 
   const rulePaths = config.rules.length > 0 ? config.rules : config.dev && config.kube !== true ? DEV_RULES : [];
@@ -156,6 +163,11 @@ export async function startServer(
   try {
     const cache = config.verify?.cache;
     verifier = await Verifier.create({
+      policy: VerifyPolicy.create({
+        registries: config.verify?.registries ?? [],
+        clusterRules: config.verify?.clusterRules ?? "listed",
+      }),
+      deadlineMs: config.verify?.deadlineMs ?? 2000,
       dockerConfigs: config.verify?.dockerConfigs ?? [],
       insecureRegistries: config.verify?.insecureRegistries ?? [],
       caFiles: config.verify?.caFiles ?? {},

@@ -11,6 +11,11 @@ import { truncate } from "../util/truncate.ts";
 export interface DecisionVerifier {
   /** From its cache, synchronously. */
   peek(target: string): VerifyAnswer | undefined;
+  /**
+   * The answer when a rule of `scope` may not verify against the target's registry (lib/verify/policy.ts: a
+   * tenant's rule and an unlisted registry), so the registry is never asked; undefined when it may.
+   */
+  refusal(target: string, scope: "namespaced" | "cluster"): VerifyAnswer | undefined;
   /** From the registries, resolving by the deadline. */
   checkAll(targets: readonly string[], deadlineMs: number): Promise<ReadonlyMap<string, VerifyAnswer>>;
 }
@@ -51,7 +56,9 @@ export function createDecider(deps: DecisionDeps): Decide {
     // A warm cache decides in this one pass. Otherwise admission stays pure with a second pass: ask the
     // registries for what the cache lacked, all at once and within the deadline, then decide again.
     const answers = new Map<string, VerifyAnswer>();
-    const lookup = (target: string) => {
+    const lookup = (target: string, scope: "namespaced" | "cluster") => {
+      const refused = verifier.refusal(target, scope);
+      if (refused !== undefined) return refused;
       let answer = answers.get(target);
       if (answer === undefined) {
         answer = verifier.peek(target);
@@ -63,7 +70,10 @@ export function createDecider(deps: DecisionDeps): Decide {
     if (outcome.pendingTargets.length === 0) return outcome;
     const fetched = await verifier.checkAll(outcome.pendingTargets, deps.verifyDeadlineMs ?? 2000);
     for (const [target, answer] of fetched) answers.set(target, answer);
-    return admit(review, { ...options, verified: (target) => answers.get(target) });
+    return admit(review, {
+      ...options,
+      verified: (target, scope) => verifier.refusal(target, scope) ?? answers.get(target),
+    });
   };
 }
 

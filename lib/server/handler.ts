@@ -61,6 +61,8 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
   return createWebhook({
     decide: createDecider(deps),
     record: createRecorder(deps),
+    // A rule object is checked against the objects in force too: a conflict with one of them is refused.
+    validate: (review) => validateRewriteReview(review, deps.rules()),
     ...(deps.onError === undefined ? {} : { onError: deps.onError }),
     dryRun: deps.dryRun === true,
     ...(deps.maxBodyBytes === undefined ? {} : { maxBodyBytes: deps.maxBodyBytes }),

@@ -13,7 +13,20 @@ export interface SourceStatus {
   readonly lastError?: string;
 }
 
-/** Holds the last good objects of each source and the rule set compiled from all of them. */
+/** A problem of an object in the store, with the source the object came from. */
+export interface StoredProblem {
+  readonly source: string;
+  readonly problem: Problem;
+}
+
+/** Problems that appeared and disappeared with one update. */
+export interface ProblemChange {
+  readonly added: readonly StoredProblem[];
+  readonly resolved: readonly StoredProblem[];
+}
+
+/**
+ * Holds the last good objects of each source and the rule set compiled from all of them. */
 export class RuleStore {
   #sources = new Map<
     string,
@@ -27,24 +40,67 @@ export class RuleStore {
   >();
   #ruleSet: RuleSet = compileRuleSet([]).ruleSet;
   #problems: readonly Problem[] = [];
+  #byObject: ReadonlyMap<RewriteObject, readonly Problem[]> = new Map();
+  #inForce: ReadonlySet<RewriteObject> = new Set();
+  #current = new Map<string, StoredProblem>();
   #listeners = new Set<(ruleSet: RuleSet) => void>();
+  #problemListeners = new Set<(change: ProblemChange) => void>();
 
   /** Declares a source; the store is not ready until every declared source has loaded once. */
   register(name: string): void {
     if (!this.#sources.has(name)) this.#sources.set(name, { loaded: false, objects: [], rules: 0 });
   }
 
-  /** Replaces a source's objects (already validated by the source) and Pod opt-outs, and recompiles. */
+  /**
+   * Replaces a source's objects (already validated by the source) and Pod opt-outs, and recompiles. Objects
+   * are listed by source in the order sources registered (files first), each source's in the order given
+   * (the cluster source gives them oldest first): of two conflicting objects the one listed first wins.
+   */
   update(name: string, objects: readonly RewriteObject[], optOuts: readonly PodOptOut[] = []): readonly Problem[] {
     const rules = objects.reduce((sum, object) => sum + object.spec.rules.length, 0);
     this.#sources.set(name, { loaded: true, objects, optOuts, rules });
-    const all = [...this.#sources.values()].flatMap((source) => source.objects);
-    const compiled = compileRuleSet(all);
+    const sourceOf = new Map<RewriteObject, string>();
+    for (const [source, entry] of this.#sources) for (const object of entry.objects) sourceOf.set(object, source);
+    const compiled = compileRuleSet([...sourceOf.keys()]);
     const allOptOuts = [...this.#sources.values()].flatMap((source) => source.optOuts ?? []);
     this.#ruleSet = allOptOuts.length === 0 ? compiled.ruleSet : { ...compiled.ruleSet, optOuts: allOptOuts };
     this.#problems = compiled.problems;
+    this.#byObject = compiled.problemsByObject;
+    this.#inForce = compiled.inForce;
+    const next = new Map<string, StoredProblem>();
+    for (const [object, problems] of compiled.problemsByObject) {
+      const source = sourceOf.get(object) ?? name;
+      for (const problem of problems) {
+        next.set(`${source}\u0000${problem.code}\u0000${problem.object ?? ""}\u0000${problem.message}`, {
+          source,
+          problem,
+        });
+      }
+    }
+    const added = [...next].filter(([key]) => !this.#current.has(key)).map(([, entry]) => entry);
+    const resolved = [...this.#current].filter(([key]) => !next.has(key)).map(([, entry]) => entry);
+    this.#current = next;
     for (const listener of this.#listeners) listener(this.#ruleSet);
+    if (added.length > 0 || resolved.length > 0) {
+      for (const listener of this.#problemListeners) listener({ added, resolved });
+    }
     return compiled.problems;
+  }
+
+  /** The problems of one object (by identity, as given to {@linkcode update}) from the last compilation. */
+  problemsOf(object: RewriteObject): readonly Problem[] {
+    return this.#byObject.get(object) ?? [];
+  }
+
+  /** True when the object (by identity) is in the rule set in force. */
+  inForce(object: RewriteObject): boolean {
+    return this.#inForce.has(object);
+  }
+
+  /** Calls `listener` after an update that added or resolved problems; returns an unsubscribe function. */
+  onProblems(listener: (change: ProblemChange) => void): () => void {
+    this.#problemListeners.add(listener);
+    return () => this.#problemListeners.delete(listener);
   }
 
   /** Records a failed reload; the source's last good objects stay in force. */

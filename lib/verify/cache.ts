@@ -3,8 +3,13 @@
 /** What a registry said about one reference. */
 export interface LookupAnswer {
   readonly status: "present" | "missing" | "error";
-  /** Why, for warnings and logs: an HTTP status, a network error, a media type. */
+  /** Why, for logs and the command line: an HTTP status, a network error, a media type. */
   readonly detail?: string;
+  /**
+   * Why, for admission warnings, which tenants read: only reasons they may know (the policy's), never network
+   * detail that would let them map hosts and ports. Absent: the warning just says "could not be checked".
+   */
+  readonly reason?: string;
 }
 
 /** How long each kind of answer is trusted. */

@@ -4,6 +4,8 @@ import type { ImageReference } from "../image/reference.ts";
 import { readStreamLimited } from "../util/body.ts";
 import type { CredentialStore, RegistryCredential } from "./auth.ts";
 import { type LookupAnswer, LruMap } from "./cache.ts";
+import { guardedFetch } from "./http.ts";
+import { normalizeRegistryHost, NOT_ALLOWED_DETAIL, VerifyPolicy } from "./policy.ts";
 import { apiHost, Transport } from "./transport.ts";
 
 /** Manifest media types a runtime can pull: OCI and Docker, single-platform and multi-platform, and v1 signed. */
@@ -22,6 +24,9 @@ const DEFAULT_TOKEN_SECONDS = 60;
 /** Renew tokens this early, so one does not expire between the cache check and the registry. */
 const TOKEN_SKEW_MS = 5_000;
 const MAX_TOKEN_RESPONSE_BYTES = 1 << 20;
+/** Redirects followed per request (each one checked against the policy). */
+const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Default bound on one HTTP request. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 
@@ -47,8 +52,16 @@ export interface RequestEvent {
 
 /** Options of {@linkcode RegistryClient}. */
 export interface RegistryClientOptions {
-  /** Injected for tests; defaults to the global fetch. */
+  /**
+   * Injected for tests; defaults to {@linkcode guardedFetch} (node:https, resolved addresses checked). Called
+   * with `redirect: "manual"`: redirects are followed here, after the policy allowed them.
+   */
   readonly fetch?: typeof fetch;
+  /**
+   * Which registries may be asked and which hosts are listed (redirects, token realms, private addresses);
+   * default: every registry may be asked, only the transport's insecure and CA-file hosts are listed.
+   */
+  readonly policy?: VerifyPolicy;
   readonly credentials?: CredentialStore;
   readonly transport?: Transport;
   /** Clock for token expiry. */
@@ -132,6 +145,7 @@ function describe(error: unknown): string {
 /** Registry API client for manifest existence checks; one per process, shared by all lookups. */
 export class RegistryClient {
   readonly #fetch: typeof fetch;
+  readonly #policy: VerifyPolicy;
   readonly #credentials: CredentialStore | undefined;
   readonly #transport: Transport;
   readonly #now: () => number;
@@ -144,9 +158,13 @@ export class RegistryClient {
   readonly #basicHosts = new Set<string>();
 
   constructor(options: RegistryClientOptions = {}) {
-    this.#fetch = options.fetch ?? globalThis.fetch;
     this.#credentials = options.credentials;
     this.#transport = options.transport ?? Transport.default();
+    this.#policy = options.policy ?? VerifyPolicy.open(this.#transport.namedHosts);
+    const transport = this.#transport;
+    const policy = this.#policy;
+    this.#fetch = options.fetch ??
+      guardedFetch({ isListed: (host) => policy.isListed(host), ca: (host) => transport.ca(host) });
     this.#now = options.now ?? Date.now;
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#userAgent = options.userAgent ?? "mirrorhook";
@@ -169,7 +187,13 @@ export class RegistryClient {
     const url = this.manifestUrl(reference);
     const host = apiHost(reference.registry);
     const scope = `repository:${reference.path}:pull`;
-    const credential = this.#credentials?.find(reference.registry, reference.path);
+    if (!this.#policy.allowsAny(reference.registry)) {
+      return { status: "error", detail: `${host}: ${NOT_ALLOWED_DETAIL}`, reason: NOT_ALLOWED_DETAIL };
+    }
+    // Credentials only for registries the platform listed: a rule's target must not pick them.
+    const credential = this.#policy.holdsCredentials(reference.registry)
+      ? this.#credentials?.find(reference.registry, reference.path)
+      : undefined;
     const signal = options.signal;
     try {
       let authorization = this.#knownAuthorization(host, scope, credential);
@@ -286,12 +310,16 @@ export class RegistryClient {
     if (url.protocol !== "https:" && url.protocol !== "http:") {
       return fail(`HTTP 401 from ${host}: token realm ${JSON.stringify(realm)} is not an HTTP URL`);
     }
+    // A token server elsewhere would receive the scope, credentials and our trust in its token: only the
+    // registry's own host or a listed one, and plain HTTP only to a host listed as insecure.
+    if (this.#transport.refusesScheme(url)) {
+      return fail(`HTTP 401 from ${host}: refusing the plain-HTTP token realm ${url.origin}`);
+    }
+    if (normalizeRegistryHost(url.host) !== normalizeRegistryHost(host) && !this.#policy.allowsElsewhere(url.host)) {
+      return fail(`HTTP 401 from ${host}: refusing the token realm ${url.origin} on a host that is not listed`);
+    }
     const scope = challenge.params["scope"] ?? request.scope;
     const service = challenge.params["service"];
-    const withCredentials = credential !== undefined && credential.kind !== "registry-token";
-    if (withCredentials && !this.#transport.allowsCredentials(url)) {
-      return fail(`HTTP 401 from ${host}: refusing to send credentials to the plain-HTTP token realm ${url.origin}`);
-    }
     const headers = new Headers({ "user-agent": this.#userAgent, accept: "application/json" });
     let init: RequestInit;
     if (credential?.kind === "identity-token") {
@@ -364,14 +392,30 @@ export class RegistryClient {
     const started = performance.now();
     let code = "network-error";
     try {
-      const client = this.#transport.client(host);
-      const response = await this.#fetch(url, {
-        ...init,
-        signal: controller.signal,
-        ...(client === undefined ? {} : { client }),
-      } as RequestInit);
-      code = String(response.status);
-      return response;
+      let current = new URL(url);
+      let headers = new Headers(init.headers);
+      for (let redirects = 0;; redirects++) {
+        const client = this.#transport.client(current.host);
+        const response = await this.#fetch(current.href, {
+          ...init,
+          headers,
+          redirect: "manual",
+          signal: controller.signal,
+          ...(client === undefined ? {} : { client }),
+        } as RequestInit);
+        code = String(response.status);
+        const location = response.headers.get("location");
+        if (!REDIRECT_STATUSES.has(response.status) || location === null) return response;
+        await response.body?.cancel();
+        const next = this.#redirectTarget(current, location);
+        if (redirects >= MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
+        // Credentials stay with the host they were meant for.
+        if (next.host !== current.host) {
+          headers = new Headers(headers);
+          headers.delete("authorization");
+        }
+        current = next;
+      }
     } catch (error) {
       if (timedOut) {
         code = "timeout";
@@ -381,6 +425,7 @@ export class RegistryClient {
         code = "aborted";
         throw new Error("lookup aborted");
       }
+      if (error instanceof RefusedError) code = "refused";
       throw error;
     } finally {
       clearTimeout(timer);
@@ -388,6 +433,28 @@ export class RegistryClient {
       this.#onRequest?.({ host, kind, code, seconds: (performance.now() - started) / 1000 });
     }
   }
+
+  /** Where a redirect leads, when it stays on the same host or goes to a listed one, never down to plain HTTP. */
+  #redirectTarget(from: URL, location: string): URL {
+    let to: URL;
+    try {
+      to = new URL(location, from);
+    } catch {
+      throw new RefusedError(`redirect from ${from.host} to an invalid location`);
+    }
+    if (this.#transport.refusesScheme(to)) {
+      throw new RefusedError(`redirect from ${from.host} to ${to.protocol}//${to.host} refused: not HTTPS`);
+    }
+    if (normalizeRegistryHost(to.host) !== normalizeRegistryHost(from.host) && !this.#policy.allowsElsewhere(to.host)) {
+      throw new RefusedError(`redirect from ${from.host} to ${to.host} refused: the host is not listed`);
+    }
+    return to;
+  }
+}
+
+/** A request the policy did not let through (a redirect elsewhere). */
+class RefusedError extends Error {
+  override name = "RefusedError";
 }
 
 /** The body as text, or undefined when it is larger than `limit` bytes (then it is discarded). */

@@ -305,7 +305,7 @@ Deno.test("RegistryClient: broken token servers are clean errors", async (t) => 
       name: "credentials to a plain-HTTP realm",
       challenge: 'Bearer realm="http://auth.example.com/token"',
       credentials: true,
-      detail: /refusing to send credentials/,
+      detail: /refusing the plain-HTTP token realm/,
     },
     {
       name: "token response not JSON",

@@ -39,16 +39,23 @@ function normalizeHost(host: string): string {
 export class Transport {
   readonly #insecure: ReadonlySet<string>;
   readonly #clients: ReadonlyMap<string, Deno.HttpClient>;
+  readonly #pems: ReadonlyMap<string, string>;
 
-  private constructor(insecure: ReadonlySet<string>, clients: ReadonlyMap<string, Deno.HttpClient>) {
+  private constructor(
+    insecure: ReadonlySet<string>,
+    clients: ReadonlyMap<string, Deno.HttpClient>,
+    pems: ReadonlyMap<string, string>,
+  ) {
     this.#insecure = insecure;
     this.#clients = clients;
+    this.#pems = pems;
   }
 
   /** Reads every CA file now, so a bad one fails at start-up; throws {@linkcode TransportError}. */
   static async create(options: TransportOptions = {}): Promise<Transport> {
     const insecure = new Set([...(options.insecure ?? [])].map(normalizeHost));
     const clients = new Map<string, Deno.HttpClient>();
+    const pems = new Map<string, string>();
     const read = options.readTextFile ?? Deno.readTextFile;
     try {
       for (const [host, file] of Object.entries(options.caFiles ?? {})) {
@@ -64,6 +71,7 @@ export class Transport {
         }
         try {
           clients.set(name, Deno.createHttpClient({ caCerts: [pem] }));
+          pems.set(name, pem);
         } catch (error) {
           throw new TransportError(name, `CA file ${JSON.stringify(file)}: ${describe(error)}`);
         }
@@ -72,12 +80,12 @@ export class Transport {
       for (const client of clients.values()) client.close();
       throw error;
     }
-    return new Transport(insecure, clients);
+    return new Transport(insecure, clients, pems);
   }
 
   /** A transport with no insecure hosts and no extra CAs. */
   static default(): Transport {
-    return new Transport(new Set(), new Map());
+    return new Transport(new Set(), new Map(), new Map());
   }
 
   /** `http` only for a host listed as insecure (by registry name or API host). */
@@ -96,6 +104,24 @@ export class Transport {
     const name = normalizeHost(host);
     return this.#clients.get(name) ?? this.#clients.get(apiHost(name)) ??
       (name === DOCKER_HUB_API_HOST ? this.#clients.get(DOCKER_HUB) : undefined);
+  }
+
+  /** The extra CA (PEM) configured for a host, by registry name or API host. */
+  ca(host: string): string | undefined {
+    const name = normalizeHost(host);
+    return this.#pems.get(name) ?? this.#pems.get(apiHost(name)) ??
+      (name === DOCKER_HUB_API_HOST ? this.#pems.get(DOCKER_HUB) : undefined);
+  }
+
+  /** Hosts named as insecure or with a CA file: the platform named them, so they count as listed. */
+  get namedHosts(): readonly string[] {
+    return [...this.#insecure, ...this.#pems.keys()];
+  }
+
+  /** True when `url` uses plain HTTP to a host not listed as insecure, or is not HTTP(S) at all. */
+  refusesScheme(url: URL): boolean {
+    if (url.protocol === "https:") return false;
+    return !(url.protocol === "http:" && this.#insecure.has(normalizeHost(url.host)));
   }
 
   /** True when `url` may carry credentials: HTTPS, or HTTP to a host listed as insecure. */

@@ -4,7 +4,8 @@ import { formatName, type ImageReference, parseReference } from "../image/refere
 import { type CredentialStore, readDockerConfigs } from "./auth.ts";
 import { type AnswerSource, type LookupAnswer, LookupCache, type LookupCacheOptions } from "./cache.ts";
 import type { VerifyMetrics } from "./metrics.ts";
-import { RegistryClient, type RequestEvent } from "./registry.ts";
+import { NOT_ALLOWED_DETAIL, type RuleScope, VerifyPolicy } from "./policy.ts";
+import { DEFAULT_REQUEST_TIMEOUT_MS, RegistryClient, type RequestEvent } from "./registry.ts";
 import { Transport } from "./transport.ts";
 
 /** Default time an admission waits for registry answers, well inside the webhook's timeoutSeconds. */
@@ -24,10 +25,22 @@ export interface VerifyResult {
   readonly status: VerifyStatus;
   /** True when the answer came from the cache, without a registry request by this call. */
   readonly cached: boolean;
-  /** hit (cache), coalesced (joined a lookup under way), miss (new lookup), invalid (not a reference). */
-  readonly source: AnswerSource | "invalid";
+  /**
+   * hit (cache), coalesced (joined a lookup under way), miss (new lookup), overdue (a lookup under way is already
+   * past an admission deadline: answered `timeout` at once), invalid (not a reference), refused (not allowed).
+   */
+  readonly source: AnswerSource | "overdue" | "invalid" | "refused";
+  /**
+   * Why, as admission warnings may say it. With a policy (the server) it never carries network detail (hosts,
+   * ports, errors); without one (the command line) it is the same as `cause`.
+   */
   readonly detail?: string;
+  /** Why, in full, for logs, when `detail` leaves it out (with a policy): the HTTP status or network error. */
+  readonly cause?: string;
 }
+
+/** Detail of an answer given at once because a lookup for the same reference is already past a deadline. */
+export const OVERDUE_DETAIL = "an earlier lookup of this image is still unanswered past the deadline";
 
 /** What the verifier needs from a registry client; {@linkcode RegistryClient} is the real one. */
 export interface ManifestChecker {
@@ -53,6 +66,16 @@ export interface VerifierOptions {
   readonly lookupTimeoutMs?: number;
   /** Default {@linkcode DEFAULT_MAX_CONCURRENT_LOOKUPS}. */
   readonly maxConcurrentLookups?: number;
+  /**
+   * Which registries rules may verify against. Absent: every registry (the command line), with full details in
+   * answers; present: details in answers are only those a tenant may read.
+   */
+  readonly policy?: VerifyPolicy;
+  /**
+   * The admission deadline: the default of {@linkcode Verifier.checkAll} and a bound on one registry request, so
+   * a registry that never answers holds a lookup no longer than one admission waits.
+   */
+  readonly deadlineMs?: number;
 }
 
 /** Options of {@linkcode Verifier.create}: files are read once, at start-up. */
@@ -64,6 +87,8 @@ export interface VerifierSetup extends Omit<VerifierOptions, "credentials" | "tr
   /** PEM CA file by registry host. */
   readonly caFiles?: Readonly<Record<string, string>>;
 }
+
+const REFUSED: LookupAnswer = { status: "error", detail: NOT_ALLOWED_DETAIL, reason: NOT_ALLOWED_DETAIL };
 
 type Parsed = { readonly ok: true; readonly key: string; readonly reference: ImageReference } | {
   readonly ok: false;
@@ -87,17 +112,30 @@ export class Verifier {
   readonly #maxLookups: number;
   readonly #closing = new AbortController();
   readonly #running = new Set<Promise<LookupAnswer>>();
+  /** Keys of lookups under way that an admission already gave up waiting for (past its deadline). */
+  readonly #overdue = new Set<string>();
+  readonly #policy: VerifyPolicy;
+  readonly #publicDetails: boolean;
+  readonly #deadlineMs: number;
   #ownedTransport: Transport | undefined;
 
   constructor(options: VerifierOptions = {}) {
     this.#metrics = options.metrics;
     const metrics = options.metrics;
+    this.#policy = options.policy ?? VerifyPolicy.open(options.transport?.namedHosts ?? []);
+    this.#publicDetails = options.policy !== undefined;
+    this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    const requestTimeoutMs = Math.min(
+      options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      options.deadlineMs ?? Number.POSITIVE_INFINITY,
+    );
     this.#checker = options.checker ?? new RegistryClient({
       ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
       ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
       ...(options.transport === undefined ? {} : { transport: options.transport }),
       ...(options.now === undefined ? {} : { now: options.now }),
-      ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+      requestTimeoutMs,
+      policy: this.#policy,
       ...(options.userAgent === undefined ? {} : { userAgent: options.userAgent }),
       ...(metrics === undefined ? {} : {
         onRequest: (event: RequestEvent) => {
@@ -125,7 +163,9 @@ export class Verifier {
       ...(setup.caFiles === undefined ? {} : { caFiles: setup.caFiles }),
     });
     const { dockerConfigs: _configs, insecureRegistries: _insecure, caFiles: _ca, ...rest } = setup;
-    const verifier = new Verifier({ ...rest, credentials, transport });
+    // Hosts named as insecure or given a CA file were named by whoever configured this: they count as listed.
+    const policy = setup.policy?.withListed(transport.namedHosts);
+    const verifier = new Verifier({ ...rest, credentials, transport, ...(policy === undefined ? {} : { policy }) });
     verifier.#ownedTransport = transport;
     return verifier;
   }
@@ -137,10 +177,10 @@ export class Verifier {
    */
   checkAll(
     references: readonly string[],
-    deadlineMs: number = DEFAULT_DEADLINE_MS,
+    deadlineMs: number = this.#deadlineMs,
   ): Promise<Map<string, VerifyResult>> {
     const results = new Map<string, VerifyResult>();
-    const waiting: { input: string; answer: Promise<LookupAnswer>; source: AnswerSource }[] = [];
+    const waiting: { input: string; key: string; answer: Promise<LookupAnswer>; source: AnswerSource }[] = [];
     const seen = new Set<string>();
     for (const input of references) {
       if (seen.has(input)) continue;
@@ -151,10 +191,22 @@ export class Verifier {
         this.#count("error", "miss");
         continue;
       }
+      if (!this.#policy.allowsAny(parsed.reference.registry)) {
+        results.set(input, this.#result(REFUSED, false, "refused"));
+        this.#count("error", "refused");
+        continue;
+      }
       const hit = this.#cache.peek(parsed.key);
       if (hit !== undefined) {
-        results.set(input, result(hit.status, true, "hit", hit.detail));
+        results.set(input, this.#result(hit, true, "hit"));
         this.#count(hit.status, "hit");
+        continue;
+      }
+      // A registry that has not answered an earlier admission in time will not answer this one in time either:
+      // fall back at once rather than have every admission wait the whole deadline.
+      if (this.#overdue.has(parsed.key)) {
+        results.set(input, result("timeout", false, "overdue", OVERDUE_DETAIL));
+        this.#count("timeout", "overdue");
         continue;
       }
       if (this.#cache.inFlight >= this.#maxLookups && !this.#cache.isInFlight(parsed.key)) {
@@ -162,8 +214,8 @@ export class Verifier {
         this.#count("error", "miss");
         continue;
       }
-      const { answer, source } = this.#cache.lookup(parsed.key, () => this.#load(parsed.reference));
-      waiting.push({ input, answer, source });
+      const { answer, source } = this.#cache.lookup(parsed.key, () => this.#load(parsed.key, parsed.reference));
+      waiting.push({ input, key: parsed.key, answer, source });
     }
     if (waiting.length === 0) return Promise.resolve(results);
     return new Promise((resolve) => {
@@ -173,8 +225,9 @@ export class Verifier {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        for (const { input, source } of waiting) {
+        for (const { input, key, source } of waiting) {
           if (results.has(input)) continue;
+          if (this.#cache.isInFlight(key)) this.#overdue.add(key);
           results.set(input, result("timeout", false, source, `no answer from the registry within ${deadlineMs} ms`));
           this.#count("timeout", source);
         }
@@ -191,7 +244,7 @@ export class Verifier {
         void answer.then((found) => {
           this.#metrics?.cacheEntries.set(this.#cache.size);
           if (done) return;
-          results.set(input, result(found.status, false, source, found.detail));
+          results.set(input, this.#result(found, false, source));
           this.#count(found.status, source);
           if (--remaining === 0) finish();
         });
@@ -203,17 +256,32 @@ export class Verifier {
    * The cached answer for a reference, synchronously, or undefined when there is none (then use checkAll).
    * Lets a warm cache decide an admission in one pass, with no promise or timer.
    */
-  peek(reference: string): VerifyResult | undefined {
+  peek(reference: string, scope: RuleScope = "cluster"): VerifyResult | undefined {
     const parsed = this.#parse(reference);
     if (!parsed.ok) return undefined;
+    const refused = this.refusal(reference, scope);
+    if (refused !== undefined) {
+      this.#count("error", "refused");
+      return refused;
+    }
     const hit = this.#cache.peek(parsed.key);
     if (hit === undefined) return undefined;
     this.#count(hit.status, "hit");
-    return result(hit.status, true, "hit", hit.detail);
+    return this.#result(hit, true, "hit");
+  }
+
+  /**
+   * The answer for a rule of `scope` whose target's registry the policy does not allow (never contacted), or
+   * undefined when it may be checked.
+   */
+  refusal(reference: string, scope: RuleScope): VerifyResult | undefined {
+    const parsed = this.#parse(reference);
+    if (!parsed.ok || this.#policy.allows(parsed.reference.registry, scope)) return undefined;
+    return this.#result(REFUSED, false, "refused");
   }
 
   /** Checks one reference; see {@linkcode Verifier.checkAll}. */
-  async check(reference: string, deadlineMs: number = DEFAULT_DEADLINE_MS): Promise<VerifyResult> {
+  async check(reference: string, deadlineMs: number = this.#deadlineMs): Promise<VerifyResult> {
     const results = await this.checkAll([reference], deadlineMs);
     return results.get(reference) ?? result("error", false, "invalid", "no result");
   }
@@ -256,11 +324,11 @@ export class Verifier {
     return parsed;
   }
 
-  #count(status: VerifyStatus, cache: AnswerSource): void {
+  #count(status: VerifyStatus, cache: VerifyResult["source"]): void {
     this.#metrics?.countCheck(status, cache);
   }
 
-  #load(reference: ImageReference): Promise<LookupAnswer> {
+  #load(key: string, reference: ImageReference): Promise<LookupAnswer> {
     if (this.#closing.signal.aborted) return Promise.resolve({ status: "error", detail: "verifier closed" });
     const timeout = new AbortController();
     const timer = setTimeout(
@@ -273,14 +341,25 @@ export class Verifier {
       .then((answer): LookupAnswer => ({
         status: answer.status,
         ...(answer.detail === undefined ? {} : { detail: answer.detail }),
+        ...(answer.reason === undefined ? {} : { reason: answer.reason }),
       }))
       .finally(() => {
         clearTimeout(timer);
+        this.#overdue.delete(key);
         this.#running.delete(running);
         this.#metrics?.lookupsInFlight.dec();
       });
     this.#running.add(running);
     return running;
+  }
+
+  /** A result from a registry answer: with a policy, the detail is only the answer's public reason. */
+  #result(answer: LookupAnswer, cached: boolean, source: VerifyResult["source"]): VerifyResult {
+    const detail = this.#publicDetails ? answer.reason : answer.detail;
+    return {
+      ...result(answer.status, cached, source, detail),
+      ...(answer.detail === undefined || !this.#publicDetails ? {} : { cause: answer.detail }),
+    };
   }
 }
 

@@ -5,6 +5,7 @@ import { Registry } from "prom-client";
 import type { ImageReference } from "../image/reference.ts";
 import type { LookupAnswer } from "./cache.ts";
 import { createVerifyMetrics } from "./metrics.ts";
+import { VerifyPolicy } from "./policy.ts";
 import { lookupKey, type ManifestChecker, Verifier } from "./verifier.ts";
 
 /** A checker whose answers the test releases by hand. */
@@ -109,8 +110,8 @@ Deno.test("Verifier bounds lookups: a lookup timeout, a cap on concurrent lookup
       const results = await verifier.checkAll(["r.io/a:1", "r.io/b:1", "r.io/c:1"], 10);
       assert.deepEqual([...results.values()].map((r) => r.status), ["timeout", "timeout", "error"]);
       assert.deepEqual(checker.calls, ["r.io/a:1", "r.io/b:1"]);
-      // Joining a lookup under way is still allowed.
-      assert.equal((await verifier.check("r.io/a:1", 10)).source, "coalesced");
+      // A reference whose lookup is under way is not refused by the cap; past its deadline it is answered at once.
+      assert.equal((await verifier.check("r.io/a:1", 10)).source, "overdue");
     } finally {
       await verifier.close();
     }
@@ -164,4 +165,115 @@ Deno.test("Verifier counts checks by result and cache use", async () => {
   } finally {
     await verifier.close();
   }
+});
+
+Deno.test("Verifier with a policy: refused registries are never asked, answers carry no network detail", async (t) => {
+  const policy = VerifyPolicy.create({ registries: ["harbor.example.com"], clusterRules: "listed" });
+  await t.step("a namespaced rule's unlisted target: refused without a lookup", async () => {
+    const checker = manualChecker();
+    const verifier = new Verifier({ checker, policy });
+    try {
+      const refused = verifier.refusal("evil.example.com:22/x:1", "namespaced");
+      assert.deepEqual([refused?.status, refused?.source, refused?.detail], [
+        "error",
+        "refused",
+        "registry not allowed",
+      ]);
+      assert.equal(verifier.refusal("harbor.example.com/x:1", "namespaced"), undefined);
+      assert.equal(verifier.peek("evil.example.com:22/x:1", "cluster")?.source, "refused");
+      const results = await verifier.checkAll(["evil.example.com:22/x:1"], 50);
+      assert.equal(results.get("evil.example.com:22/x:1")?.detail, "registry not allowed");
+      assert.deepEqual(checker.calls, []);
+    } finally {
+      await verifier.close();
+    }
+  });
+  await t.step("under any, a cluster-wide rule's target is asked; a namespaced one's is not", async () => {
+    const checker = manualChecker();
+    const any = VerifyPolicy.create({ registries: ["harbor.example.com"], clusterRules: "any" });
+    const verifier = new Verifier({ checker, policy: any });
+    try {
+      assert.equal(verifier.refusal("quay.io/x:1", "cluster"), undefined);
+      assert.equal(verifier.refusal("quay.io/x:1", "namespaced")?.source, "refused");
+    } finally {
+      await verifier.close();
+    }
+  });
+  await t.step("a network error is 'could not be checked' with no detail; the cause stays for logs", async () => {
+    const checker: ManifestChecker = {
+      check: () => Promise.resolve({ status: "error", detail: "cannot reach harbor.example.com: Connection refused" }),
+    };
+    const withPolicy = new Verifier({ checker, policy });
+    const without = new Verifier({ checker });
+    try {
+      const hidden = await withPolicy.check("harbor.example.com/x:1", 500);
+      assert.deepEqual([hidden.status, hidden.detail], ["error", undefined]);
+      assert.match(hidden.cause ?? "", /Connection refused/);
+      // The command line (no policy) shows everything to the person running it.
+      assert.match((await without.check("harbor.example.com/x:1", 500)).detail ?? "", /Connection refused/);
+    } finally {
+      await withPolicy.close();
+      await without.close();
+    }
+  });
+});
+
+Deno.test("Verifier: a lookup past the deadline makes later admissions fall back at once", async (t) => {
+  await t.step("the first waits the deadline; 20 concurrent ones then answer overdue without joining it", async () => {
+    const checker = manualChecker();
+    const registry = new Registry();
+    const metrics = createVerifyMetrics(registry);
+    const verifier = new Verifier({ checker, metrics });
+    try {
+      const first = await verifier.check("r.io/hang:1", 40);
+      assert.deepEqual([first.status, first.source], ["timeout", "miss"]);
+      const later = await Promise.all(Array.from({ length: 20 }, () => verifier.check("r.io/hang:1", 60_000)));
+      assert.deepEqual(
+        new Set(later.map((result) => `${result.status}/${result.source}`)),
+        new Set(["timeout/overdue"]),
+      );
+      assert.match(later[0]?.detail ?? "", /still unanswered past the deadline/);
+      assert.deepEqual(checker.calls, ["r.io/hang:1"]);
+      const counted = (await metrics.checks.get()).values.find((value) => value.labels.cache === "overdue");
+      assert.equal(counted?.value, 20);
+      // Once the registry answers, the answer is used as usual.
+      checker.release("r.io/hang:1", { status: "present" });
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      assert.equal((await verifier.check("r.io/hang:1", 40)).status, "present");
+    } finally {
+      await verifier.close();
+    }
+  });
+  await t.step("within the deadline, later admissions still share the lookup", async () => {
+    const checker = manualChecker();
+    const verifier = new Verifier({ checker });
+    try {
+      const a = verifier.check("r.io/slow:1", 60_000);
+      const b = verifier.check("r.io/slow:1", 60_000);
+      checker.release("r.io/slow:1", { status: "present" });
+      assert.deepEqual([(await a).source, (await b).source], ["miss", "coalesced"]);
+    } finally {
+      await verifier.close();
+    }
+  });
+  await t.step("the request timeout is bounded by the admission deadline", async () => {
+    const signals: AbortSignal[] = [];
+    const hang: typeof fetch = (_input, init) =>
+      new Promise((_resolve, reject) => {
+        signals.push(init?.signal as AbortSignal);
+        init?.signal?.addEventListener("abort", () => reject(init.signal?.reason));
+      });
+    const verifier = new Verifier({ fetch: hang, deadlineMs: 50, requestTimeoutMs: 60_000 });
+    try {
+      await verifier.check("r.io/hang:1");
+      const until = performance.now() + 5_000;
+      while (verifier.inFlight > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(verifier.inFlight, 0);
+      const cached = await verifier.check("r.io/hang:1");
+      assert.deepEqual([cached.status, cached.source], ["error", "hit"]);
+      assert.match(cached.detail ?? "", /no answer within 50 ms/);
+    } finally {
+      await verifier.close();
+    }
+  });
 });

@@ -33,9 +33,6 @@ export interface Evaluation {
 interface ObjectCheck {
   readonly object?: RewriteObject;
   readonly errors: readonly Problem[];
-  readonly warnings: readonly Problem[];
-  /** `priority\0reference` of each `exact` rule: the only rules that can conflict across objects. */
-  readonly exactKeys: readonly string[];
 }
 
 /** Checks are kept per object version: the watch hands out a new object for every change. */
@@ -46,21 +43,15 @@ function checkObject(raw: Json): ObjectCheck {
   if (cached !== undefined) return cached;
   const validated = validateObject(raw);
   let problems: readonly Problem[] = validated.problems;
-  let exactKeys: string[] = [];
   if (validated.object !== undefined) {
-    const compiled = compileRuleSet([validated.object]);
-    problems = [...problems, ...compiled.problems];
-    exactKeys = compiled.ruleSet.levels.flatMap((level) =>
-      [...level.exact.keys()].map((key) => `${level.priority}\u0000${key}`)
-    );
+    problems = [...problems, ...compileRuleSet([validated.object]).problems];
   } else if (validated.draft !== undefined) {
     problems = [...problems, ...compileRuleSet([], { drafts: [validated.draft] }).problems];
   }
   const errors = problems.filter((problem) => problem.severity === "error");
-  const warnings = problems.filter((problem) => problem.severity === "warning");
   const check: ObjectCheck = errors.length === 0 && validated.object !== undefined
-    ? { object: validated.object, errors, warnings, exactKeys }
-    : { errors, warnings, exactKeys: [] };
+    ? { object: validated.object, errors }
+    : { errors };
   checks.set(raw, check);
   return check;
 }
@@ -80,14 +71,31 @@ function compareAge(a: RewriteObject, b: RewriteObject): number {
   return a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0;
 }
 
+/** The message of a Ready=True verdict: rules in force, and warnings (its own, an override, a rule that never decides). */
+export function validMessage(rules: number, problems: readonly Problem[]): string {
+  const warnings = problems.filter((problem) => problem.severity === "warning");
+  return limitMessage(
+    `${rules} rule(s) in force${warnings.length === 0 ? "" : `; warnings: ${joinProblems(warnings)}`}`,
+  );
+}
+
+/** The message of a Ready=False Conflict verdict, from the object's errors (each names the object that wins). */
+export function conflictMessage(problems: readonly Problem[]): string {
+  const errors = problems.filter((problem) => problem.severity === "error");
+  return limitMessage(
+    `Not used: ${errors.length === 0 ? "conflicts with rules from another source" : joinProblems(errors)}`,
+  );
+}
+
 /**
  * Decides which API objects are used. Each object is validated and compiled on its own; an object with
- * errors is not used. Then objects are added oldest first, and an object whose `exact` rules conflict with
- * an object already added is not used: the older object wins and stays in force.
+ * errors is not used. Then the others are compiled together, oldest first, so that of two conflicting
+ * objects the older wins and stays in force (a namespaced object that decides what a cluster-wide one does
+ * is no conflict: it overrides it in its own namespace, with a warning).
  */
 export function evaluateObjects(raws: readonly unknown[]): Evaluation {
   const verdicts = new Map<string, ObjectVerdict>();
-  const valid: { object: RewriteObject; check: ObjectCheck; key: string; generation?: number }[] = [];
+  const valid: { object: RewriteObject; key: string; generation?: number }[] = [];
   for (const raw of raws) {
     if (!isRecord(raw)) continue;
     const kind = typeof raw["kind"] === "string" ? raw["kind"] : "object";
@@ -103,53 +111,22 @@ export function evaluateObjects(raws: readonly unknown[]): Evaluation {
         message: limitMessage(`Not used: ${joinProblems(check.errors)}`),
         rules: 0,
       });
-    } else valid.push({ object: check.object, check, key, ...(generation === undefined ? {} : { generation }) });
+    } else valid.push({ object: check.object, key, ...(generation === undefined ? {} : { generation }) });
   }
   valid.sort((a, b) => compareAge(a.object, b.object));
 
+  const compiled = compileRuleSet(valid.map((entry) => entry.object));
   const used: RewriteObject[] = [];
-  const byExactKey = new Map<string, RewriteObject[]>();
-  for (const { object, check, key, generation } of valid) {
-    const label = describeObject(object);
-    // Conflicts are pairwise: compile the object with each older object that decides one of its references.
-    const peers = [...new Set(check.exactKeys.flatMap((exact) => byExactKey.get(exact) ?? []))];
-    const older: string[] = [];
-    const conflicts: Problem[] = [];
-    for (const peer of peers) {
-      const found = compileRuleSet([peer, object]).problems.filter((problem) =>
-        problem.code === "conflict" && problem.object === label
-      );
-      if (found.length === 0) continue;
-      older.push(describeObject(peer));
-      conflicts.push(...found);
-    }
-    const base = { key, label, ...(generation === undefined ? {} : { generation }) };
-    if (conflicts.length > 0) {
-      verdicts.set(key, {
-        ...base,
-        reason: "Conflict",
-        message: limitMessage(
-          `Not used: conflicts with the older ${older.join(", ")}, which stays in force: ${joinProblems(conflicts)}`,
-        ),
-        rules: 0,
-      });
+  for (const { object, key, generation } of valid) {
+    const problems = compiled.problemsByObject.get(object) ?? [];
+    const base = { key, label: describeObject(object), ...(generation === undefined ? {} : { generation }) };
+    if (!compiled.inForce.has(object)) {
+      verdicts.set(key, { ...base, reason: "Conflict", message: conflictMessage(problems), rules: 0 });
       continue;
     }
     used.push(object);
-    for (const exact of check.exactKeys) {
-      const list = byExactKey.get(exact) ?? [];
-      list.push(object);
-      byExactKey.set(exact, list);
-    }
     const count = object.spec.rules.length;
-    const warnings = check.warnings.length === 0 ? "" : `; warnings: ${joinProblems(check.warnings)}`;
-    verdicts.set(key, {
-      ...base,
-      reason: "Valid",
-      message: limitMessage(`${count} rule(s) in force${warnings}`),
-      rules: count,
-      object,
-    });
+    verdicts.set(key, { ...base, reason: "Valid", message: validMessage(count, problems), rules: count, object });
   }
   return { used, verdicts };
 }

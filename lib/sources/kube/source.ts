@@ -4,12 +4,11 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "@logtape/logtape";
 import { evaluateRegistryRewriteRules, type ForeignEvaluation } from "../../compat/flemzord_objects.ts";
 import type { PodOptOut } from "../../rules/compile.ts";
-import { joinProblems, limitMessage } from "../../rules/problem.ts";
-import { describeObject, type RewriteObject } from "../../rules/schema.ts";
+import type { RewriteObject } from "../../rules/schema.ts";
 import type { Labels } from "../../rules/selector.ts";
 import type { Metrics } from "../../server/metrics.ts";
 import type { RuleStore } from "../store.ts";
-import { evaluateObjects, type ObjectVerdict } from "./evaluate.ts";
+import { conflictMessage, evaluateObjects, type ObjectVerdict, validMessage } from "./evaluate.ts";
 import { errorMessage, KubeHttp } from "./http.ts";
 import { Reflector } from "./reflector.ts";
 import {
@@ -228,7 +227,7 @@ export class KubeRuleSource {
     const raws = [...this.#rewrites.items.values(), ...this.#clusterRewrites.items.values()];
     const evaluation = evaluateObjects(raws);
     const foreign = this.#evaluateForeign();
-    // Translations hold `match` rules only, and conflicts are between `exact` rules: they cannot conflict with ours.
+    // Ours oldest first, then translations: in a conflict the store keeps the one listed first.
     const used = [...evaluation.used, ...foreign.used.map((entry) => entry.object)];
 
     const usedFingerprint = [
@@ -246,7 +245,7 @@ export class KubeRuleSource {
     }
     this.#logForeignProblems(foreign);
 
-    const verdicts = this.#crossSourceConflicts(new Map([...evaluation.verdicts, ...foreign.verdicts]));
+    const verdicts = this.#withStoreProblems(new Map([...evaluation.verdicts, ...foreign.verdicts]));
     const verdictFingerprint = [...verdicts.values()]
       .map((verdict) => canonical([verdict.key, verdict.generation ?? null, verdict.reason, verdict.message]))
       .sort().join("\n");
@@ -327,38 +326,39 @@ export class KubeRuleSource {
     }
   }
 
-  /** An object this source uses can still be dropped by the store for a conflict with another source's object. */
-  #crossSourceConflicts(verdicts: ReadonlyMap<string, ObjectVerdict>): Map<string, ObjectVerdict> {
+  /**
+   * The store compiles every source together: an object this source uses can still be left out there for a
+   * conflict with another source's object (a file's wins), and gets warnings only the whole set shows (a
+   * namespaced object overriding a file's cluster-wide rule in its namespace). Verdicts say both.
+   */
+  #withStoreProblems(verdicts: ReadonlyMap<string, ObjectVerdict>): Map<string, ObjectVerdict> {
     const { store } = this.#options;
-    const inForce = new Set(store.current.objects.map((object) => object.source));
-    // Verdict key → labels of its objects left out: a RegistryRewriteRule may have become several objects.
-    const dropped = new Map<string, string[]>();
+    // Verdict key → its objects: a RegistryRewriteRule may have become several objects.
+    const objectsOf = new Map<string, RewriteObject[]>();
     for (const object of this.#used) {
-      if (inForce.has(object)) continue;
       const key = this.#owners.get(object) ?? objectKey(object.kind, object);
-      dropped.set(key, [...(dropped.get(key) ?? []), describeObject(object)]);
+      objectsOf.set(key, [...(objectsOf.get(key) ?? []), object]);
     }
     const out = new Map<string, ObjectVerdict>();
     for (const [key, verdict] of verdicts) {
-      const labels = dropped.get(key);
-      if (verdict.reason !== "Valid" || labels === undefined) {
+      const objects = objectsOf.get(key);
+      if (verdict.reason !== "Valid" || objects === undefined) {
         out.set(key, verdict);
         continue;
       }
-      const problems = store.problems.filter((problem) =>
-        problem.severity === "error" && problem.object !== undefined && labels.includes(problem.object)
-      );
-      const { object: _object, ...rest } = verdict;
-      out.set(key, {
-        ...rest,
-        reason: "Conflict",
-        rules: 0,
-        message: limitMessage(
-          `Not used: conflicts with rules from another source${
-            problems.length === 0 ? "" : `: ${joinProblems(problems)}`
-          }`,
-        ),
-      });
+      const dropped = objects.filter((object) => !store.inForce(object));
+      if (dropped.length > 0) {
+        const { object: _object, ...rest } = verdict;
+        out.set(key, {
+          ...rest,
+          reason: "Conflict",
+          rules: 0,
+          message: conflictMessage(dropped.flatMap((object) => store.problemsOf(object))),
+        });
+      } else if (verdict.object !== undefined) {
+        // The store holds the objects of the last change in force (a status write alone makes new ones).
+        out.set(key, { ...verdict, message: validMessage(verdict.rules, objects.flatMap((o) => store.problemsOf(o))) });
+      } else out.set(key, verdict);
     }
     return out;
   }

@@ -1,0 +1,236 @@
+// Tenancy through the fake API server, the rule store and the handler: a namespaced object changes its own namespace only.
+
+import assert from "node:assert/strict";
+import { configureSync, getLogger, type LogRecord } from "@logtape/logtape";
+import { decide } from "../lib/rules/engine.ts";
+import { loadRuleTexts } from "../lib/rules/load.ts";
+import { createWebhookHandler } from "../lib/server/handler.ts";
+import { createMetrics } from "../lib/server/metrics.ts";
+import { reportRuleProblems } from "../lib/server/rule_problems.ts";
+import { KubeRuleSource } from "../lib/sources/kube/source.ts";
+import { RuleStore } from "../lib/sources/store.ts";
+import { FakeKubeApi } from "./support/fake_kube_api.ts";
+
+const records: LogRecord[] = [];
+configureSync({
+  reset: true,
+  sinks: { memory: (record: LogRecord) => void records.push(record) },
+  loggers: [
+    { category: ["mirrorhook-test"], lowestLevel: "debug", sinks: ["memory"] },
+    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
+  ],
+});
+const logger = getLogger(["mirrorhook-test", "tenancy"]);
+
+type Json = Record<string, unknown>;
+
+async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 3000): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const HARBOR = [{ prefix: "docker.io", replace: "harbor.example.com/dockerhub" }];
+const ECR = [{ prefix: "docker.io", replace: "ecr.example.com/docker-hub" }];
+
+function clusterRewrite(name: string, rules: unknown[], spec: Json = {}): Json {
+  return {
+    apiVersion: "mirrorhook.dev/v1alpha1",
+    kind: "ClusterImageRewrite",
+    metadata: { name },
+    spec: { ...spec, rules },
+  };
+}
+
+function tenantRewrite(name: string, rules: unknown[]): Json {
+  return {
+    apiVersion: "mirrorhook.dev/v1alpha1",
+    kind: "ImageRewrite",
+    metadata: { name, namespace: "team-a" },
+    spec: { rules },
+  };
+}
+
+function rewriteOf(store: RuleStore, namespace: string): string | undefined {
+  const decision = decide(store.current, "nginx", { namespace });
+  return decision.action === "rewrite" ? decision.output : undefined;
+}
+
+function ready(api: FakeKubeApi, kind: string, name: string, namespace?: string): Json | undefined {
+  const status = api.get(kind, name, namespace)?.["status"] as Json | undefined;
+  return ((status?.["conditions"] ?? []) as Json[]).find((condition) => condition["type"] === "Ready");
+}
+
+const ON_HARBOR = "harbor.example.com/dockerhub/library/nginx:latest";
+const ON_ECR = "ecr.example.com/docker-hub/library/nginx:latest";
+
+async function replica(
+  api: FakeKubeApi,
+  store = new RuleStore(),
+): Promise<{ store: RuleStore; source: KubeRuleSource }> {
+  const source = new KubeRuleSource({
+    kubeConfig: api.kubeConfig(),
+    store,
+    logger,
+    watchNamespaces: false,
+    backoff: { initialMs: 20, maxMs: 200 },
+  });
+  source.start();
+  await source.synced;
+  return { store, source };
+}
+
+for (const order of ["tenant first", "platform first"] as const) {
+  Deno.test(`a tenant's ImageRewrite overrides a ClusterImageRewrite in its namespace only (${order})`, async () => {
+    const api = FakeKubeApi.start();
+    const { source, store } = await (async () => {
+      if (order === "tenant first") {
+        api.create(tenantRewrite("squat", ECR));
+        api.create(clusterRewrite("platform", HARBOR));
+      } else {
+        api.create(clusterRewrite("platform", HARBOR));
+        api.create(tenantRewrite("squat", ECR));
+      }
+      return await replica(api);
+    })();
+    try {
+      const tenant = await until("the tenant's status", () => ready(api, "ImageRewrite", "squat", "team-a"));
+      const platform = await until("the platform's status", () => ready(api, "ClusterImageRewrite", "platform"));
+      assert.equal(platform["status"], "True");
+      assert.equal(platform["reason"], "Valid");
+      assert.equal(tenant["status"], "True");
+      assert.equal(tenant["reason"], "Valid");
+      assert.match(
+        String(tenant["message"]),
+        /overrides rule 0 of ClusterImageRewrite "platform" in namespace "team-a" only/,
+      );
+      assert.equal(rewriteOf(store, "team-a"), ON_ECR);
+      assert.equal(rewriteOf(store, "team-b"), ON_HARBOR);
+    } finally {
+      await source.stop();
+      await api.close();
+    }
+  });
+}
+
+Deno.test("an enforced ClusterImageRewrite wins in the tenant's namespace too; the tenant is told", async () => {
+  const api = FakeKubeApi.start();
+  api.create(tenantRewrite("mine", ECR));
+  api.create(clusterRewrite("platform", HARBOR, { enforced: true }));
+  const { source, store } = await replica(api);
+  try {
+    const tenant = await until(
+      "the tenant's warning",
+      () =>
+        ready(api, "ImageRewrite", "mine", "team-a")?.["message"] !== undefined &&
+        ready(api, "ImageRewrite", "mine", "team-a"),
+    );
+    assert.equal(tenant["status"], "True");
+    assert.match(String(tenant["message"]), /never decides: rule 0 of the enforced ClusterImageRewrite "platform"/);
+    assert.equal(rewriteOf(store, "team-a"), ON_HARBOR);
+    assert.equal(rewriteOf(store, "team-b"), ON_HARBOR);
+  } finally {
+    await source.stop();
+    await api.close();
+  }
+});
+
+const PLATFORM_FILE = `apiVersion: mirrorhook.dev/v1alpha1
+kind: ClusterImageRewrite
+metadata:
+  name: platform-file
+spec:
+  rules:
+    - prefix: docker.io
+      replace: harbor.example.com/dockerhub
+`;
+
+Deno.test("a file's ClusterImageRewrite and cluster objects: the file wins conflicts, a tenant overrides it in its namespace, one log line each", async () => {
+  const api = FakeKubeApi.start();
+  api.create(clusterRewrite("older-cluster", ECR));
+  api.create(tenantRewrite("mine", ECR));
+  const store = new RuleStore();
+  store.register("file");
+  const metrics = createMetrics({ defaultMetrics: false });
+  reportRuleProblems(store, { logger, registry: metrics.registry });
+  const file = loadRuleTexts([{ name: "platform.yaml", text: PLATFORM_FILE }]);
+  store.update("file", file.objects);
+  records.length = 0;
+  const { source } = await replica(api, store);
+  try {
+    const cluster = await until(
+      "the cluster object's conflict",
+      () =>
+        ready(api, "ClusterImageRewrite", "older-cluster")?.["reason"] === "Conflict" &&
+        ready(api, "ClusterImageRewrite", "older-cluster"),
+    );
+    assert.equal(cluster["status"], "False");
+    assert.match(String(cluster["message"]), /ClusterImageRewrite "platform-file"/);
+    const tenant = await until(
+      "the tenant's override",
+      () =>
+        /override/.test(String(ready(api, "ImageRewrite", "mine", "team-a")?.["message"])) &&
+        ready(api, "ImageRewrite", "mine", "team-a"),
+    );
+    assert.equal(tenant["status"], "True");
+    assert.match(String(tenant["message"]), /ClusterImageRewrite "platform-file"/);
+    assert.equal(rewriteOf(store, "team-a"), ON_ECR);
+    assert.equal(rewriteOf(store, "team-b"), ON_HARBOR);
+
+    const lines = records.filter((record) => String(record.message.join("")).startsWith("Rule problem ("));
+    assert.deepEqual(lines.map((record) => [record.level, record.properties["code"]]).sort(), [
+      ["error", "conflict"],
+      ["warning", "override"],
+    ]);
+    const counted = await metrics.registry.getSingleMetricAsString("mirrorhook_rule_problems_total");
+    assert.match(counted, /mirrorhook_rule_problems_total\{source="kube",code="conflict"\} 1/);
+    assert.match(counted, /mirrorhook_rule_problems_total\{source="kube",code="override"\} 1/);
+
+    // POST /validate: a new cluster object deciding Docker Hub otherwise is refused; a tenant's is allowed, warned.
+    const handle = createWebhookHandler({ rules: () => store.current, metrics, logger });
+    const review = (object: Json) => ({
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      request: {
+        uid: "b2a4c0de-6393-11e8-b7cc-42010a800002",
+        kind: { group: "mirrorhook.dev", version: "v1alpha1", kind: object["kind"] },
+        resource: {
+          group: "mirrorhook.dev",
+          version: "v1alpha1",
+          resource: object["kind"] === "ImageRewrite" ? "imagerewrites" : "clusterimagerewrites",
+        },
+        name: (object["metadata"] as Json)["name"],
+        ...(object["kind"] === "ImageRewrite" ? { namespace: "team-a" } : {}),
+        operation: "CREATE",
+        userInfo: { username: "alice" },
+        object,
+      },
+    });
+    const post = async (object: Json) => {
+      const res = await handle(
+        new Request("https://x/validate", {
+          method: "POST",
+          body: JSON.stringify(review(object)),
+          headers: { "content-type": "application/json" },
+        }),
+      );
+      assert.equal(res.status, 200);
+      return ((await res.json()) as Json)["response"] as Json;
+    };
+    const denied = await post(clusterRewrite("newcomer", ECR));
+    assert.equal(denied["allowed"], false);
+    assert.match(String((denied["status"] as Json)["message"]), /ClusterImageRewrite "platform-file"/);
+    const warned = await post(tenantRewrite("another", ECR));
+    assert.equal(warned["allowed"], true);
+    assert.ok(
+      ((warned["warnings"] ?? []) as string[]).some((w) => /overrides .*ClusterImageRewrite "platform-file"/.test(w)),
+    );
+  } finally {
+    await source.stop();
+    await api.close();
+  }
+});
