@@ -40,6 +40,9 @@ floor_port=$(free_port); go_port=$(free_port); mh_port=$(free_port); probe_port=
 # Sizes of mirrorhook's answers to the two fixtures with bench/rules.yaml (a patch, warnings, audit annotations).
 small_answer=2247; large_answer=16506
 
+# The same V8 flags as deno.json's tasks (lib/rules/pattern.ts V8_FLAGS): serve refuses to start without them.
+v8_flags=--v8-flags=--enable-experimental-regexp-engine,--enable-experimental-regexp-engine-on-excessive-backtracks,--regexp-backtracks-before-fallback=10000
+
 wait_ready() { # URL
   for _ in $(seq 1 100); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done
   echo "load.sh: $1 did not come up" >&2; return 1
@@ -53,7 +56,7 @@ pids+=($!)
 taskset -c 1 "$work/go-stdlib" -addr "127.0.0.1:$go_port" -cert "$work/cert/cert.pem" -key "$work/cert/key.pem" \
   -rules "$shared/rules/rules.json" 2>"$work/go.log" &
 pids+=($!)
-taskset -c 1 deno run -P=mirrorhook main.ts serve --rules bench/rules.yaml --tls-dir "$work/tls" \
+taskset -c 1 deno run -P=mirrorhook "$v8_flags" main.ts serve --rules bench/rules.yaml --tls-dir "$work/tls" \
   --host 127.0.0.1 --port "$mh_port" --probe-port "$probe_port" --shutdown-delay 0 2>"$work/mirrorhook.log" &
 mh_pid=$!
 pids+=($mh_pid)

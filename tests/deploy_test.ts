@@ -9,6 +9,7 @@
 //   and stops within the grace period.
 // Manifests are read as YAML 1.1, as kubectl reads them.
 
+import { V8_FLAGS_ARGUMENT } from "../lib/rules/pattern.ts";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import * as k8s from "@kubernetes/client-node";
@@ -990,7 +991,7 @@ Deno.test("the Deployment's command line serves the shipped rules from its mount
       if (value !== undefined) env[name] = value;
     }
     child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-P=mirrorhook", "--quiet", "main.ts", "serve", ...args],
+      args: ["run", "-P=mirrorhook", V8_FLAGS_ARGUMENT, "--quiet", "main.ts", "serve", ...args],
       cwd: ROOT,
       clearEnv: true,
       env,

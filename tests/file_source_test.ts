@@ -189,3 +189,58 @@ Deno.test("file source: a first load that fails does not claim that last good ru
   assert.ok(!messages().some((m) => m.includes("last good")), messages().join("\n"));
   assert.equal(store.ready, false);
 });
+
+/** One object with `count` distinct exact rules, numbered from `from`. */
+function manyRules(name: string, count: number, from = 0): string {
+  const lines = [`apiVersion: mirrorhook.dev/v1alpha1`, `kind: ClusterImageRewrite`, `metadata:`, `  name: ${name}`];
+  lines.push(`spec:`, `  rules:`);
+  for (let i = from; i < from + count; i++) {
+    lines.push(`    - exact: registry.example.com/app-${i}:1`, `      replace: mirror.example.com/app-${i}:1`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+Deno.test("file source: the supported scale is enforced at load, naming the file", async (t) => {
+  await using dir = await tempDir("mirrorhook-files-");
+  const rows: [string, Record<string, string>, string, string][] = [
+    [
+      "a file over 2 MiB",
+      { "a.yaml": rules("a"), "big.yaml": `# ${"x".repeat(2 * 1024 * 1024)}\n${rules("b")}` },
+      "file-too-large",
+      "big.yaml",
+    ],
+    [
+      "more than 20,000 rules in all",
+      { "a.yaml": manyRules("a", 10_000), "b.yaml": manyRules("b", 10_001, 10_000) },
+      "too-many-rules",
+      "b.yaml",
+    ],
+  ];
+  for (const [name, files, code, culprit] of rows) {
+    await t.step(`${name}: refused with \`${code}\` naming ${culprit}`, async () => {
+      const mount = await KubeMount.create(`${dir.path}/${code}`, files);
+      const store = new RuleStore();
+      const { logger } = memoryLogger();
+      const source = new FileRuleSource({ paths: [mount.dir], store, logger });
+      const problems = await source.start();
+      source.stop();
+      const errors = problems.filter((p) => p.severity === "error");
+      assert.deepEqual(errors.map((p) => [p.code, p.source]), [[code, `${mount.dir}/${culprit}`]]);
+      assert.ok(errors[0]?.message.includes(`${mount.dir}/${culprit}`), String(errors[0]?.message));
+      assert.equal(store.ready, false);
+    });
+  }
+  await t.step("exactly 20,000 rules load", async () => {
+    const mount = await KubeMount.create(`${dir.path}/ceiling`, {
+      "a.yaml": manyRules("a", 10_000),
+      "b.yaml": manyRules("b", 10_000, 10_000),
+    });
+    const store = new RuleStore();
+    const { logger } = memoryLogger();
+    const source = new FileRuleSource({ paths: [mount.dir], store, logger });
+    const problems = await source.start();
+    source.stop();
+    assert.deepEqual(problems.filter((p) => p.severity === "error"), []);
+    assert.equal(store.current.ruleCount, 20_000);
+  });
+});

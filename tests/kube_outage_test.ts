@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { configureSync, getLogger, type LogRecord } from "@logtape/logtape";
 import { decide } from "../lib/rules/engine.ts";
-import { KubeApiError } from "../lib/sources/kube/http.ts";
+import { isConnectionRefused, KubeApiError, KubeHttp } from "../lib/sources/kube/http.ts";
 import { KUBE_SOURCE, KubeRuleSource, type KubeSourceOptions } from "../lib/sources/kube/source.ts";
 import { RuleStore } from "../lib/sources/store.ts";
 import { FakeKubeApi, type RecordedRequest } from "./support/fake_kube_api.ts";
@@ -94,6 +94,24 @@ Deno.test("KubeApiError takes the wait from Retry-After, else from the Status's 
   assert.equal(new KubeApiError("list", { status: 429, body: status, retryAfterSeconds: 3 }).retryAfterSeconds, 3);
   assert.equal(new KubeApiError("list", { status: 503, body: "unavailable" }).retryAfterSeconds, undefined);
   assert.equal(new KubeApiError("list", { status: 429, body: status }).reason, "TooManyRequests");
+});
+
+Deno.test("nothing listening is recognised as connection refused (not ready yet), an answer is not", async () => {
+  const api = FakeKubeApi.start();
+  const http = new KubeHttp(api.kubeConfig(), 2000);
+  const signal = new AbortController().signal;
+  const answer = await http.request("GET", "/apis/mirrorhook.dev/v1alpha1/clusterimagerewrites", { signal });
+  assert.equal(answer.status, 200);
+  await api.stopListening();
+  const error = await http.request("GET", "/apis/mirrorhook.dev/v1alpha1/clusterimagerewrites", { signal }).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  assert.ok(error instanceof Error, "the request fails");
+  assert.ok(isConnectionRefused(error), String(error));
+  assert.ok(!isConnectionRefused(new KubeApiError("list", { status: 500, body: "refused" })));
+  assert.ok(!isConnectionRefused(new Error("timed out after 2000 ms")));
+  await api.close();
 });
 
 Deno.test("a 403 after a working watch (RBAC warming up after a restart) keeps the last rules, and changes follow once granted", async () => {

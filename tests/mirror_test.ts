@@ -1,14 +1,17 @@
 // Image copies between real Debian docker-registry instances on 127.0.0.1: content, platforms, mounts, limits, faults.
 
 import assert from "node:assert/strict";
+import { Registry } from "prom-client";
 import { parseReferenceOrThrow } from "../lib/image/reference.ts";
 import type { BlobProgress } from "../lib/mirror/blob.ts";
 import { parsePlatform } from "../lib/mirror/manifest.ts";
+import { createMirrorMetrics, formatMirrorEvent } from "../lib/mirror/metrics.ts";
 import { Mirrorer, type MirrorerOptions, type MirrorEvent } from "../lib/mirror/mirrorer.ts";
 import { MirrorError } from "../lib/mirror/session.ts";
 import { CredentialStore } from "../lib/verify/auth.ts";
 import { Transport } from "../lib/verify/transport.ts";
 import { head, pushPlatformImage } from "./support/images.ts";
+import { fetchToken, startTokenRegistry } from "./support/token_registry.ts";
 import { registryInstalled, type RunningRegistry, startRegistry, TEST_USER } from "./support/registry.ts";
 
 const ignore = !registryInstalled();
@@ -35,7 +38,10 @@ async function mirrorer(
     ...rest,
     transport,
     credentials,
-    onEvent: (event) => events.push(event),
+    onEvent: (event) => {
+      events.push(event);
+      options.onEvent?.(event);
+    },
   });
   return {
     mirrorer: instance,
@@ -231,7 +237,9 @@ Deno.test({
           onProgress: (event) => {
             progress.push(event);
             // Kill the source while the first large blob is streaming.
-            if (event.state === "copying" && killed === undefined) killed = source.stop();
+            if (event.state === "copying" && event.done < event.total && event.total === layerBytes) {
+              killed ??= source.stop();
+            }
           },
         }),
     );
@@ -382,5 +390,162 @@ Deno.test({
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "mirror: events feed metrics and one log line per copy; close fails queued copies",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  await using source = await startRegistry();
+  await using target = await startRegistry();
+  const image = await pushPlatformImage(source.url, "app", "v1", { platforms: TWO_PLATFORMS });
+
+  await t.step("finished and failed copies are counted, with bytes and reasons", async () => {
+    const registry = new Registry();
+    const metrics = createMirrorMetrics(registry);
+    const lines: string[] = [];
+    using m = await mirrorer([source, target], {
+      maxBytes: image.totalBytes,
+      onEvent: (event) => {
+        metrics.record(event);
+        const line = formatMirrorEvent(event);
+        if (line !== undefined) lines.push(`${line.level}: ${line.message}`);
+      },
+    });
+    await m.mirrorer.mirror(ref(source, "app:v1"), ref(target, "ok/app:v1"));
+    await rejection(() => m.mirrorer.mirror(ref(source, "app:v1"), ref(target, "ok/app@sha256:" + "0".repeat(64))));
+    const text = await registry.metrics();
+    includes(text, "mirrorhook_mirror_copies_started_total 2");
+    includes(text, "mirrorhook_mirror_copies_finished_total 1");
+    includes(text, 'mirrorhook_mirror_copies_failed_total{reason="digest-mismatch"} 1');
+    const uploaded = [...image.blobs.values()].reduce((sum, size) => sum + size, 0);
+    includes(text, `mirrorhook_mirror_bytes_copied_total ${uploaded}`);
+    includes(text, "mirrorhook_mirror_copies_in_progress 0");
+    assert.equal(lines.length, 2);
+    assert.match(lines[0] ?? "", /^info: mirrored .*ok\/app:v1 \(sha256:[0-9a-f]{64}\): .* in \d+\.\d s$/);
+    assert.match(lines[1] ?? "", /^warning: Cannot mirror .* \(digest-mismatch\)/);
+  });
+
+  await t.step("closing the mirrorer fails running and queued copies with reason aborted", async () => {
+    const registry = new Registry();
+    const metrics = createMirrorMetrics(registry);
+    using m = await mirrorer([source, target], { maxConcurrentCopies: 1, onEvent: (event) => metrics.record(event) });
+    const first = rejection(() => m.mirrorer.mirror(ref(source, "app:v1"), ref(target, "closed/a:v1")));
+    const second = rejection(() => m.mirrorer.mirror(ref(source, "app:v1"), ref(target, "closed/b:v1")));
+    m.mirrorer.close();
+    assert.equal((await first).reason, "aborted");
+    assert.equal((await second).reason, "aborted");
+    assert.equal((await head(target.url, "/v2/closed/a/manifests/v1")).status, 404);
+    const text = await registry.metrics();
+    includes(text, "mirrorhook_mirror_copies_in_progress 0");
+    includes(text, "mirrorhook_mirror_copies_queued 0");
+    includes(text, 'mirrorhook_mirror_copies_failed_total{reason="aborted"} 2');
+  });
+});
+
+Deno.test({
+  name: "mirror: a source that stops sending mid-blob is abandoned after the idle timeout",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  await using source = await startRegistry();
+  await using target = await startRegistry();
+  await pushPlatformImage(source.url, "app", "v1", { layerBytes: 64 * 1024 });
+  // A front for the real registry that passes everything through but stalls blob bodies after their first bytes.
+  const stalled = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const url = new URL(request.url);
+    const upstream = await fetch(`${source.url}${url.pathname}${url.search}`, {
+      method: request.method,
+      headers: request.headers,
+      ...(request.body === null ? {} : { body: request.body }),
+    });
+    if (request.method !== "GET" || !url.pathname.includes("/blobs/") || upstream.body === null) return upstream;
+    const bytes = new Uint8Array(await upstream.arrayBuffer());
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        stalled.add(controller);
+        controller.enqueue(bytes.subarray(0, 100));
+      },
+      cancel() {},
+    });
+    return new Response(body, { status: upstream.status, headers: upstream.headers });
+  });
+  const front = `127.0.0.1:${server.addr.port}`;
+  try {
+    const transport = await Transport.create({ insecure: [front, target.host] });
+    const instance = new Mirrorer({ transport, retry: FAST_RETRY, idleTimeoutMs: 200, chunkBytes: 16 * 1024 });
+    try {
+      const error = await rejection(() =>
+        instance.mirror(parseReferenceOrThrow(`${front}/app:v1`), ref(target, "stalled/app:v1"))
+      );
+      assert.equal(error.reason, "unreachable");
+      includes(error.message, "no data for 200 ms");
+      assert.equal((await head(target.url, "/v2/stalled/app/manifests/v1")).status, 404);
+    } finally {
+      instance.close();
+      transport.close();
+    }
+  } finally {
+    for (const controller of stalled) {
+      try {
+        controller.close();
+      } catch {
+        // Already cancelled by the client.
+      }
+    }
+    await server.shutdown();
+  }
+});
+
+Deno.test({
+  name: "mirror: bearer tokens from the registry's token server, with push and mount scopes",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  await using source = await startRegistry();
+  await using secured = await startTokenRegistry(auth);
+  const image = await pushPlatformImage(source.url, "team/app", "v1", { platforms: TWO_PLATFORMS });
+  const transport = await Transport.create({ insecure: [source.host, secured.host, secured.tokenHost] });
+  const credentials = CredentialStore.empty().add({
+    auths: { [secured.host]: { username: auth.username, password: auth.password } },
+  });
+  const instance = new Mirrorer({ transport, credentials, retry: FAST_RETRY });
+  try {
+    const pushed = await instance.mirror(ref(source, "team/app:v1"), ref(secured, "mirror/app:v1"));
+    assert.equal(pushed.digest, image.digest);
+    assert.deepEqual(pushed.blobs, { present: 0, mounted: 0, copied: 4 });
+    const mounted = await instance.mirror(ref(secured, "mirror/app:v1"), ref(secured, "other/app:v1"));
+    assert.deepEqual(mounted.blobs, { present: 0, mounted: 4, copied: 0 });
+
+    const asked = secured.tokenRequests.flatMap((request) => request.scopes);
+    assert.ok(asked.includes("repository:mirror/app:pull,push"), JSON.stringify(asked));
+    assert.ok(asked.includes("repository:other/app:pull,push"), JSON.stringify(asked));
+    assert.ok(asked.includes("repository:mirror/app:pull"), JSON.stringify(asked));
+    assert.ok(secured.tokenRequests.every((request) => request.account === auth.username));
+
+    const token = await fetchToken(secured, auth, ["repository:other/app:pull"]);
+    const response = await fetch(`${secured.url}/v2/other/app/manifests/v1`, {
+      method: "HEAD",
+      headers: { authorization: `Bearer ${token}`, accept: "application/vnd.oci.image.index.v1+json" },
+    });
+    await response.body?.cancel();
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("docker-content-digest"), image.digest);
+
+    // Without credentials the token server refuses, and the copy fails with reason auth.
+    const anonymous = new Mirrorer({ transport, retry: FAST_RETRY });
+    const error = await rejection(() => anonymous.mirror(ref(source, "team/app:v1"), ref(secured, "anon/app:v1")));
+    anonymous.close();
+    assert.equal(error.reason, "auth");
+    includes(error.message, "no credentials");
+  } finally {
+    instance.close();
+    transport.close();
   }
 });

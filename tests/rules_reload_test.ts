@@ -1,5 +1,6 @@
 // End-to-end: rule files reload from a ConfigMap mount or a plain file; bad versions never replace the rules in force.
 
+import { V8_FLAGS_ARGUMENT } from "../lib/rules/pattern.ts";
 import assert from "node:assert/strict";
 import { decide } from "../lib/rules/engine.ts";
 import { type RunningServer, startServer, StartupError } from "../lib/server/app.ts";
@@ -274,6 +275,7 @@ Deno.test("rules reload: `mirrorhook serve` with bad rules exits non-zero and pr
         args: [
           "run",
           "-P=mirrorhook",
+          V8_FLAGS_ARGUMENT,
           "main.ts",
           "serve",
           "--rules",

@@ -1,5 +1,6 @@
 // End-to-end: `mirrorhook serve` as a process; SIGTERM under load drops no accepted request and exits 0.
 
+import { V8_FLAGS_ARGUMENT } from "../lib/rules/pattern.ts";
 import assert from "node:assert/strict";
 import { mintCertificates } from "../lib/server/certs.ts";
 import { KubeMount } from "./support/kube_mount.ts";
@@ -64,6 +65,7 @@ Deno.test("shutdown: SIGTERM under load: not ready, in-flight requests answered,
     args: [
       "run",
       "-P=mirrorhook",
+      V8_FLAGS_ARGUMENT,
       "main.ts",
       "serve",
       "--rules",
@@ -176,5 +178,43 @@ Deno.test("shutdown: SIGTERM under load: not ready, in-flight requests answered,
     await status;
     await stdout.done;
     await stderr.done;
+  }
+});
+
+Deno.test("shutdown: SIGHUP shuts down gracefully and says so (exit 0, not 129)", async () => {
+  await using dir = await tempDir("mirrorhook-sighup-");
+  const rules = `${dir.path}/rules.yaml`;
+  await Deno.writeTextFile(rules, HARBOR_RULES);
+  const probePort = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-P=mirrorhook", "main.ts", "serve", "--dev", "--rules", rules, "--host", "127.0.0.1"]
+      .concat(["--port", "0", "--probe-port", String(probePort), "--shutdown-delay", "0"]),
+    cwd: REPO_ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const stderr = collect(child.stderr);
+  try {
+    const ready = await waitFor(
+      () => readyz(probePort).then((r) => r.status === 200 ? true : undefined, () => undefined),
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
+    assert.ok(ready !== undefined, `/readyz never became 200: ${stderr.text()}`);
+    child.kill("SIGHUP");
+    const exit = await within(child.status, 10_000);
+    assert.ok(exit !== undefined, "still running 10 s after SIGHUP");
+    assert.equal(exit.code, 0, `exit code ${exit.code}, signal ${exit.signal}`);
+    await stderr.done;
+    assert.match(stderr.text(), /"message":"Shutting down[^\n]*"properties":{"reason":"SIGHUP"}/);
+    assert.match(stderr.text(), /"Stopped"/);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await child.status;
   }
 });

@@ -5,11 +5,12 @@ import { configureSync, getLogger, type LogRecord } from "@logtape/logtape";
 import { decide } from "../lib/rules/engine.ts";
 import { loadRuleTexts } from "../lib/rules/load.ts";
 import { createWebhookHandler } from "../lib/server/handler.ts";
-import { createMetrics } from "../lib/server/metrics.ts";
+import { createMetrics, type Metrics } from "../lib/server/metrics.ts";
 import { reportRuleProblems } from "../lib/server/rule_problems.ts";
 import { KubeRuleSource } from "../lib/sources/kube/source.ts";
 import { RuleStore } from "../lib/sources/store.ts";
 import { FakeKubeApi } from "./support/fake_kube_api.ts";
+import { patchedImage, podReview } from "./support/webhook.ts";
 
 const records: LogRecord[] = [];
 configureSync({
@@ -71,11 +72,13 @@ const ON_ECR = "ecr.example.com/docker-hub/library/nginx:latest";
 async function replica(
   api: FakeKubeApi,
   store = new RuleStore(),
+  metrics?: Metrics,
 ): Promise<{ store: RuleStore; source: KubeRuleSource }> {
   const source = new KubeRuleSource({
     kubeConfig: api.kubeConfig(),
     store,
     logger,
+    ...(metrics === undefined ? {} : { metrics }),
     watchNamespaces: false,
     backoff: { initialMs: 20, maxMs: 200 },
   });
@@ -160,7 +163,7 @@ Deno.test("a file's ClusterImageRewrite and cluster objects: the file wins confl
   const file = loadRuleTexts([{ name: "platform.yaml", text: PLATFORM_FILE }]);
   store.update("file", file.objects);
   records.length = 0;
-  const { source } = await replica(api, store);
+  const { source } = await replica(api, store, metrics);
   try {
     const cluster = await until(
       "the cluster object's conflict",
@@ -180,6 +183,9 @@ Deno.test("a file's ClusterImageRewrite and cluster objects: the file wins confl
     assert.match(String(tenant["message"]), /ClusterImageRewrite "platform-file"/);
     assert.equal(rewriteOf(store, "team-a"), ON_ECR);
     assert.equal(rewriteOf(store, "team-b"), ON_HARBOR);
+    // The object the file's beat is not counted as in use.
+    const loaded = (await metrics.objectsLoaded.get()).values.find((v) => v.labels["source"] === "kube")?.value;
+    assert.equal(loaded, 1);
 
     const lines = records.filter((record) => String(record.message.join("")).startsWith("Rule problem ("));
     assert.deepEqual(lines.map((record) => [record.level, record.properties["code"]]).sort(), [
@@ -221,6 +227,23 @@ Deno.test("a file's ClusterImageRewrite and cluster objects: the file wins confl
       assert.equal(res.status, 200);
       return ((await res.json()) as Json)["response"] as Json;
     };
+    // POST /mutate: the same Pod in the tenant's namespace and in another one.
+    for (const [namespace, expected] of [["team-a", ON_ECR], ["team-b", ON_HARBOR]] as const) {
+      const pod = podReview();
+      const request = pod["request"] as Json;
+      request["namespace"] = namespace;
+      ((request["object"] as Json)["metadata"] as Json)["namespace"] = namespace;
+      const res = await handle(
+        new Request("https://x/mutate", {
+          method: "POST",
+          body: JSON.stringify(pod),
+          headers: { "content-type": "application/json" },
+        }),
+      );
+      const image = patchedImage(((await res.json()) as Json)["response"] as Json);
+      assert.equal(image, expected.replace(":latest", ":1.27"), `a Pod in ${namespace}`);
+    }
+
     const denied = await post(clusterRewrite("newcomer", ECR));
     assert.equal(denied["allowed"], false);
     assert.match(String((denied["status"] as Json)["message"]), /ClusterImageRewrite "platform-file"/);

@@ -11,6 +11,7 @@ import {
 } from "../mutate/pod.ts";
 import type { RuleSet } from "../rules/compile.ts";
 import type { Labels } from "../rules/selector.ts";
+import { truncate } from "../util/truncate.ts";
 import { type AdmissionRequest, type AdmissionReviewAnswer, allowResponse } from "./review.ts";
 
 /** Settings that shape every admission. */
@@ -69,6 +70,7 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
 
   const result = mutatePod(request.object, {
     ruleSet: options.ruleSet,
+    dryRun: options.dryRun === true,
     ...(request.namespace === undefined ? {} : { namespace: request.namespace }),
     ...(options.namespaceLabels === undefined ? {} : { namespaceLabels: options.namespaceLabels }),
     ...(request.operation === "UPDATE" && request.oldObject !== undefined ? { oldPod: request.oldObject } : {}),
@@ -80,25 +82,26 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
   if (result.skipped !== undefined) return skip(result.skipped);
 
   const dryRun = options.dryRun === true;
-  const warnings = dryRun
-    ? result.warnings.map((w) => w.replace(/^mirrorhook: rewrote /, "mirrorhook: dry-run, would rewrite "))
-    : result.warnings;
   const auditAnnotations: Record<string, string> = {};
   if (result.changes.length > 0) {
-    auditAnnotations[dryRun ? "would-rewrite" : "rewritten-images"] = JSON.stringify(
-      Object.fromEntries(result.changes.map((change) => [change.slot.key, `${change.from} -> ${change.to}`])),
+    auditEntry(
+      auditAnnotations,
+      dryRun ? "would-rewrite" : "rewritten-images",
+      result.changes.map((change) => [change.slot.key, `${truncate(change.from)} -> ${truncate(change.to)}`]),
     );
   }
   if (result.problems.length > 0) {
-    auditAnnotations["invalid-images"] = JSON.stringify(
-      Object.fromEntries(result.problems.map((problem) => [problem.slot.key, problem.slot.image])),
+    auditEntry(
+      auditAnnotations,
+      "invalid-images",
+      result.problems.map((problem) => [problem.slot.key, truncate(problem.slot.image)]),
     );
   }
   const patched = !dryRun && result.patch.length > 0;
   return {
     review: allowResponse(request.uid, {
       ...(patched ? { patch: result.patch } : {}),
-      warnings,
+      warnings: result.warnings,
       auditAnnotations,
     }),
     result: result.changes.length > 0 ? "rewritten" : "unchanged",
@@ -109,4 +112,24 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
     pendingTargets: result.pendingTargets,
     kept: result.kept,
   };
+}
+
+/**
+ * Adds `<name>-<hash>` = `{slot: value}` as JSON. The API server keeps the first value of an audit annotation key and
+ * refuses (and logs) a different one under the same key, which happens when a Pod is admitted again (reinvocation
+ * after another webhook changed it): a key named by its content's hash never collides with an earlier answer.
+ */
+function auditEntry(annotations: Record<string, string>, name: string, entries: [string, string][]): void {
+  const value = JSON.stringify(Object.fromEntries(entries.map(([key, text]) => [truncate(key), text])));
+  annotations[`${name}-${fnv1a(value)}`] = value;
+}
+
+/** FNV-1a, 32 bits, as 8 hex digits: short, stable across replicas and versions. */
+export function fnv1a(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash.toString(16).padStart(8, "0");
 }

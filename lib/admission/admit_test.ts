@@ -451,7 +451,7 @@ Deno.test("admit() decides each request", async (t) => {
       assert.equal(Array.isArray(warnings) ? warnings.length : 0, row.warnings ?? 0);
       assert.equal(outcome.changes.length > 0, row.result === "rewritten");
       const audit = response["auditAnnotations"] as Record<string, string> | undefined;
-      assert.deepEqual(Object.keys(audit ?? {}).sort(), [...(row.audit ?? [])].sort());
+      assert.deepEqual(auditNames(audit ?? {}).sort(), [...(row.audit ?? [])].sort());
       for (const value of Object.values(audit ?? {})) assert.equal(typeof JSON.parse(value), "object");
     });
   }
@@ -485,8 +485,8 @@ Deno.test("admit() in dry-run mode computes, warns and annotates but never patch
       assert.ok(Array.isArray(response["warnings"]));
       assert.equal(response["warnings"].length, row.changes);
       const audit = response["auditAnnotations"] as Record<string, string>;
-      assert.deepEqual(Object.keys(audit), ["would-rewrite"]);
-      assert.equal(Object.keys(JSON.parse(audit["would-rewrite"] ?? "{}")).length, row.changes);
+      assert.deepEqual(auditNames(audit), ["would-rewrite"]);
+      assert.equal(Object.keys(JSON.parse(auditValue(audit, "would-rewrite") ?? "{}")).length, row.changes);
     });
   }
 
@@ -503,10 +503,23 @@ Deno.test("admit() in dry-run mode computes, warns and annotates but never patch
   });
 });
 
+/** Audit annotation keys without their content hash: `rewritten-images-0a1b2c3d` → `rewritten-images`. */
+function auditNames(audit: Record<string, string>): string[] {
+  return Object.keys(audit).map((key) => {
+    assert.match(key, /^[a-z-]+-[0-9a-f]{8}$/);
+    return key.replace(/-[0-9a-f]{8}$/, "");
+  });
+}
+
+function auditValue(audit: Record<string, string>, name: string): string | undefined {
+  const key = Object.keys(audit).find((key) => key.replace(/-[0-9a-f]{8}$/, "") === name);
+  return key === undefined ? undefined : audit[key];
+}
+
 Deno.test("admit() audit annotations name every rewritten slot", () => {
   const outcome = admit(request({}), { ruleSet: RULES });
   const audit = responseOf(outcome)["auditAnnotations"] as Record<string, string>;
-  const rewritten = JSON.parse(audit["rewritten-images"] ?? "{}");
+  const rewritten = JSON.parse(auditValue(audit, "rewritten-images") ?? "{}");
   assert.deepEqual(Object.keys(rewritten).sort(), ["metrics", "migrate", "web"]);
   for (const value of Object.values(rewritten)) assert.equal(typeof value, "string");
   assert.deepEqual(
@@ -517,4 +530,37 @@ Deno.test("admit() audit annotations name every rewritten slot", () => {
       ["web", WEB_REWRITTEN["containers/web"]],
     ],
   );
+});
+
+Deno.test("admit() audit annotation keys of a reinvocation never repeat an earlier key with another value", () => {
+  // First invocation: the Pod as created. Then a sidecar injector adds a container, and the API server calls
+  // mirrorhook again (reinvocationPolicy: IfNeeded) with the Pod as patched by both webhooks.
+  const first = admit(request({}), { ruleSet: RULES });
+  const firstAudit = responseOf(first)["auditAnnotations"] as Record<string, string>;
+  const afterFirst = applied(WEB, patchOf(responseOf(first)) ?? []) as { spec: { containers: unknown[] } };
+  afterFirst.spec.containers.push({ name: "istio-proxy", image: "docker.io/istio/proxyv2:1.24.0" });
+  const second = admit(request({ object: afterFirst }), { ruleSet: RULES });
+  const secondAudit = responseOf(second)["auditAnnotations"] as Record<string, string>;
+  assert.equal(second.changes.length, 1, "only the sidecar is new");
+  // The API server keeps the first value of a key and refuses a different value under the same key.
+  for (const [key, value] of Object.entries(secondAudit)) {
+    if (key in firstAudit) assert.equal(firstAudit[key], value, `audit key ${key} reused with another value`);
+  }
+  assert.deepEqual(Object.keys(JSON.parse(auditValue(secondAudit, "rewritten-images") ?? "{}")), ["istio-proxy"]);
+  // The same answer twice (the API server retrying) gives the same key and value.
+  assert.deepEqual(responseOf(admit(request({}), { ruleSet: RULES }))["auditAnnotations"], firstAudit);
+});
+
+Deno.test("admit() bounds every echoed image: a 2 MiB invalid image is not returned in full", () => {
+  const huge = "a".repeat(2 * 1024 * 1024) + "!";
+  const outcome = admit(
+    request({ object: pod({ containers: [{ name: "a", image: huge }] }) }),
+    { ruleSet: RULES },
+  );
+  const response = responseOf(outcome);
+  const text = JSON.stringify(response);
+  assert.ok(text.length < 4096, `answer is ${text.length} bytes`);
+  const invalid = JSON.parse(auditValue(response["auditAnnotations"] as Record<string, string>, "invalid-images")!);
+  assert.ok(new TextEncoder().encode(invalid["a"]).byteLength <= 256);
+  assert.match(invalid["a"], /…\(2097153 bytes\)$/);
 });

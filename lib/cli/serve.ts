@@ -3,6 +3,7 @@
 import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { DEFAULT_EXCLUDED_NAMESPACES } from "../mutate/pod.ts";
 import { DEFAULT_BYPASS_PREFIX } from "../rules/engine.ts";
+import { hasLinearEngine, V8_FLAGS_ARGUMENT } from "../rules/pattern.ts";
 import { type ServeConfig, startServer, StartupError } from "../server/app.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../server/handler.ts";
 import { configureLogging, LOG_LEVELS, logger, type MirrorhookLogLevel } from "../server/log.ts";
@@ -172,7 +173,7 @@ Examples:
   MIRRORHOOK_RULES=/rules MIRRORHOOK_TLS_DIR=/tls MIRRORHOOK_DRY_RUN=true mirrorhook serve
 
 Every flag can come from its environment variable; a flag on the command line wins. Repeatable flags take
-comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT, 1 when start-up fails
+comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT/SIGHUP, 1 when start-up fails
 (every rule problem is printed), 2 bad usage.`,
     )
     .action(async (options, command) => {
@@ -232,6 +233,13 @@ comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT
 /** Starts the server and resolves with the exit status once it has stopped. */
 export async function runServe(config: ServeConfig, level: MirrorhookLogLevel, io: CliIo): Promise<number> {
   configureLogging(level);
+  if (!hasLinearEngine()) {
+    // Without V8's linear engine a rule's pattern could backtrack for minutes on one crafted image.
+    io.stderr(
+      `mirrorhook: Cannot start: V8's linear-time regular expression engine is off; run with ${V8_FLAGS_ARGUMENT} (deno task mirrorhook, deno task compile and the container image set it)\n`,
+    );
+    return EXIT.failed;
+  }
   const log = logger("server");
   let server;
   try {
@@ -248,7 +256,8 @@ export async function runServe(config: ServeConfig, level: MirrorhookLogLevel, i
   }
   const stopped = new Promise<void>((resolve) => {
     const stop = (signal: string) => () => void server.shutdown(signal).then(resolve);
-    for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, stop(signal));
+    // SIGHUP (a closed terminal, or an operator asking for a restart) shuts down as gracefully as SIGTERM, never exit 129.
+    for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) Deno.addSignalListener(signal, stop(signal));
   });
   await stopped;
   return EXIT.ok;

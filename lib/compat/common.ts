@@ -1,5 +1,6 @@
 // What every foreign-format reader produces: our objects as plain data, where each came from, and named differences.
 
+import type { Position } from "../rules/documents.ts";
 import type { FieldPath, Problem, ProblemCode } from "../rules/problem.ts";
 
 /** Formats of other tools that mirrorhook reads. */
@@ -14,11 +15,8 @@ export const TOOL_NAMES: Readonly<Record<ForeignFormat, string>> = {
   imagemap: "kubernetes-image-mapper",
 };
 
-/** 1-based line and column in a source text. */
-export interface Position {
-  readonly line: number;
-  readonly column: number;
-}
+/** 1-based line and column in a source text (defined where documents are parsed). */
+export type { Position };
 
 /**
  * One of our objects translated from a foreign source, not yet validated: it goes through the same

@@ -1,8 +1,8 @@
 // Recognises by content which format a rule text is in: Kubernetes-style objects, an ImageSwap map file, a proxy URL, a from/to list.
 
 import { API_GROUP } from "../rules/schema.ts";
+import { readDocuments } from "../rules/documents.ts";
 import { type ForeignFormat, TOOL_NAMES } from "./common.ts";
-import { readDocuments } from "./documents.ts";
 import { FLEMZORD_KIND, isFlemzordObject } from "./flemzord.ts";
 import { imageMapPairs, isImageMapObject } from "./imagemap.ts";
 import { isProxyUrlText, significantLines } from "./proxy_url.ts";

@@ -5,7 +5,7 @@ import { compileRuleSet } from "../rules/compile.ts";
 import { decide } from "../rules/engine.ts";
 import { validateObject } from "../rules/schema.ts";
 import { behaviourOf, type Position } from "./common.ts";
-import { readDocuments } from "./documents.ts";
+import { readDocuments } from "../rules/documents.ts";
 import { flemzordNormalize, translateFlemzord } from "./flemzord.ts";
 
 Deno.test("flemzordNormalize() agrees with mutating-registry-webhook's TestNormalizeImage, ports included", async (t) => {

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { behaviourOf } from "./common.ts";
-import { readDocuments } from "./documents.ts";
+import { readDocuments } from "../rules/documents.ts";
 import { imageMapPairs, translateImageMapList, translateImageMapObjects } from "./imagemap.ts";
 
 function item(text: string) {

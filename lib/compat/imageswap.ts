@@ -14,7 +14,10 @@ import {
   type TranslatedObject,
   type Translation,
 } from "./common.ts";
+import { fnmatchPattern, replaceGlobRule } from "./imageswap_patterns.ts";
 import { compareWithTool, type Probe, type ToolResult } from "./probe.ts";
+
+export { fnmatchPattern };
 
 /** The key of the fallback map. */
 export const DEFAULT_KEY = "default";
@@ -127,27 +130,6 @@ export function parseMapFile(text: string, source: string): { maps: SwapMaps; pr
     table.set(name, entry(name));
   });
   return { maps: { maps, exact, replace }, problems };
-}
-
-/** Python's fnmatch pattern as a JavaScript pattern (without anchors). */
-export function fnmatchPattern(glob: string): string {
-  let out = "";
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i] ?? "";
-    if (c === "*") out += ".*";
-    else if (c === "?") out += ".";
-    else if (c === "[") {
-      const close = glob.indexOf("]", glob[i + 1] === "!" ? i + 3 : i + 2);
-      if (close < 0) out += "\\[";
-      else {
-        let inner = glob.slice(i + 1, close);
-        if (inner.startsWith("!")) inner = `^${inner.slice(1)}`;
-        out += `[${inner.replaceAll("\\", "\\\\")}]`;
-        i = close;
-      }
-    } else out += escapePattern(c);
-  }
-  return out;
 }
 
 /** `os.path.join(a, b)` for the two-argument case ImageSwap uses. */
@@ -373,15 +355,7 @@ export function translateImageSwap(text: string, source: string): Translation {
     outputs.push({ kind: "exact", value: entry.value, entry });
   }
   for (const entry of replace.values()) {
-    const prefix = entry.value === "" || entry.value.endsWith("/") ? entry.value : `${entry.value}/`;
-    firstRules.push({
-      rule: {
-        match: `^(?=${fnmatchPattern(entry.key)}$)(?:[^/]*/)*([^/]*)$`,
-        replace: `${prefix.replaceAll("$", "$$$$")}$1`,
-        on: "original",
-      },
-      from: { entry },
-    });
+    firstRules.push({ rule: { ...replaceGlobRule(entry.key, entry.value), on: "original" }, from: { entry } });
     if (entry.value !== "") outputs.push({ kind: "prefix", value: entry.value, entry });
   }
 
@@ -439,15 +413,23 @@ export function translateImageSwap(text: string, source: string): Translation {
     if (fallback.value !== "") {
       const value = fallback.value.replaceAll("$", "$$$$");
       // ImageSwap swaps its own outputs again when a Pod is admitted a second time (default replaces their
-      // registry); mirrorhook keeps them: the default skips its own target, keep rules cover the others.
+      // registry); mirrorhook keeps them: keep rules for the other lines' targets and the default's own, first.
       mainRules.push(...keepOutputs(outputs, { fallback: fallback.value, maps, exact: exactByReference }));
-      const guard = `(?!${
-        escapePattern(fallback.value.endsWith("-") ? fallback.value : `${canonicalPrefix(fallback.value)}/`)
-      })`;
+      const dash = fallback.value.endsWith("-");
+      const own = dash ? fallback.value : `${canonicalPrefix(fallback.value)}/`;
       mainRules.push({
-        rule: fallback.value.endsWith("-")
-          ? { match: `^${guard}([^/:]+)(?::[0-9]+)?/(.*)$`, replace: `${value}$1/$2` }
-          : { match: `^${guard}[^/]+/(.*)$`, replace: `${value.replace(/\/+$/, "")}/$1` },
+        rule: { match: `^${escapePattern(own)}`, keep: true },
+        from: {
+          entry: fallback,
+          field: "value",
+          note:
+            "kept: default sends images here, and a Pod admitted again must keep them (ImageSwap would swap them again)",
+        },
+      });
+      mainRules.push({
+        rule: dash
+          ? { match: "^([^/:]+)(?::[0-9]+)?/(.*)$", replace: `${value}$1/$2` }
+          : { match: "^[^/]+/(.*)$", replace: `${value.replace(/\/+$/, "")}/$1` },
         from: { entry: fallback, field: "value" },
       });
     }

@@ -2,7 +2,7 @@
 
 import type { Problem } from "../rules/problem.ts";
 import { compatProblem, type ForeignFormat, TOOL_NAMES, type Translation } from "./common.ts";
-import { readDocuments } from "./documents.ts";
+import { readDocuments } from "../rules/documents.ts";
 import { FLEMZORD_KIND, isFlemzordObject, translateFlemzord } from "./flemzord.ts";
 import { imageMapPairs, isImageMapObject, translateImageMapList, translateImageMapObjects } from "./imagemap.ts";
 import { translateImageSwap } from "./imageswap.ts";

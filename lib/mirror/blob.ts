@@ -30,12 +30,34 @@ export interface BlobCopyOptions {
   readonly pool: SessionPool;
   /** Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size. */
   readonly chunkBytes: number;
+  /** A source stream that sends nothing for this long is abandoned; default {@linkcode DEFAULT_IDLE_TIMEOUT_MS}. */
+  readonly idleTimeoutMs?: number;
   readonly onProgress?: (progress: BlobProgress) => void;
   readonly signal?: AbortSignal;
 }
 
 /** Default chunk size: a chunked upload holds at most this much in memory per blob. */
 export const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
+/** Default bound on a source blob stream that stops sending. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+
+/** The next read, or a rejection when nothing arrives within `idleMs`. */
+async function readIdle(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  idleMs: number,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      reader.read(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no data for ${idleMs} ms`)), idleMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 function pushScope(path: string): string {
   return `repository:${path}:pull,push`;
@@ -92,18 +114,21 @@ async function readChunk(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   carry: Uint8Array[],
   size: number,
+  idleMs: number,
+  onBytes: (length: number) => void,
 ): Promise<{ chunk: Uint8Array; done: boolean }> {
   const parts = carry.splice(0);
   let length = parts.reduce((sum, part) => sum + part.byteLength, 0);
   let done = false;
   while (length < size) {
-    const next = await reader.read();
+    const next = await readIdle(reader, idleMs);
     if (next.done) {
       done = true;
       break;
     }
     parts.push(next.value);
     length += next.value.byteLength;
+    onBytes(Math.min(length, size));
   }
   const all = concat(parts, length);
   if (all.byteLength > size) {
@@ -145,12 +170,30 @@ async function upload(route: BlobRoute, blob: Descriptor, start: URL, options: B
     for (;;) {
       let next: { chunk: Uint8Array; done: boolean };
       try {
-        next = await readChunk(reader, carry, options.chunkBytes);
+        next = await readChunk(
+          reader,
+          carry,
+          options.chunkBytes,
+          options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+          // Bytes in hand count as progress: a monolithic upload would otherwise show nothing until its end.
+          (length) =>
+            options.onProgress?.({
+              digest: blob.digest,
+              done: Math.min(blob.size, done + length),
+              total: blob.size,
+              state: "copying",
+            }),
+        );
       } catch (error) {
-        throw new MirrorError("unreachable", `Cannot copy blob ${label}: the source stream broke after ${done} bytes`, {
-          cause: error,
-        });
+        throw new MirrorError(
+          "unreachable",
+          `Cannot copy blob ${label}: the source stream broke after ${done} bytes: ${
+            error instanceof Error ? error.message : String(error)
+          }`,
+          { cause: error },
+        );
       }
+      if (signal?.aborted === true) throw new MirrorError("aborted", `Cannot copy blob ${label}: aborted`);
       hash.update(next.chunk);
       if (done + next.chunk.byteLength > blob.size) {
         throw new MirrorError("digest-mismatch", `Cannot copy blob ${label}: it is larger than ${blob.size} bytes`);
@@ -179,7 +222,6 @@ async function upload(route: BlobRoute, blob: Descriptor, start: URL, options: B
         if (patched.status !== 202 || moved === null) return await fail(patched, what);
         location = route.target.resolve(moved);
         done += next.chunk.byteLength;
-        options.onProgress?.({ digest: blob.digest, done, total: blob.size, state: "copying" });
       }
       if (next.done) break;
     }

@@ -31,6 +31,8 @@ export interface CopyOptions {
   readonly maxBytes?: number;
   readonly blobConcurrency?: number;
   readonly chunkBytes?: number;
+  /** A source blob stream that sends nothing for this long is abandoned (and retried). */
+  readonly idleTimeoutMs?: number;
   readonly onProgress?: (progress: BlobProgress) => void;
   readonly signal?: AbortSignal;
 }
@@ -323,6 +325,7 @@ export async function copyImage(
     const outcome = await copyBlob(route, blob, {
       pool: options.pool,
       chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
+      ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });

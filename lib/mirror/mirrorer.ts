@@ -14,7 +14,13 @@ export const MAX_REASON_LENGTH = 300;
 /** What happened to a copy, for metrics and logs. */
 export type MirrorEvent =
   | { readonly type: "queued"; readonly source: string; readonly target: string }
-  | { readonly type: "started"; readonly source: string; readonly target: string }
+  | {
+    readonly type: "started";
+    readonly source: string;
+    readonly target: string;
+    /** True when the copy was queued first. */
+    readonly waited: boolean;
+  }
   | {
     readonly type: "finished";
     readonly source: string;
@@ -31,6 +37,9 @@ export type MirrorEvent =
     /** The error message, at most {@linkcode MAX_REASON_LENGTH} characters. */
     readonly message: string;
     readonly seconds: number;
+    /** False when the copy failed before it started (the mirrorer was closed while it was queued). */
+    readonly started: boolean;
+    readonly waited: boolean;
   };
 
 /** Options of {@linkcode Mirrorer}. */
@@ -40,6 +49,8 @@ export interface MirrorerOptions extends SessionOptions {
   readonly platforms?: readonly Platform[];
   readonly blobConcurrency?: number;
   readonly chunkBytes?: number;
+  /** A source blob stream that sends nothing for this long is abandoned (and retried). */
+  readonly idleTimeoutMs?: number;
   readonly onEvent?: (event: MirrorEvent) => void;
   /** Monotonic clock in ms, for durations. */
   readonly now?: () => number;
@@ -109,14 +120,22 @@ export class Mirrorer {
   async #run(source: ImageReference, target: ImageReference, options: MirrorCallOptions): Promise<CopyResult> {
     const names = { source: formatReference(source), target: formatReference(target) };
     const limit = Math.max(1, this.#options.maxConcurrentCopies ?? DEFAULT_MAX_CONCURRENT_COPIES);
-    if (this.#active >= limit) {
-      this.#emit({ type: "queued", ...names });
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
-    }
-    this.#active++;
-    const started = this.#now();
-    this.#emit({ type: "started", ...names });
+    const queuedAt = this.#now();
+    let waited = false;
+    let started = false;
+    let startedAt: number | undefined;
     try {
+      if (this.#abort.signal.aborted) throw new MirrorError("aborted", "the mirrorer was closed");
+      if (this.#active >= limit) {
+        waited = true;
+        this.#emit({ type: "queued", ...names });
+        await new Promise<void>((resolve) => this.#waiters.push(resolve));
+        if (this.#abort.signal.aborted) throw new MirrorError("aborted", "the mirrorer was closed");
+      }
+      this.#active++;
+      started = true;
+      this.#emit({ type: "started", ...names, waited });
+      startedAt = this.#now();
       const platforms = options.platforms ?? this.#options.platforms;
       const copyOptions: CopyOptions = {
         pool: this.#pool,
@@ -125,6 +144,7 @@ export class Mirrorer {
         ...(this.#options.maxBytes === undefined ? {} : { maxBytes: this.#options.maxBytes }),
         ...(this.#options.blobConcurrency === undefined ? {} : { blobConcurrency: this.#options.blobConcurrency }),
         ...(this.#options.chunkBytes === undefined ? {} : { chunkBytes: this.#options.chunkBytes }),
+        ...(this.#options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: this.#options.idleTimeoutMs }),
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
       };
       const result = await copyImage(source, target, copyOptions);
@@ -133,21 +153,29 @@ export class Mirrorer {
         ...names,
         result,
         bytes: result.copiedBytes,
-        seconds: (this.#now() - started) / 1000,
+        seconds: (this.#now() - startedAt) / 1000,
       });
       return result;
     } catch (error) {
+      const aborted = this.#abort.signal.aborted && !(error instanceof MirrorError && error.reason !== "aborted");
+      const failure = aborted && !(error instanceof MirrorError)
+        ? new MirrorError("aborted", "the mirrorer was closed", { cause: error })
+        : error;
       this.#emit({
         type: "failed",
         ...names,
-        reason: error instanceof MirrorError ? error.reason : "internal",
-        message: boundReason(error instanceof Error ? error.message : String(error)),
-        seconds: (this.#now() - started) / 1000,
+        reason: failure instanceof MirrorError ? failure.reason : "internal",
+        message: boundReason(failure instanceof Error ? failure.message : String(failure)),
+        seconds: (this.#now() - (startedAt ?? queuedAt)) / 1000,
+        started,
+        waited,
       });
-      throw error;
+      throw failure;
     } finally {
-      this.#active--;
-      this.#waiters.shift()?.();
+      if (started) {
+        this.#active--;
+        this.#waiters.shift()?.();
+      }
     }
   }
 
@@ -162,5 +190,6 @@ export class Mirrorer {
   /** Aborts running copies (they fail with `aborted`); their targets keep no manifest that was not complete. */
   close(): void {
     this.#abort.abort(new MirrorError("aborted", "the mirrorer was closed"));
+    for (const wake of this.#waiters.splice(0)) wake();
   }
 }

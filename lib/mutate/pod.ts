@@ -4,6 +4,7 @@ import { normalizeReference } from "../image/reference.ts";
 import type { ImageContext, RuleSet } from "../rules/compile.ts";
 import { decide, type Decision, describeRule } from "../rules/engine.ts";
 import type { Labels } from "../rules/selector.ts";
+import { truncate } from "../util/truncate.ts";
 
 /** Annotation holding `{ "<container>": "<original reference>" }` as JSON. */
 export const ORIGINAL_IMAGES_ANNOTATION = "mirrorhook.dev/original-images";
@@ -88,6 +89,8 @@ export interface MutateOptions {
    * registries (lib/verify/policy.ts).
    */
   readonly verified?: (target: string, scope: "namespaced" | "cluster") => VerifyAnswer | undefined;
+  /** `--dry-run`: nothing is patched, so the warnings say what would have been rewritten. */
+  readonly dryRun?: boolean;
 }
 
 /** The result: the patch to send, what changed, warnings for kubectl, and per-image decisions. */
@@ -258,6 +261,8 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
   const pendingTargets = new Set<string>();
   const kept: KeptImage[] = [];
   const memo = new Map<string, Decision>();
+  // The verb of every rewrite warning: in dry-run mode nothing is patched, and the warning says so.
+  const rewrote = options.dryRun === true ? "dry-run, would rewrite" : "rewrote";
   const decideOnce = (image: string): Decision => {
     let decision = memo.get(image);
     if (decision === undefined) {
@@ -297,7 +302,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
               changes.push({ slot, from: slot.image, to: decision.output, decision, verified: status });
               recorded[slot.key] = slot.image;
               warnings.push(
-                `mirrorhook: rewrote ${slot.image} to ${decision.output} (${rule}; verified in the registry)`,
+                `mirrorhook: ${rewrote} ${slot.image} to ${decision.output} (${rule}; verified in the registry)`,
               );
               break;
             }
@@ -314,7 +319,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
             changes.push({ slot, from: slot.image, to: decision.output, decision, verified: status });
             recorded[slot.key] = slot.image;
             warnings.push(
-              `mirrorhook: rewrote ${slot.image} to ${decision.output} although ${why} (${rule}, onMissing: rewrite)`,
+              `mirrorhook: ${rewrote} ${slot.image} to ${decision.output} although ${why} (${rule}, onMissing: rewrite)`,
             );
             break;
           }
@@ -323,21 +328,23 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
         recorded[slot.key] = slot.image;
         warnings.push(
           decision.action === "rewrite"
-            ? `mirrorhook: rewrote ${slot.image} to ${decision.output} (${describeRule(decision.rule)})`
-            : `mirrorhook: rewrote ${slot.image} to ${decision.output} (bypass prefix, no rule applied)`,
+            ? `mirrorhook: ${rewrote} ${slot.image} to ${decision.output} (${describeRule(decision.rule)})`
+            : `mirrorhook: ${rewrote} ${slot.image} to ${decision.output} (bypass prefix, no rule applied)`,
         );
         break;
       }
       case "invalid-input":
         problems.push({ slot, decision });
         warnings.push(
-          `mirrorhook: left image ${JSON.stringify(slot.image)} of ${slot.key} unchanged: ${decision.error.message}`,
+          `mirrorhook: left image ${JSON.stringify(truncate(slot.image))} of ${
+            truncate(slot.key)
+          } unchanged: ${decision.error.message}`,
         );
         break;
       case "invalid-output":
         problems.push({ slot, decision });
         warnings.push(
-          `mirrorhook: left image ${JSON.stringify(slot.image)} of ${slot.key} unchanged: ${
+          `mirrorhook: left image ${JSON.stringify(truncate(slot.image))} of ${truncate(slot.key)} unchanged: ${
             decision.rule === undefined ? "the bypass prefix" : describeRule(decision.rule)
           } would produce an invalid reference: ${decision.error.message}`,
         );

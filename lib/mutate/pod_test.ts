@@ -923,3 +923,16 @@ Deno.test("mutatePod reports decisions for unchanged images", () => {
   ]);
   assert.deepEqual(result.warnings, []);
 });
+
+Deno.test("mutatePod() words its warnings for dry-run mode where it builds them", () => {
+  const pod = { kind: "Pod", metadata: {}, spec: { containers: [{ name: "web", image: "nginx:1.27" }] } };
+  const live = mutatePod(pod, { ruleSet: HUB_RULES });
+  const dry = mutatePod(pod, { ruleSet: HUB_RULES, dryRun: true });
+  assert.equal(live.warnings.length, 1);
+  assert.match(live.warnings[0]!, /^mirrorhook: rewrote nginx:1\.27 to /);
+  assert.equal(dry.warnings.length, 1);
+  assert.match(dry.warnings[0]!, /^mirrorhook: dry-run, would rewrite nginx:1\.27 to /);
+  assert.equal(dry.warnings[0]!.replace("dry-run, would rewrite", "rewrote"), live.warnings[0]);
+  // The patch is computed either way; admit() decides not to send it.
+  assert.deepEqual(dry.patch, live.patch);
+});

@@ -1,10 +1,16 @@
 // Compiles validated rule objects into a rule set: normalized keys, a hash map, a path-segment trie, screened regexes.
 
 import { createHash } from "node:crypto";
-import { formatName, formatReference, isRegistryComponent, parseReference } from "../image/reference.ts";
+import {
+  formatName,
+  formatReference,
+  type ImageReference,
+  isRegistryComponent,
+  parseReference,
+} from "../image/reference.ts";
 import { checkWithinObject, compareDecisionOrder, findOverlaps } from "./overlap.ts";
 import { type FieldPath, hasErrors, objectProblem, type Problem, type ProblemCode } from "./problem.ts";
-import { screenPattern } from "./pattern.ts";
+import { compilePattern, patternGroups, screenPattern } from "./pattern.ts";
 import { compileSelector, isEmptySelector, type LabelMatcher, type Labels } from "./selector.ts";
 import {
   describeObject,
@@ -283,7 +289,7 @@ function compileObject(
       problems.push(
         objectProblem(severity, code, { object: label, path: field === undefined ? path : [...path, field] }, detail),
       );
-    const compiled = compileRule(object, rule, index, report);
+    const compiled = compileRule(object, rule, index, report, rules);
     if (compiled !== undefined) rules.push(compiled);
   });
   const within = checkWithinObject(rules);
@@ -319,7 +325,13 @@ function scopeCheck(
 
 type Report = (severity: Problem["severity"], code: ProblemCode, field: string | undefined, detail: string) => void;
 
-function compileRule(object: CompiledObject, rule: RuleSpec, index: number, report: Report): CompiledRule | undefined {
+function compileRule(
+  object: CompiledObject,
+  rule: RuleSpec,
+  index: number,
+  report: Report,
+  earlier: readonly CompiledRule[],
+): CompiledRule | undefined {
   const keep = rule.keep === true;
   const spec = object.source.spec;
   const base = {
@@ -387,9 +399,13 @@ function compileRule(object: CompiledObject, rule: RuleSpec, index: number, repo
     return { ...base, type: "prefix", key, replace };
   }
   const source = rule.match ?? "";
-  let pattern: RegExp;
+  const verdict = screenPattern(source);
+  if (verdict.status === "too-long") {
+    report("error", "pattern-too-long", "match", verdict.reason);
+    return undefined;
+  }
   try {
-    pattern = new RegExp(source);
+    new RegExp(source);
   } catch (error) {
     report(
       "error",
@@ -410,37 +426,25 @@ function compileRule(object: CompiledObject, rule: RuleSpec, index: number, repo
       `the pattern contains \\\\, which matches a literal backslash, and image references never contain one; in YAML single quotes write \\. for a dot`,
     );
   }
-  const verdict = screenPattern(source);
-  if (verdict.status === "catastrophic") {
+  if (verdict.status === "unbounded" || verdict.status === "invalid") {
     report(
       "error",
-      "catastrophic-pattern",
+      "unbounded-pattern",
       "match",
-      `the pattern can backtrack catastrophically (${verdict.complexity})${
-        verdict.attack === undefined ? "" : `, e.g. on ${verdict.attack}`
-      }`,
+      verdict.status === "invalid"
+        ? `the pattern could not be analysed: ${verdict.reason}`
+        : `the pattern uses ${verdict.reason}; rewrite it without`,
     );
     return undefined;
   }
-  if (verdict.status === "quadratic") {
-    report(
-      "warning",
-      "catastrophic-pattern",
-      "match",
-      "the pattern can take quadratic time on long references; prefer [^/]+ to .* between separators",
-    );
-  } else if (verdict.status === "unknown") {
-    report(
-      "warning",
-      "unverified-pattern",
-      "match",
-      `could not prove the pattern safe from catastrophic backtracking (${verdict.reason})`,
-    );
+  if (verdict.status === "catastrophic") {
+    report("error", "catastrophic-pattern", "match", `the pattern can backtrack catastrophically: ${verdict.reason}`);
+    return undefined;
   }
+  const pattern = compilePattern(source);
   if (keep) return { ...base, type: "match", key: source, pattern };
   const replace = rule.replace ?? "";
-  const groups = new Set(Object.keys(new RegExp(`${source}|`).exec("")?.groups ?? {}));
-  const groupCount = (new RegExp(`${source}|`).exec("")?.length ?? 1) - 1;
+  const { names: groups, count: groupCount } = patternGroups(source);
   for (const token of replace.matchAll(REPLACEMENT_TOKEN)) {
     const name = token[2];
     const number = /^\d+$/.test(token[1] ?? "") ? Number(token[1]) : undefined;
@@ -478,7 +482,7 @@ function compileRule(object: CompiledObject, rule: RuleSpec, index: number, repo
   const normalizedSample = selfSample === undefined ? undefined : parseReference(selfSample);
   if (normalizedSample?.ok === true) {
     const probe = rule.on === "original" ? selfSample ?? "" : formatReference(normalizedSample.reference);
-    if (pattern.test(probe)) {
+    if (pattern.test(probe) && !keptBefore(earlier, selfSample ?? "", normalizedSample.reference)) {
       report(
         "warning",
         "self-match",
@@ -488,6 +492,18 @@ function compileRule(object: CompiledObject, rule: RuleSpec, index: number, repo
     }
   }
   return { ...base, type: "match", key: source, pattern, replace };
+}
+
+/** Whether a keep rule written earlier in the object decides `original` first (its output is then left alone). */
+function keptBefore(earlier: readonly CompiledRule[], original: string, reference: ImageReference): boolean {
+  const normalized = formatReference(reference);
+  const name = formatName(reference);
+  return earlier.some((rule) => {
+    if (!rule.keep) return false;
+    if (rule.type === "exact") return rule.key === normalized;
+    if (rule.type === "prefix") return name === rule.key || name.startsWith(`${rule.key}/`);
+    return rule.pattern?.test(rule.on === "original" ? original : normalized) === true;
+  });
 }
 
 /** Expands a JavaScript replacement template with every group set to `filler`. */

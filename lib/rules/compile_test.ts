@@ -67,11 +67,29 @@ const ROWS: { name: string; rule: RuleSpec; problems: Seen[] }[] = [
     rule: { match: "^(a+)+$", keep: true },
     problems: [error("catastrophic-pattern", "match")],
   },
+  // Polynomial backtracking is no error: the `l` flag's linear engine runs it in linear time.
+  { name: "match (.*)a(.*)b(.*)c", rule: { match: "(.*)a(.*)b(.*)c", keep: true }, problems: [] },
   {
-    name: "match (.*)a(.*)b(.*)c",
-    rule: { match: "(.*)a(.*)b(.*)c", keep: true },
-    problems: [error("catastrophic-pattern", "match")],
+    name: "match ^(a|b)\\1+c",
+    rule: { match: "^(a|b)\\1+c", keep: true },
+    problems: [error("unbounded-pattern", "match")],
   },
+  {
+    name: "match ^(?=x)docker",
+    rule: { match: "^(?=x)docker", keep: true },
+    problems: [error("unbounded-pattern", "match")],
+  },
+  {
+    name: "match ^a{64}$",
+    rule: { match: "^a{64}$", keep: true },
+    problems: [error("unbounded-pattern", "match")],
+  },
+  {
+    name: "match of 1025 characters",
+    rule: { match: "a".repeat(1025), keep: true },
+    problems: [error("pattern-too-long", "match")],
+  },
+  { name: "match of 1024 characters", rule: { match: "a".repeat(1024), keep: true }, problems: [] },
   { name: "match ^docker\\.io/(.*)$", rule: { match: "^docker\\.io/(.*)$", replace: "cache.io/$1" }, problems: [] },
   {
     name: "match ^(gcr\\.io|quay\\.io|ghcr\\.io)/(.*)$",

@@ -64,19 +64,22 @@ export function decide(ruleSet: RuleSet, image: string, context: ImageContext, o
   const normalized = formatReference(reference);
   const explain = options.explain === true ? notes : undefined;
   const scopeCache = new Map<number, string | undefined>();
-  const applies = (rule: CompiledRule): boolean => {
+  const outOfScope = (rule: CompiledRule): string | undefined => {
     const { object } = rule;
-    let reason = scopeCache.get(object.order);
-    if (!scopeCache.has(object.order)) {
-      reason = object.outOfScope(context);
-      scopeCache.set(object.order, reason);
-    }
-    if (reason !== undefined) explain?.push(`${describeRule(rule)} matched but ${object.label} ${reason}`);
+    if (scopeCache.has(object.order)) return scopeCache.get(object.order);
+    const reason = object.outOfScope(context);
+    scopeCache.set(object.order, reason);
+    return reason;
+  };
+  const applies = (rule: CompiledRule): boolean => {
+    const reason = outOfScope(rule);
+    if (reason !== undefined) explain?.push(`${describeRule(rule)} matched but ${rule.object.label} ${reason}`);
     return reason === undefined;
   };
+  const scope: Scope = { applies, inScope: (rule) => outOfScope(rule) === undefined, explain };
 
   for (const level of ruleSet.levels) {
-    const rule = findInLevel(level, reference, normalized, image, applies);
+    const rule = findInLevel(level, reference, normalized, image, scope);
     if (rule === undefined) continue;
     if (rule.keep) return { action: "keep", input: image, rule, notes };
     const output = produce(rule, reference, normalized, image);
@@ -92,12 +95,21 @@ export function normalizeBypassPrefix(prefix: string): string {
   return prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/`;
 }
 
+interface Scope {
+  /** Whether the rule's object applies here; notes why not when explaining. */
+  readonly applies: (rule: CompiledRule) => boolean;
+  /** Whether the rule's object applies here, silently. */
+  readonly inScope: (rule: CompiledRule) => boolean;
+  /** Set when explaining: out-of-scope match rules are then also run, to say they matched. */
+  readonly explain: readonly string[] | undefined;
+}
+
 function findInLevel(
   level: PriorityLevel,
   reference: ImageReference,
   normalized: string,
   original: string,
-  applies: (rule: CompiledRule) => boolean,
+  { applies, inScope, explain }: Scope,
 ): CompiledRule | undefined {
   const exact = level.exact.get(normalized);
   if (exact !== undefined) {
@@ -122,7 +134,12 @@ function findInLevel(
   for (const rule of level.match) {
     const pattern = rule.pattern;
     if (pattern === undefined) continue;
-    if (pattern.test(rule.on === "original" ? original : normalized) && applies(rule)) return rule;
+    // Scope first: a rule of another namespace never runs its pattern on this image.
+    if (!inScope(rule)) {
+      if (explain !== undefined && pattern.test(rule.on === "original" ? original : normalized)) applies(rule);
+      continue;
+    }
+    if (pattern.test(rule.on === "original" ? original : normalized)) return rule;
   }
   return undefined;
 }

@@ -2,7 +2,7 @@
 
 import type { PodOptOut, Translation } from "../compat/common.ts";
 import { detectFormat } from "../compat/detect.ts";
-import { type DocumentItem, readDocuments } from "../compat/documents.ts";
+import { type DocumentItem, readDocuments } from "./documents.ts";
 import { isFlemzordObject, translateFlemzord } from "../compat/flemzord.ts";
 import { isImageMapObject, translateImageMapList, translateImageMapObjects } from "../compat/imagemap.ts";
 import { translateImageSwap } from "../compat/imageswap.ts";
@@ -11,8 +11,11 @@ import { type CompileResult, compileRuleSet } from "./compile.ts";
 import type { FieldPath, Problem } from "./problem.ts";
 import { type DraftObject, type RewriteObject, validateObject } from "./schema.ts";
 
-/** Rule files larger than this are refused before parsing. */
-export const MAX_RULE_FILE_BYTES = 8 * 1024 * 1024;
+/** Rule files larger than this are refused before parsing (some 15,000 to 20,000 `exact` rules; split larger sets). */
+export const MAX_RULE_FILE_BYTES = 2 * 1024 * 1024;
+
+/** The most rules loaded together (from every file): the supported scale, measured by `deno task bench:scale`. */
+export const MAX_RULES = 20_000;
 
 /** One rule text and the name problems should carry. */
 export interface RuleText {
@@ -130,6 +133,47 @@ export function loadRuleTexts(inputs: readonly RuleText[]): LoadResult {
   return compileParsed(inputs.map(parseRuleText));
 }
 
+/** Screens patterns away from the caller's thread (lib/util/pattern_screener.ts); rejects when it cannot. */
+export type ScreenPatterns = (sources: readonly string[]) => Promise<unknown>;
+
+/**
+ * {@linkcode loadRuleTexts} for servers: every `match` pattern is screened by `screen` (a worker) first, so
+ * that compiling finds each verdict cached and the thread that answers admissions never screens. When
+ * screening is refused (busy, too slow), the load fails with one `unscreened-pattern` error.
+ */
+export async function loadRuleTextsScreened(inputs: readonly RuleText[], screen: ScreenPatterns): Promise<LoadResult> {
+  const texts = inputs.map(parseRuleText);
+  const sources = texts.flatMap((text) =>
+    [...text.objects, ...text.drafts].flatMap((entry) => matchPatterns(entry.object.spec.rules))
+  );
+  try {
+    if (sources.length > 0) await screen(sources);
+  } catch (error) {
+    const found: Problem = {
+      severity: "error",
+      code: "unscreened-pattern",
+      message: `Cannot check the regular expressions of ${inputs.map((input) => input.name).join(", ")}: ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+      path: "",
+      fieldPath: [],
+      ...(inputs.length === 1 && inputs[0] !== undefined ? { source: inputs[0].name } : {}),
+    };
+    const empty = compileRuleSet([]);
+    return { ...empty, problems: [found], objects: [], optOuts: [] };
+  }
+  return compileParsed(texts);
+}
+
+/** The `match` patterns of rules (as validated, or as drafted). */
+export function matchPatterns(rules: readonly unknown[]): string[] {
+  return rules.flatMap((rule) =>
+    typeof rule === "object" && rule !== null && typeof (rule as { match?: unknown }).match === "string"
+      ? [(rule as { match: string }).match]
+      : []
+  );
+}
+
 /**
  * Validates and compiles objects translated from another tool's configuration (for `mirrorhook import`),
  * with every problem placed in that configuration, exactly as loading the file itself would.
@@ -141,6 +185,11 @@ export function loadTranslation(translation: Translation, source: string): LoadR
 }
 
 function compileParsed(texts: readonly ParsedText[]): LoadResult {
+  const tooMany = countRules(texts);
+  if (tooMany !== undefined) {
+    const problems = texts.flatMap((text) => text.problems.filter((problem) => problem.severity === "error"));
+    return { ...compileRuleSet([]), problems: [...problems, tooMany], objects: [], optOuts: [] };
+  }
   const problems: Problem[] = [];
   const located: Located[] = [];
   const drafts: ParsedText["drafts"] = [];
@@ -178,4 +227,32 @@ function compileParsed(texts: readonly ParsedText[]): LoadResult {
 function byteLength(text: string): number {
   if (text.length > MAX_RULE_FILE_BYTES || text.length * 3 <= MAX_RULE_FILE_BYTES) return text.length;
   return new TextEncoder().encode(text).length;
+}
+
+/**
+ * The `too-many-rules` error when the texts hold more than {@linkcode MAX_RULES} rules, named after the text
+ * that crosses the ceiling; checked before compiling, so an oversized set costs a parse, not a compile.
+ */
+function countRules(texts: readonly ParsedText[]): Problem | undefined {
+  let total = 0;
+  let crossing: string | undefined;
+  const counts: string[] = [];
+  for (const text of texts) {
+    let inText = 0;
+    for (const entry of text.objects) inText += entry.object.spec.rules.length;
+    total += inText;
+    if (crossing === undefined && total > MAX_RULES) crossing = text.objects[0]?.source;
+    if (inText > 0) counts.push(`${text.objects[0]?.source}: ${inText}`);
+  }
+  if (crossing === undefined) return undefined;
+  return {
+    severity: "error",
+    code: "too-many-rules",
+    message:
+      `Cannot load ${crossing}: it brings the rules loaded together to ${total}, over the supported ${MAX_RULES} ` +
+      `(rules per file: ${counts.slice(0, 10).join(", ")}${counts.length > 10 ? ", …" : ""})`,
+    path: "",
+    fieldPath: [],
+    source: crossing,
+  };
 }

@@ -1,44 +1,285 @@
-// Screens regular expressions for catastrophic backtracking with recheck, once per pattern.
+// Decides whether a `match` pattern may be used: a pure, deterministic verdict (length, linear engine, static analysis).
 
-// recheck's browser build runs its checker in-process with no file, env or worker access.
-import recheckModule from "recheck-pure";
-import type * as Recheck from "recheck";
+import { type AST, RegExpParser, visitRegExpAST } from "@eslint-community/regexpp";
+import { analyse } from "scslre";
 
-const recheck = recheckModule as unknown as typeof Recheck;
+/** Longest accepted pattern, in UTF-16 code units: image references are at most a few hundred characters. */
+export const MAX_PATTERN_LENGTH = 1024;
 
-/** What the screen found. */
+/**
+ * V8's linear-time engine is bounded by how often counted repetitions copy their body: V8 refuses
+ * patterns whose nested bounds multiply past 16, so mirrorhook refuses them too, before V8 is asked.
+ */
+export const MAX_REPLICATION = 16;
+
+/**
+ * V8 flags every process that evaluates rules must run with (set once in deno.json's tasks and in
+ * `deno compile`): the `l` flag's linear engine, and for any other regular expression a fallback to it
+ * after a few backtracks.
+ */
+export const V8_FLAGS: readonly string[] = [
+  "--enable-experimental-regexp-engine",
+  "--enable-experimental-regexp-engine-on-excessive-backtracks",
+  "--regexp-backtracks-before-fallback=10000",
+];
+
+/** `--v8-flags=...` as one argument for `deno run`, `deno test` and `deno compile`. */
+export const V8_FLAGS_ARGUMENT = `--v8-flags=${V8_FLAGS.join(",")}`;
+
+/** What the screen found; a pure function of the pattern source. */
 export type PatternVerdict =
   | { readonly status: "safe" }
-  | { readonly status: "quadratic" }
-  | { readonly status: "catastrophic"; readonly complexity: string; readonly attack?: string }
-  | { readonly status: "unknown"; readonly reason: string };
+  | { readonly status: "invalid"; readonly reason: string }
+  | { readonly status: "too-long"; readonly reason: string }
+  | { readonly status: "unbounded"; readonly reason: string }
+  | { readonly status: "catastrophic"; readonly reason: string };
 
-const CACHE_LIMIT = 4096;
+/** Verdicts kept by pattern source; least recently used first out, one at a time (no emptying cliff). */
+export const VERDICT_CACHE_LIMIT = 100_000;
 const cache = new Map<string, PatternVerdict>();
+const compiled = new Map<string, RegExp>();
 
-/** Checks `source` (no flags); polynomial of degree 3 or more and exponential count as catastrophic. */
-export function screenPattern(source: string, timeoutMs = 2000): PatternVerdict {
+/**
+ * Screens `source` (compiled without flags): refused when longer than {@linkcode MAX_PATTERN_LENGTH}, when
+ * V8's linear engine cannot run it (back-references, look-arounds, modifiers, counted repetition over
+ * {@linkcode MAX_REPLICATION}), or when static analysis finds that nested or adjacent quantifiers can
+ * match the same text in exponentially many ways. Never depends on time or load.
+ */
+export function screenPattern(source: string): PatternVerdict {
   const cached = cache.get(source);
-  if (cached !== undefined) return cached;
-  let verdict: PatternVerdict;
-  try {
-    const result = recheck.checkSync(source, "", { timeout: timeoutMs });
-    if (result.status === "safe") verdict = { status: "safe" };
-    else if (result.status === "vulnerable") {
-      const complexity = result.complexity;
-      if (complexity.type === "polynomial" && complexity.degree <= 2) verdict = { status: "quadratic" };
-      else {
-        verdict = {
-          status: "catastrophic",
-          complexity: complexity.summary,
-          ...(result.attack === undefined ? {} : { attack: result.attack.pattern }),
-        };
-      }
-    } else verdict = { status: "unknown", reason: result.error.kind };
-  } catch (error) {
-    verdict = { status: "unknown", reason: error instanceof Error ? error.message : String(error) };
+  if (cached !== undefined) {
+    cache.delete(source);
+    cache.set(source, cached);
+    return cached;
   }
-  if (cache.size >= CACHE_LIMIT) cache.clear();
-  cache.set(source, verdict);
+  const verdict = judge(source);
+  rememberVerdict(source, verdict);
   return verdict;
+}
+
+/** Stores a verdict found elsewhere (the screening worker), so that compiling the pattern does not screen again. */
+export function rememberVerdict(source: string, verdict: PatternVerdict): void {
+  cache.delete(source);
+  cache.set(source, verdict);
+  if (cache.size > VERDICT_CACHE_LIMIT) {
+    const oldest = cache.keys().next();
+    if (oldest.done !== true) cache.delete(oldest.value);
+  }
+}
+
+/** The cached verdict of `source`, if any, without screening it. */
+export function cachedVerdict(source: string): PatternVerdict | undefined {
+  return cache.get(source);
+}
+
+const LINEAR_FLAG = "l";
+let linear: boolean | undefined;
+
+/** Whether this process runs with V8's linear engine (the `l` flag), i.e. with {@linkcode V8_FLAGS}. */
+export function hasLinearEngine(): boolean {
+  if (linear === undefined) {
+    try {
+      // The flag comes from a variable: the linter knows no `l` flag.
+      new RegExp("", LINEAR_FLAG);
+      linear = true;
+    } catch {
+      linear = false;
+    }
+  }
+  return linear;
+}
+
+/**
+ * Compiles a screened pattern for matching: with the `l` flag when the process has V8's linear engine
+ * (matching time then grows linearly with the image, whatever the pattern), else as written.
+ */
+export function compilePattern(source: string): RegExp {
+  // Without the g and y flags a RegExp keeps no state between uses, so rules with the same pattern share one
+  // (and V8 compiles it once, not again on every reload).
+  const known = compiled.get(source);
+  if (known !== undefined) return known;
+  const pattern = hasLinearEngine() ? new RegExp(source, LINEAR_FLAG) : new RegExp(source);
+  compiled.set(source, pattern);
+  if (compiled.size > VERDICT_CACHE_LIMIT) {
+    const oldest = compiled.keys().next();
+    if (oldest.done !== true) compiled.delete(oldest.value);
+  }
+  return pattern;
+}
+
+/** The capture groups of a screened pattern: how many, and their names. */
+export interface PatternGroups {
+  readonly count: number;
+  readonly names: ReadonlySet<string>;
+}
+
+const groupCache = new Map<string, PatternGroups>();
+
+/** The groups of a screened pattern (found by matching `source|` on the empty text), remembered by source. */
+export function patternGroups(source: string): PatternGroups {
+  const known = groupCache.get(source);
+  if (known !== undefined) return known;
+  const either = `${source}|`;
+  const empty = (hasLinearEngine() ? new RegExp(either, LINEAR_FLAG) : new RegExp(either)).exec("");
+  const groups: PatternGroups = { count: (empty?.length ?? 1) - 1, names: new Set(Object.keys(empty?.groups ?? {})) };
+  groupCache.set(source, groups);
+  if (groupCache.size > VERDICT_CACHE_LIMIT) {
+    const oldest = groupCache.keys().next();
+    if (oldest.done !== true) groupCache.delete(oldest.value);
+  }
+  return groups;
+}
+
+function judge(source: string): PatternVerdict {
+  if (source.length > MAX_PATTERN_LENGTH) {
+    return {
+      status: "too-long",
+      reason: `the pattern is ${source.length} characters long, over the limit of ${MAX_PATTERN_LENGTH}`,
+    };
+  }
+  let pattern: AST.Pattern;
+  try {
+    // Annex B syntax, as `new RegExp(source)` reads it.
+    pattern = new RegExpParser({ strict: false, ecmaVersion: 2025 }).parsePattern(source, 0, source.length, {
+      unicode: false,
+      unicodeSets: false,
+    });
+  } catch (error) {
+    return { status: "invalid", reason: error instanceof Error ? error.message : String(error) };
+  }
+  const unsupported = linearObstacle(pattern);
+  if (unsupported !== undefined) {
+    return { status: "unbounded", reason: `${unsupported}, which V8's linear-time engine cannot run` };
+  }
+  // Exponential backtracking needs a repeated part that itself repeats or chooses: without such nesting the
+  // analysis can only find polynomial cases, which the linear engine makes harmless. Skip it (same verdict).
+  if (!hasNestedRepetition(pattern)) return { status: "safe" };
+  let exponential: string | undefined;
+  try {
+    const result = analyse({ pattern, flags: flagsOf(pattern) }, { assumeRejectingSuffix: false });
+    const report = result.reports.find((found) => found.exponential);
+    if (report !== undefined) {
+      const at = report.type === "Trade"
+        ? `${report.startQuant.raw} and ${report.endQuant.raw}`
+        : report.type === "Self"
+        ? `${report.quant.raw} inside ${report.parentQuant.raw}`
+        : report.quant.raw;
+      exponential = `${at} can match ${JSON.stringify(report.character.pick.repeat(8))}… in exponentially many ways`;
+    }
+  } catch (error) {
+    // The analysis gives up on some patterns (too many automaton states): not proven safe.
+    return {
+      status: "catastrophic",
+      reason: `the pattern could not be proven safe: ${error instanceof Error ? error.message : String(error)}`,
+    };
+  }
+  if (exponential !== undefined) return { status: "catastrophic", reason: exponential };
+  return { status: "safe" };
+}
+
+/** Whether a quantifier that repeats (max over 1) contains another quantifier or an alternation. */
+function hasNestedRepetition(pattern: AST.Pattern): boolean {
+  let nested = false;
+  const repeats = (node: AST.Node) => node.type === "Quantifier" && node.max > 1;
+  const insideRepetition = (node: AST.Node): boolean => {
+    for (let at = node.parent; at !== null; at = at.parent) if (repeats(at)) return true;
+    return false;
+  };
+  visitRegExpAST(pattern, {
+    onQuantifierEnter(node) {
+      if (!nested && insideRepetition(node)) nested = true;
+    },
+    onAlternativeEnter(node) {
+      const parent = node.parent;
+      if (!nested && parent.type !== "Pattern" && parent.alternatives.length > 1 && insideRepetition(node)) {
+        nested = true;
+      }
+    },
+  });
+  return nested;
+}
+
+function flagsOf(pattern: AST.Pattern): AST.Flags {
+  return {
+    type: "Flags",
+    parent: null,
+    start: pattern.end,
+    end: pattern.end,
+    raw: "",
+    dotAll: false,
+    global: false,
+    hasIndices: false,
+    ignoreCase: false,
+    multiline: false,
+    sticky: false,
+    unicode: false,
+    unicodeSets: false,
+  };
+}
+
+/** The first construct that V8's linear engine refuses, described, or undefined. */
+function linearObstacle(pattern: AST.Pattern): string | undefined {
+  let found: string | undefined;
+  const factors = new Map<AST.Node, number>();
+  const factorOf = (node: AST.Node): number => {
+    for (let at: AST.Node | null = node.parent; at !== null; at = at.parent) {
+      const factor = factors.get(at);
+      if (factor !== undefined) return factor;
+    }
+    return 1;
+  };
+  visitRegExpAST(pattern, {
+    onBackreferenceEnter(node) {
+      found ??= `the back-reference ${node.raw}`;
+    },
+    onAssertionEnter(node) {
+      if (node.kind === "lookahead") found ??= `the look-ahead ${node.raw}`;
+      else if (node.kind === "lookbehind") found ??= `the look-behind ${node.raw}`;
+    },
+    onModifiersEnter(node) {
+      found ??= `the modifiers ${JSON.stringify(node.raw)}`;
+    },
+    onQuantifierEnter(node) {
+      const { min, max } = node;
+      if (min > MAX_REPLICATION || (max !== Infinity && max > MAX_REPLICATION)) {
+        found ??= `the counted repetition ${JSON.stringify(quantifierText(node))} (more than ${MAX_REPLICATION})`;
+        return;
+      }
+      // V8 copies the body `max` times, or for an open bound `min` times (once more when the body can be empty).
+      const copies = max !== Infinity ? max : min > 0 && minLength(node.element) > 0 ? min : min + 1;
+      const factor = factorOf(node) * copies;
+      factors.set(node, factor);
+      if (factor > MAX_REPLICATION) {
+        found ??= `the nested counted repetitions ending in ${
+          JSON.stringify(quantifierText(node))
+        } (they repeat their body ${factor} times, more than ${MAX_REPLICATION})`;
+      }
+    },
+  });
+  return found;
+}
+
+/** The fewest characters `node` can match, as V8 counts them (assertions and back-references none). */
+function minLength(node: AST.Node): number {
+  switch (node.type) {
+    case "Character":
+    case "CharacterClass":
+    case "ExpressionCharacterClass":
+    case "CharacterSet":
+      return 1;
+    case "Quantifier":
+      return node.min === 0 ? 0 : node.min * minLength(node.element);
+    case "Group":
+    case "CapturingGroup":
+    case "Pattern":
+      return Math.min(...node.alternatives.map(minLength));
+    case "Alternative":
+      return node.elements.reduce((sum, element) => sum + minLength(element), 0);
+    default:
+      return 0;
+  }
+}
+
+function quantifierText(node: AST.Quantifier): string {
+  return node.raw.slice(node.element.raw.length);
 }

@@ -21,8 +21,13 @@ export type ProblemCode =
   | "invalid-reference"
   | "invalid-prefix"
   | "invalid-regex"
+  /** A `match` pattern longer than the limit. */
+  | "pattern-too-long"
+  /** A `match` pattern V8's linear-time engine cannot run (back-references, look-arounds, large counted repetition). */
+  | "unbounded-pattern"
   | "catastrophic-pattern"
-  | "unverified-pattern"
+  /** Screening the patterns was refused (busy, or past its deadline): nothing was loaded. */
+  | "unscreened-pattern"
   | "invalid-replacement"
   | "conflict"
   /** A namespaced object decides, in its own namespace only, what a cluster-wide object decides elsewhere. */

@@ -14,7 +14,9 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { createProbeHandler, type Readiness } from "./probes.ts";
 import { reportRuleProblems } from "./rule_problems.ts";
 import { ReloadingTlsServer } from "./tls.ts";
+import { LOAD_SCREEN_DEADLINE_MS, PatternScreener, VALIDATE_SCREEN_DEADLINE_MS } from "../util/pattern_screener.ts";
 import { createVerifyMetrics } from "../verify/metrics.ts";
+import { truncate } from "../util/truncate.ts";
 import { type ClusterRulesPolicy, VerifyPolicy } from "../verify/policy.ts";
 import { Verifier } from "../verify/verifier.ts";
 
@@ -120,16 +122,22 @@ export async function startServer(
   if (rulePaths.length === 0 && config.kube !== true) {
     throw new StartupError("Cannot start: give --rules PATH (file or directory), --kube, or --dev");
   }
+  // Patterns are screened on a worker thread, never on the one that answers admissions.
+  const screener = new PatternScreener();
+  const screenForLoad = (sources: readonly string[]) =>
+    screener.screen(sources, { deadlineMs: LOAD_SCREEN_DEADLINE_MS });
   const files = rulePaths.length === 0 ? undefined : new FileRuleSource({
     paths: rulePaths,
     store,
     metrics,
     logger,
+    screen: screenForLoad,
     ...(config.rulesPollMs === undefined ? {} : { pollIntervalMs: config.rulesPollMs }),
   });
   const problems = (await files?.start()) ?? [];
   if (problems.some((p) => p.severity === "error")) {
     files?.stop();
+    screener.close();
     throw new StartupError(`Cannot start: the rules in ${rulePaths.join(", ")} have errors`, problems);
   }
   let kube: KubeRuleSource | undefined;
@@ -140,9 +148,11 @@ export async function startServer(
         store,
         metrics,
         logger,
+        screen: screenForLoad,
       });
     } catch (error) {
       files?.stop();
+      screener.close();
       throw new StartupError(
         `Cannot start the Kubernetes source: ${error instanceof Error ? error.message : String(error)}`,
       );
@@ -155,7 +165,10 @@ export async function startServer(
   const stopSources = async (withVerifier = true) => {
     files?.stop();
     await kube?.stop();
-    if (withVerifier) await closeVerifier();
+    if (withVerifier) {
+      await closeVerifier();
+      screener.close();
+    }
   };
 
   const verifyMetrics = createVerifyMetrics(metrics.registry);
@@ -168,6 +181,8 @@ export async function startServer(
         clusterRules: config.verify?.clusterRules ?? "listed",
       }),
       deadlineMs: config.verify?.deadlineMs ?? 2000,
+      onLookupError: (image, detail) =>
+        logger.warn("Could not check {image} in its registry: {detail}", { image, detail: truncate(detail) }),
       dockerConfigs: config.verify?.dockerConfigs ?? [],
       insecureRegistries: config.verify?.insecureRegistries ?? [],
       caFiles: config.verify?.caFiles ?? {},
@@ -190,6 +205,10 @@ export async function startServer(
     );
   }
   closeVerifier = () => verifier.close();
+  logger.info("Rules with verify may check {registries}; cluster-wide rules: {clusterRules} registries", {
+    registries: verifier.policy.listed.length === 0 ? "no registry" : verifier.policy.listed.join(", "),
+    clusterRules: verifier.policy.clusterRules,
+  });
   const devCertificates = config.dev && config.tlsDir === undefined ? await mintCertificates() : undefined;
   const excluded = new Set(config.excludeNamespaces);
   const isOwnPod = config.selfNamespace === undefined
@@ -209,6 +228,7 @@ export async function startServer(
     verifier,
     verifyDeadlineMs: config.verify?.deadlineMs ?? 2000,
     verifyDecisions: verifyMetrics.decisions,
+    screenPatterns: (sources) => screener.screen(sources, { deadlineMs: VALIDATE_SCREEN_DEADLINE_MS }),
   });
   const tls = new ReloadingTlsServer({
     hostname: config.host,
@@ -303,6 +323,7 @@ export async function startServer(
         clearTimeout(timer);
         if (result === "timeout") logger.warn("Shutdown grace period over; exiting with requests in flight");
         await closeVerifier();
+        screener.close();
         await probe.shutdown().catch(() => {});
         logger.info("Stopped");
       })();

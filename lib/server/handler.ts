@@ -3,6 +3,7 @@
 import type { AdmitOutcome } from "../admission/admit.ts";
 import { type AdmissionRequest, decodeReview, denyResponse, ReviewError } from "../admission/review.ts";
 import { type ValidateOutcome, validateRewriteReview } from "../admission/validate.ts";
+import { matchPatterns } from "../rules/load.ts";
 import { createDecider, type Decide, type DecisionDeps, failureAnswer, type OnError } from "./decision.ts";
 import { createRecorder, type RecordDeps, type Recorder } from "./record.ts";
 import { toFetchHandler } from "./transport.ts";
@@ -43,6 +44,11 @@ export interface WebhookParts {
 export interface HandlerDeps extends DecisionDeps, RecordDeps {
   readonly maxBodyBytes?: number;
   readonly onError?: OnError;
+  /**
+   * Screens `/validate`'s patterns off this thread (lib/util/pattern_screener.ts), rejecting when it cannot in
+   * time; `/validate` then denies with code 503. Absent: patterns are screened while validating, here.
+   */
+  readonly screenPatterns?: (sources: readonly string[]) => Promise<unknown>;
 }
 
 function json(body: unknown, status = 200): WebhookResponse {
@@ -66,7 +72,39 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
     ...(deps.onError === undefined ? {} : { onError: deps.onError }),
     dryRun: deps.dryRun === true,
     ...(deps.maxBodyBytes === undefined ? {} : { maxBodyBytes: deps.maxBodyBytes }),
+    ...(deps.screenPatterns === undefined ? {} : { validate: screenedValidate(deps.screenPatterns) }),
   });
+}
+
+/** `/validate` with the object's patterns screened first, elsewhere; when that is refused, a denial with code 503. */
+function screenedValidate(
+  screen: (sources: readonly string[]) => Promise<unknown>,
+): (review: AdmissionRequest) => Promise<ValidateOutcome> {
+  return async (review) => {
+    try {
+      await screen(rulePatterns(review.object));
+    } catch (error) {
+      const message = `mirrorhook: cannot check the regular expressions now (${
+        error instanceof Error ? error.message : String(error)
+      }); try again`;
+      const problem = {
+        severity: "error",
+        code: "unscreened-pattern",
+        message,
+        path: "spec.rules",
+        fieldPath: ["spec", "rules"],
+      } as const;
+      return { review: denyResponse(review.uid, 503, message), allowed: false, problems: [problem] };
+    }
+    return validateRewriteReview(review);
+  };
+}
+
+/** The `match` patterns of a rule object's `spec.rules`, whatever else it holds. */
+function rulePatterns(object: unknown): string[] {
+  const spec = typeof object === "object" && object !== null ? (object as { spec?: unknown }).spec : undefined;
+  const rules = typeof spec === "object" && spec !== null ? (spec as { rules?: unknown }).rules : undefined;
+  return Array.isArray(rules) ? matchPatterns(rules) : [];
 }
 
 /** The fetch-API form of the production webhook (tests call it with `new Request(...)`). */

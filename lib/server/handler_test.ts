@@ -587,3 +587,50 @@ Deno.test("POST /validate answers for rule objects with the compiler's verdict",
     });
   }
 });
+
+Deno.test("createWebhookHandler() never echoes body text from a JSON parse error, in the answer or the logs", async () => {
+  const { handle, logs } = setup();
+  for (const body of [`{"env": [{"value": '${SECRET}'}]}`, `{"auths": {"x": {"auth": ${SECRET}`, `${SECRET}`]) {
+    const res = await handle(post(body));
+    assert.equal(res.status, 400);
+    const text = await res.text();
+    assert.match(text, /invalid JSON/);
+    assert.equal(text.includes("hunter2"), false, text);
+  }
+  const all = JSON.stringify(logs);
+  assert.equal(all.includes("hunter2"), false, all);
+  resetSync();
+});
+
+Deno.test("createWebhookHandler() labels metrics only with bounded values", async () => {
+  const { handle, metrics } = setup({ bypassPrefix: "direct.to/" });
+  for (let i = 0; i < 50; i++) {
+    await (await handle(postJson(podReview({ uid: `u${i}`, operation: `OP-${i}-${"x".repeat(1000)}` })))).body
+      ?.cancel();
+  }
+  const review = podReview({ uid: "bypass" });
+  const object = (review["request"] as { object: { spec: { containers: { image: string }[] } } }).object;
+  object.spec.containers[0]!.image = "direct.to/attacker-registry-12345.example/x:1";
+  await (await handle(postJson(review))).body?.cancel();
+  const text = await metrics.registry.metrics();
+  assert.equal(text.includes("OP-"), false, "a client-chosen operation became a label value");
+  assert.equal(text.includes("attacker-registry"), false, "the bypass put a Pod's registry in a label");
+  assert.equal(await value(metrics.requests, { operation: "other", result: "skipped", dry_run: "false" }), 50);
+  resetSync();
+});
+
+Deno.test("createWebhookHandler() logs dry-run mode and API-server dry runs apart", async () => {
+  const dry = setup({ dryRun: true });
+  await (await dry.handle(postJson(podReview()))).body?.cancel();
+  const dryLine = propertiesOf(dry.logs.find((log) => propertiesOf(log)["uid"] === UID)!);
+  assert.equal(dryLine["dryRun"], true);
+  assert.equal("requestDryRun" in dryLine, false);
+  const live = setup();
+  await (await live.handle(postJson(podReview({ dryRun: true })))).body?.cancel();
+  const liveLine = live.logs.find((log) => propertiesOf(log)["uid"] === UID)!;
+  assert.equal(propertiesOf(liveLine)["dryRun"], false);
+  assert.equal(propertiesOf(liveLine)["requestDryRun"], true);
+  assert.match(String(liveLine["message"]), /Rewrote/);
+  assert.equal(await value(live.metrics.requests, { operation: "CREATE", result: "rewritten", dry_run: "true" }), 1);
+  resetSync();
+});

@@ -3,12 +3,17 @@
 import type { Logger } from "@logtape/logtape";
 import { Counter, type Registry } from "prom-client";
 import { formatProblem } from "../rules/problem.ts";
+import { FILE_SOURCE } from "../sources/file_source.ts";
 import type { RuleStore, StoredProblem } from "../sources/store.ts";
 
 const PROBLEMS_METRIC = "mirrorhook_rule_problems_total";
 
-/** Problems between objects: each source logs its objects' own problems already. */
+/**
+ * Problems between objects: each source logs its objects' own problems already, and the file source those
+ * between its own objects too (it loads all files together).
+ */
 function between(entry: StoredProblem): boolean {
+  if (entry.source === FILE_SOURCE && (entry.relatedSource ?? FILE_SOURCE) === FILE_SOURCE) return false;
   return entry.problem.related !== undefined || entry.problem.code === "duplicate-object";
 }
 

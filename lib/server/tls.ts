@@ -8,6 +8,7 @@ import type { TLSSocket } from "node:tls";
 import type { Logger } from "@logtape/logtape";
 import { certificateNotAfter } from "./certs.ts";
 import type { Metrics } from "./metrics.ts";
+import { fileSignature, type FileWatch, watchFiles } from "../util/watch.ts";
 import { type ConnectionState, NodeTransport, type WebhookCore } from "./transport.ts";
 
 /** A certificate and key, PEM. */
@@ -54,9 +55,7 @@ export class ReloadingTlsServer {
   #port = 0;
   #sockets = new Map<Socket, ConnectionState>();
   #transport: NodeTransport;
-  #watcher: Deno.FsWatcher | undefined;
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #debounce: ReturnType<typeof setTimeout> | undefined;
+  #watch: FileWatch | undefined;
   #reloading: Promise<boolean> | undefined;
   #stopping = false;
   #draining = false;
@@ -68,6 +67,12 @@ export class ReloadingTlsServer {
 
   /** Starts listening; throws with a clear message when the certificate cannot be used or the port is taken. */
   async start(): Promise<void> {
+    const certDir = this.#options.certDir;
+    // Taken before the first read, so that a pair written meanwhile is picked up by the first poll.
+    const signature = certDir === undefined ? undefined : await fileSignature([
+      `${certDir}/${CERT_FILE}`,
+      `${certDir}/${KEY_FILE}`,
+    ]);
     const pair = await this.#readPair();
     this.#check(pair);
     const server = https.createServer({ cert: pair.cert, key: pair.key });
@@ -99,9 +104,17 @@ export class ReloadingTlsServer {
     const address = server.address();
     this.#port = typeof address === "object" && address !== null ? address.port : this.#options.port;
     this.#accept(pair);
-    if (this.#options.certDir !== undefined) {
-      this.#watch(this.#options.certDir);
-      this.#timer = setInterval(() => void this.reload("poll"), this.#options.pollIntervalMs ?? 5000);
+    const dir = this.#options.certDir;
+    if (dir !== undefined) {
+      this.#watch = watchFiles({
+        dirs: [dir],
+        paths: [`${dir}/${CERT_FILE}`, `${dir}/${KEY_FILE}`],
+        onChange: (trigger) => void this.reload(trigger),
+        pollIntervalMs: this.#options.pollIntervalMs ?? 5000,
+        debounceMs: this.#options.debounceMs ?? 100,
+        ...(signature === undefined ? {} : { initialSignature: signature }),
+        logger: this.#options.logger,
+      });
     }
   }
 
@@ -163,13 +176,7 @@ export class ReloadingTlsServer {
   async shutdown(): Promise<void> {
     this.#stopping = true;
     this.#draining = true;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
-    try {
-      this.#watcher?.close();
-    } catch {
-      // already closed
-    }
+    this.#watch?.stop();
     await this.#reloading;
     const server = this.#server;
     if (server === undefined) return;
@@ -215,25 +222,6 @@ export class ReloadingTlsServer {
     };
     const [cert, key] = await Promise.all([read(CERT_FILE), read(KEY_FILE)]);
     return { cert, key };
-  }
-
-  #watch(dir: string): void {
-    try {
-      this.#watcher = Deno.watchFs(dir, { recursive: false });
-    } catch (error) {
-      this.#options.logger.warn("Cannot watch {dir}; relying on the poll: {message}", {
-        dir,
-        message: error instanceof Error ? error.message : String(error),
-      });
-      return;
-    }
-    const watcher = this.#watcher;
-    (async () => {
-      for await (const _event of watcher) {
-        if (this.#debounce !== undefined) clearTimeout(this.#debounce);
-        this.#debounce = setTimeout(() => void this.reload("watch"), this.#options.debounceMs ?? 100);
-      }
-    })().catch(() => {});
   }
 }
 

@@ -1,12 +1,13 @@
-// Rule files as a source: initial load, then a directory watch plus a poll, compared by content; bad versions never replace good ones.
+// Rule files as a source: initial load, then reloads on change (lib/util/watch.ts), compared by content; bad versions never replace good ones.
 
 import { createHash } from "node:crypto";
 import type { Logger } from "@logtape/logtape";
-import { loadRuleTexts } from "../rules/load.ts";
+import { loadRuleTexts, loadRuleTextsScreened, type ScreenPatterns } from "../rules/load.ts";
 import { formatProblem, hasErrors, type Problem } from "../rules/problem.ts";
 import type { Metrics } from "../server/metrics.ts";
 import { readRulePaths } from "./rule_files.ts";
 import type { RuleStore } from "./store.ts";
+import { fileSignature, type FileWatch, watchedDirectory, watchFiles } from "../util/watch.ts";
 
 /** Name of this source in the store, metrics and logs. */
 export const FILE_SOURCE = "file";
@@ -17,10 +18,12 @@ export interface FileSourceOptions {
   readonly store: RuleStore;
   readonly metrics?: Metrics;
   readonly logger: Logger;
-  /** Backup poll for missed watch events. */
+  /** Backup poll for missed watch events: looks at file metadata, reads the files only when it changed. */
   readonly pollIntervalMs?: number;
   /** Quiet time after a watch event before reading (Kubernetes swaps several links at once). */
   readonly debounceMs?: number;
+  /** Screens the files' patterns off this thread first (a worker); absent: screened while compiling. */
+  readonly screen?: ScreenPatterns;
 }
 
 /** Wait before reading again when a read failed (the kubelet may be half-way through a swap). */
@@ -37,9 +40,7 @@ export class FileRuleSource {
   /** Files read by the last good load: one of them turning into a directory is an error, not a silent drop. */
   #files: ReadonlySet<string> = new Set();
   #loaded = false;
-  #watchers: Deno.FsWatcher[] = [];
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #debounce: ReturnType<typeof setTimeout> | undefined;
+  #watch: FileWatch | undefined;
   #loading: Promise<LoadOutcome> | undefined;
   #again = false;
   #stopped = false;
@@ -51,10 +52,25 @@ export class FileRuleSource {
 
   /** First load: returns the problems; when any is an error nothing is in force and the caller should exit. */
   async start(): Promise<readonly Problem[]> {
+    const { paths, logger } = this.#options;
+    const initialSignature = await fileSignature(paths);
     const { problems } = await this.#load();
-    if (hasErrors(problems)) return problems;
-    this.#watch();
-    this.#timer = setInterval(() => void this.reload("poll"), this.#options.pollIntervalMs ?? 1000);
+    if (hasErrors(problems) || this.#stopped) return problems;
+    const dirs: string[] = [];
+    for (const path of paths) {
+      const info = await Deno.stat(path).catch(() => undefined);
+      // A path that cannot be looked at now is left to the poll.
+      if (info !== undefined) dirs.push(watchedDirectory(path, info.isDirectory));
+    }
+    this.#watch = watchFiles({
+      dirs,
+      paths,
+      onChange: (trigger) => void this.reload(trigger),
+      pollIntervalMs: this.#options.pollIntervalMs ?? 1000,
+      debounceMs: this.#options.debounceMs ?? 100,
+      initialSignature,
+      logger,
+    });
     return problems;
   }
 
@@ -81,16 +97,7 @@ export class FileRuleSource {
   /** Stops watching and polling. */
   stop(): void {
     this.#stopped = true;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
-    for (const watcher of this.#watchers) {
-      try {
-        watcher.close();
-      } catch {
-        // already closed
-      }
-    }
-    this.#watchers = [];
+    this.#watch?.stop();
   }
 
   async #load(trigger = "start"): Promise<{ outcome: LoadOutcome; problems: readonly Problem[] }> {
@@ -114,7 +121,8 @@ export class FileRuleSource {
       if (fingerprint === this.#fingerprint) {
         return { outcome: "unchanged", problems: [] };
       }
-      const loaded = loadRuleTexts(read.texts);
+      const screen = this.#options.screen;
+      const loaded = screen === undefined ? loadRuleTexts(read.texts) : await loadRuleTextsScreened(read.texts, screen);
       const problems: Problem[] = [...read.problems, ...loaded.problems];
       const previous = this.#objects;
       if (previous > 0 && loaded.objects.length === 0 && !hasErrors(problems)) {
@@ -131,7 +139,8 @@ export class FileRuleSource {
       }
       if (hasErrors(problems)) {
         // Remember the bad version so the poll does not log it every second; a fix changes the fingerprint.
-        this.#fingerprint = fingerprint;
+        // Screening refused (busy or slow) is no verdict on the files: the next poll tries again.
+        if (!problems.some((p) => p.code === "unscreened-pattern")) this.#fingerprint = fingerprint;
         const errors = problems.filter((p) => p.severity === "error");
         metrics?.reloads.inc({ source: FILE_SOURCE, result: "error" });
         store.fail(FILE_SOURCE, `${errors.length} error(s): ${errors.map(formatProblem).slice(0, 3).join("; ")}`);
@@ -180,35 +189,6 @@ export class FileRuleSource {
         outcome: "error",
         problems: [{ severity: "error", code: "read-error", message, path: "", fieldPath: [] }],
       };
-    }
-  }
-
-  #watch(): void {
-    const dirs = new Set<string>();
-    for (const path of this.#options.paths) {
-      try {
-        const info = Deno.statSync(path);
-        dirs.add(info.isDirectory ? path : path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".");
-      } catch {
-        // the poll covers paths that cannot be watched
-      }
-    }
-    for (const dir of dirs) {
-      try {
-        const watcher = Deno.watchFs(dir, { recursive: false });
-        this.#watchers.push(watcher);
-        (async () => {
-          for await (const _event of watcher) {
-            if (this.#debounce !== undefined) clearTimeout(this.#debounce);
-            this.#debounce = setTimeout(() => void this.reload("watch"), this.#options.debounceMs ?? 100);
-          }
-        })().catch(() => {});
-      } catch (error) {
-        this.#options.logger.warn("Cannot watch {dir}; relying on the poll: {message}", {
-          dir,
-          message: error instanceof Error ? error.message : String(error),
-        });
-      }
     }
   }
 }

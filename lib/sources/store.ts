@@ -2,7 +2,7 @@
 
 import { compileRuleSet, type PodOptOut, type RuleSet } from "../rules/compile.ts";
 import type { Problem } from "../rules/problem.ts";
-import type { RewriteObject } from "../rules/schema.ts";
+import { describeObject, type RewriteObject } from "../rules/schema.ts";
 
 /** Status of one source as /readyz reports it. */
 export interface SourceStatus {
@@ -17,6 +17,8 @@ export interface SourceStatus {
 export interface StoredProblem {
   readonly source: string;
   readonly problem: Problem;
+  /** The source of the other object, for a problem between two objects. */
+  readonly relatedSource?: string;
 }
 
 /** Problems that appeared and disappeared with one update. */
@@ -67,13 +69,16 @@ export class RuleStore {
     this.#problems = compiled.problems;
     this.#byObject = compiled.problemsByObject;
     this.#inForce = compiled.inForce;
+    const sourceOfLabel = new Map([...sourceOf].map(([object, source]) => [describeObject(object), source]));
     const next = new Map<string, StoredProblem>();
     for (const [object, problems] of compiled.problemsByObject) {
       const source = sourceOf.get(object) ?? name;
       for (const problem of problems) {
+        const relatedSource = problem.related === undefined ? undefined : sourceOfLabel.get(problem.related.object);
         next.set(`${source}\u0000${problem.code}\u0000${problem.object ?? ""}\u0000${problem.message}`, {
           source,
           problem,
+          ...(relatedSource === undefined ? {} : { relatedSource }),
         });
       }
     }

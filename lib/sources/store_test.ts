@@ -40,9 +40,10 @@ Deno.test("RuleStore: a file object wins a conflict with a cluster object, which
     ["conflict", 'ClusterImageRewrite "platform"'],
   ]);
   assert.deepEqual(store.problemsOf(platform), []);
-  assert.deepEqual(changes.map(({ added, resolved }) => [added.map((e) => [e.source, e.problem.code]), resolved]), [
-    [[["kube", "conflict"]], []],
-  ]);
+  assert.deepEqual(
+    changes.map(({ added, resolved }) => [added.map((e) => [e.source, e.problem.code, e.relatedSource]), resolved]),
+    [[[["kube", "conflict", "file"]], []]],
+  );
 
   store.update("kube", []);
   assert.deepEqual(changes[1]?.resolved.map((e) => [e.source, e.problem.code]), [["kube", "conflict"]]);

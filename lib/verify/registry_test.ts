@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { parseReferenceOrThrow } from "../image/reference.ts";
 import { CredentialStore } from "./auth.ts";
 import { MANIFEST_MEDIA_TYPES, parseChallenges, RegistryClient, type RequestEvent } from "./registry.ts";
+import { VerifyPolicy } from "./policy.ts";
 import { Transport } from "./transport.ts";
 
 interface Seen {
@@ -377,5 +378,100 @@ Deno.test("RegistryClient: Basic challenge", async (t) => {
     });
     const answer = await new RegistryClient({ fetch, credentials }).check(ref("reg.example.com/team/app:v1"));
     assert.match(answer.detail ?? "", /holds a token/);
+  });
+});
+
+Deno.test("RegistryClient with a policy: token realms, redirects and credentials stay with listed hosts", async (t) => {
+  const credentials = new CredentialStore().add({
+    auths: { "reg.example.com": { auth: btoa("u:p") }, "evil.example.com": { auth: btoa("u:p") } },
+  });
+  await t.step("a token realm on a host that is not listed is never asked", async () => {
+    const registry = bearerRegistry();
+    const policy = VerifyPolicy.create({ registries: ["reg.example.com"] });
+    const answer = await new RegistryClient({ fetch: registry.fetch, policy }).check(
+      ref("reg.example.com/team/app:v1"),
+    );
+    assert.equal(answer.status, "error");
+    assert.match(answer.detail ?? "", /refusing the token realm https:\/\/auth\.example\.com/);
+    assert.deepEqual(describeSeen(registry.seen), ["HEAD reg.example.com/v2/team/app/manifests/v1"]);
+  });
+  await t.step("listed, it is", async () => {
+    const registry = bearerRegistry();
+    const policy = VerifyPolicy.create({ registries: ["reg.example.com", "auth.example.com"] });
+    const answer = await new RegistryClient({ fetch: registry.fetch, policy }).check(
+      ref("reg.example.com/team/app:v1"),
+    );
+    assert.equal(answer.status, "present");
+  });
+  await t.step("under any, an unlisted registry is asked anonymously: its credentials stay home", async () => {
+    const { fetch, seen } = fakeFetch(() =>
+      new Response(null, { status: 401, headers: { "www-authenticate": 'Basic realm="r"' } })
+    );
+    const policy = VerifyPolicy.create({ registries: ["reg.example.com"], clusterRules: "any" });
+    const answer = await new RegistryClient({ fetch, policy, credentials }).check(ref("evil.example.com/team/app:v1"));
+    assert.equal(answer.status, "error");
+    assert.deepEqual(describeSeen(seen), ["HEAD evil.example.com/v2/team/app/manifests/v1"]);
+  });
+  await t.step("not allowed at all: no request", async () => {
+    const { fetch, seen } = fakeFetch(() => new Response(null, { status: 200 }));
+    const policy = VerifyPolicy.create({ registries: ["reg.example.com"] });
+    const answer = await new RegistryClient({ fetch, policy }).check(ref("evil.example.com/team/app:v1"));
+    assert.deepEqual([answer.status, answer.reason], ["error", "registry not allowed"]);
+    assert.deepEqual(seen, []);
+  });
+  const redirects: { name: string; location: string; listed?: string[]; followed: boolean }[] = [
+    { name: "same host, relative", location: "/v2/moved/manifests/v1", followed: true },
+    { name: "same host, absolute", location: "https://reg.example.com/v2/moved/manifests/v1", followed: true },
+    {
+      name: "same host, down to plain HTTP",
+      location: "http://reg.example.com/v2/moved/manifests/v1",
+      followed: false,
+    },
+    { name: "another host", location: "https://cdn.example.com/v2/moved/manifests/v1", followed: false },
+    {
+      name: "another host, listed",
+      location: "https://cdn.example.com/v2/moved/manifests/v1",
+      listed: ["cdn.example.com"],
+      followed: true,
+    },
+    { name: "the metadata service", location: "http://169.254.169.254/latest/meta-data/", followed: false },
+    { name: "not HTTP", location: "file:///etc/passwd", followed: false },
+  ];
+  for (const row of redirects) {
+    await t.step(`redirect: ${row.name}`, async () => {
+      const { fetch, seen } = fakeFetch((request) =>
+        request.url.pathname.includes("/moved/")
+          ? new Response(null, { status: 200, headers: { "content-type": OCI } })
+          : new Response(null, { status: 302, headers: { location: row.location } })
+      );
+      const policy = VerifyPolicy.create({ registries: ["reg.example.com", ...(row.listed ?? [])] });
+      const client = new RegistryClient({ fetch, policy, credentials });
+      const answer = await client.check(ref("reg.example.com/team/app:v1"));
+      assert.equal(answer.status, row.followed ? "present" : "error");
+      assert.equal(seen.length, row.followed ? 2 : 1);
+    });
+  }
+  await t.step("a redirect to another host drops the Authorization header", async () => {
+    const { fetch, seen } = fakeFetch((request) =>
+      request.url.host === "cdn.example.com"
+        ? new Response(null, { status: 200, headers: { "content-type": OCI } })
+        : request.headers.has("authorization")
+        ? new Response(null, { status: 302, headers: { location: "https://cdn.example.com/v2/x/manifests/v1" } })
+        : new Response(null, { status: 401, headers: { "www-authenticate": 'Basic realm="r"' } })
+    );
+    const policy = VerifyPolicy.create({ registries: ["reg.example.com", "cdn.example.com"] });
+    const answer = await new RegistryClient({ fetch, policy, credentials }).check(ref("reg.example.com/team/app:v1"));
+    assert.equal(answer.status, "present");
+    assert.deepEqual(describeSeen(seen), [
+      "HEAD reg.example.com/v2/team/app/manifests/v1",
+      "HEAD reg.example.com/v2/team/app/manifests/v1 +auth",
+      "HEAD cdn.example.com/v2/x/manifests/v1",
+    ]);
+  });
+  await t.step("a redirect loop ends", async () => {
+    const { fetch, seen } = fakeFetch(() => new Response(null, { status: 302, headers: { location: "/v2/a" } }));
+    const answer = await new RegistryClient({ fetch }).check(ref("reg.example.com/team/app:v1"));
+    assert.match(answer.detail ?? "", /more than 5 redirects/);
+    assert.equal(seen.length, 6);
   });
 });

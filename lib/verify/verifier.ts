@@ -76,6 +76,8 @@ export interface VerifierOptions {
    * a registry that never answers holds a lookup no longer than one admission waits.
    */
   readonly deadlineMs?: number;
+  /** Called once per registry lookup that ends in an error, with the full detail (for the log). */
+  readonly onLookupError?: (reference: string, detail: string) => void;
 }
 
 /** Options of {@linkcode Verifier.create}: files are read once, at start-up. */
@@ -117,6 +119,7 @@ export class Verifier {
   readonly #policy: VerifyPolicy;
   readonly #publicDetails: boolean;
   readonly #deadlineMs: number;
+  readonly #onLookupError: ((reference: string, detail: string) => void) | undefined;
   #ownedTransport: Transport | undefined;
 
   constructor(options: VerifierOptions = {}) {
@@ -125,6 +128,7 @@ export class Verifier {
     this.#policy = options.policy ?? VerifyPolicy.open(options.transport?.namedHosts ?? []);
     this.#publicDetails = options.policy !== undefined;
     this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    this.#onLookupError = options.onLookupError;
     const requestTimeoutMs = Math.min(
       options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
       options.deadlineMs ?? Number.POSITIVE_INFINITY,
@@ -297,6 +301,11 @@ export class Verifier {
     return this.#cache.size;
   }
 
+  /** Which registries rules may verify against. */
+  get policy(): VerifyPolicy {
+    return this.#policy;
+  }
+
   /** Lookups under way. */
   get inFlight(): number {
     return this.#running.size;
@@ -338,6 +347,10 @@ export class Verifier {
     const signal = AbortSignal.any([this.#closing.signal, timeout.signal]);
     this.#metrics?.lookupsInFlight.inc();
     const running = this.#checker.check(reference, { signal })
+      .then((answer): LookupAnswer => {
+        if (answer.status === "error") this.#onLookupError?.(key, answer.detail ?? "error");
+        return answer;
+      })
       .then((answer): LookupAnswer => ({
         status: answer.status,
         ...(answer.detail === undefined ? {} : { detail: answer.detail }),

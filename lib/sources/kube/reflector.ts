@@ -1,13 +1,14 @@
 // The list-and-watch loop (reflector) that mirrors one API resource: bookmarks, 410 relist, reconnect with backoff.
 //
-// Why not @kubernetes/client-node 2.0.1 (read for this under Deno 2.9; only its KubeConfig is used): its `Watch`
-// turns a refused watch into `Error(statusText)` with the code alone, dropping the Status body (reason, message,
-// `details.retryAfterSeconds`) and the Retry-After header, and silently skips lines it cannot parse; its `ListWatch`
-// never asks for `allowWatchBookmarks` or a server `timeoutSeconds`, leaves LIST paging to the caller, and on any
-// error but 410 or a client timeout calls the error handlers and stops for good (the caller must restart it by
-// hand), while its reconnect delay (1 s doubling to 30 s, no jitter) only applies between clean closes. So it cannot
-// keep the last rules through a transient 403, treat 429/503 during an API-server start as "not ready yet" with
-// Retry-After, or back off with jitter across replicas, all of which this loop does on top of KubeConfig.
+// Why not @kubernetes/client-node 2.0.1's informer (ListWatch + Watch; only its KubeConfig is used here)? Run under
+// Deno 2.9 against tests/support/fake_kube_api.ts: a watch connection broken as by an API-server restart stopped it
+// silently for good (no error event, no reconnect in 16 s); a 429 made it emit "Too Many Requests" and stop for good
+// (nothing read after the API was ready). Reading its code: a refused watch becomes `Error(statusText)` with the
+// code alone (no Status reason, message, `details.retryAfterSeconds`, no Retry-After header); it never asks for
+// `allowWatchBookmarks` or a server `timeoutSeconds`; LIST paging is left to the caller; its reconnect delay (1 s
+// doubling to 30 s, no jitter) applies only between clean closes. So it can neither keep the last rules through a
+// transient 403, nor treat 429/503/connection refused as "not ready yet" honouring Retry-After, nor resume after a
+// dropped connection, all of which this loop does.
 
 import type { Logger } from "@logtape/logtape";
 import { errorMessage, isConnectionRefused, KubeApiError, type KubeHttp, parseJson } from "./http.ts";

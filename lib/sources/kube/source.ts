@@ -4,6 +4,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "@logtape/logtape";
 import { evaluateRegistryRewriteRules, type ForeignEvaluation } from "../../compat/flemzord_objects.ts";
 import type { PodOptOut } from "../../rules/compile.ts";
+import { matchPatterns } from "../../rules/load.ts";
 import type { RewriteObject } from "../../rules/schema.ts";
 import type { Labels } from "../../rules/selector.ts";
 import type { Metrics } from "../../server/metrics.ts";
@@ -66,6 +67,8 @@ export interface KubeSourceOptions {
   readonly optionalRecheckMs?: number;
   /** Clock for `lastTransitionTime`. */
   readonly now?: () => Date;
+  /** Screens the objects' patterns off this thread (a worker) before each evaluation; rejects when it cannot. */
+  readonly screen?: (sources: readonly string[]) => Promise<unknown>;
 }
 
 /**
@@ -207,12 +210,19 @@ export class KubeRuleSource {
   #schedule(): void {
     if (this.#stopped || this.#timer !== undefined) return;
     // One evaluation per burst of events.
-    this.#timer = setTimeout(() => {
+    this.#timer = setTimeout(async () => {
       this.#timer = undefined;
       try {
+        const screen = this.#options.screen;
+        if (screen !== undefined) {
+          const raws = [...this.#rewrites.items.values(), ...this.#clusterRewrites.items.values()];
+          await screen(raws.flatMap((raw) => matchPatterns(rulesOf(raw))));
+        }
         this.#reconcile();
       } catch (error) {
         this.#options.logger.error("Cannot evaluate rule objects: {message}", { message: errorMessage(error) });
+        // Screening refused (busy, slow) decides nothing: the rules in force stay, and evaluation is tried again.
+        if (this.#options.screen !== undefined && !this.#stopped) setTimeout(() => this.#schedule(), 1000);
       }
     }, 0);
   }
@@ -267,14 +277,16 @@ export class KubeRuleSource {
         }
       }
       const rejected = [...verdicts.values()].filter((verdict) => verdict.reason !== "Valid").length;
-      const rules = used.reduce((sum, object) => sum + object.spec.rules.length, 0);
+      // In use: what the store kept, not what this source offered (a file's object can win a conflict).
+      const inUse = this.#used.filter((object) => store.inForce(object));
+      const rules = inUse.reduce((sum, object) => sum + object.spec.rules.length, 0);
       metrics?.reloads.inc({ source: KUBE_SOURCE, result: rejected === 0 ? "success" : "error" });
       metrics?.rulesLoaded.set({ source: KUBE_SOURCE }, rules);
-      metrics?.objectsLoaded.set({ source: KUBE_SOURCE }, used.length);
+      metrics?.objectsLoaded.set({ source: KUBE_SOURCE }, inUse.length);
       logger.info(
         "Loaded rule objects from the API: {objects} object(s) in use, {rules} rule(s), {rejected} rejected, hash {hash}",
         {
-          objects: used.length,
+          objects: inUse.length,
           rules,
           rejected,
           hash: store.current.hash,
@@ -385,4 +397,11 @@ export class KubeRuleSource {
     const raw = reflector.items.get(key.slice((kind ?? "").length + 1));
     return raw === undefined ? undefined : { raw, resource };
   }
+}
+
+/** `spec.rules` of a raw object, when it is a list. */
+function rulesOf(raw: unknown): unknown[] {
+  const spec = isRecord(raw) ? raw["spec"] : undefined;
+  const rules = isRecord(spec) ? spec["rules"] : undefined;
+  return Array.isArray(rules) ? rules : [];
 }

@@ -1,0 +1,90 @@
+// Tests for the guarded registry fetch: refused address ranges, checked after name resolution, listed hosts exempt.
+
+import assert from "node:assert/strict";
+import { AddressRefusedError, guardedFetch, isRefusedAddress } from "./http.ts";
+
+Deno.test("isRefusedAddress() refuses loopback, link-local and metadata addresses, in every spelling", async (t) => {
+  const rows: [string, boolean][] = [
+    ["127.0.0.1", true],
+    ["127.255.0.9", true],
+    ["0.0.0.0", true],
+    ["169.254.169.254", true],
+    ["169.254.0.1", true],
+    ["100.100.100.200", true],
+    ["::1", true],
+    ["0:0:0:0:0:0:0:1", true],
+    ["::", true],
+    ["fe80::1", true],
+    ["febf::1", true],
+    ["fd00:ec2::254", true],
+    ["fd00:0ec2:0:0:0:0:0:254", true],
+    ["::ffff:127.0.0.1", true],
+    ["::ffff:169.254.169.254", true],
+    ["::ffff:7f00:1", true],
+    ["[::1]", true],
+    ["10.0.0.1", false],
+    ["192.168.1.10", false],
+    ["172.16.0.1", false],
+    ["8.8.8.8", false],
+    ["169.255.0.1", false],
+    ["2001:db8::1", false],
+    ["fd00:ec2::253", false],
+    ["::ffff:10.0.0.1", false],
+    ["registry.example.com", false],
+  ];
+  for (const [address, refused] of rows) {
+    await t.step(address, () => assert.equal(isRefusedAddress(address), refused));
+  }
+});
+
+Deno.test("guardedFetch() checks the address a name resolves to, not just the name", async (t) => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) =>
+      new Response(request.method === "HEAD" ? null : "body", {
+        status: 200,
+        headers: { "x-seen": new URL(request.url).pathname },
+      }),
+  );
+  const port = server.addr.port;
+  let hits = 0;
+  const counting = (listed: readonly string[]) => guardedFetch({ isListed: (host) => listed.includes(host) });
+  try {
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`]) {
+      await t.step(`${host}, not listed: refused before connecting`, async () => {
+        await assert.rejects(counting([])(`http://${host}/v2/`), (error: unknown) => {
+          assert.ok(error instanceof AddressRefusedError, String(error));
+          assert.equal(error.address, "127.0.0.1");
+          return true;
+        });
+      });
+    }
+    await t.step("listed: any address is fine, the body streams", async () => {
+      const response = await counting([`localhost:${port}`])(`http://localhost:${port}/v2/x`);
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("x-seen"), "/v2/x");
+      assert.equal(await response.text(), "body");
+      hits++;
+    });
+    await t.step("HEAD has no body; the request method and headers go through", async () => {
+      const response = await counting([`127.0.0.1:${port}`])(`http://127.0.0.1:${port}/v2/y`, {
+        method: "HEAD",
+        headers: { accept: "application/json" },
+      });
+      assert.equal(response.status, 200);
+      assert.equal(response.body, null);
+      hits++;
+    });
+    await t.step("an aborted signal ends the request", async () => {
+      const controller = new AbortController();
+      controller.abort(new Error("gave up"));
+      await assert.rejects(
+        counting([`127.0.0.1:${port}`])(`http://127.0.0.1:${port}/`, { signal: controller.signal }),
+        /gave up/,
+      );
+    });
+    assert.equal(hits, 2);
+  } finally {
+    await server.shutdown();
+  }
+});
