@@ -40,8 +40,9 @@ floor_port=$(free_port); go_port=$(free_port); mh_port=$(free_port); probe_port=
 # Sizes of mirrorhook's answers to the two fixtures with bench/rules.yaml (a patch, warnings, audit annotations).
 small_answer=2247; large_answer=16506
 
-# The same V8 flags as deno.json's tasks (lib/rules/pattern.ts V8_FLAGS): serve refuses to start without them.
-v8_flags=--v8-flags=--enable-experimental-regexp-engine,--enable-experimental-regexp-engine-on-excessive-backtracks,--regexp-backtracks-before-fallback=10000
+# The same V8 flags as deno.json's run tasks (lib/rules/pattern.ts V8_FLAGS, then the young generation's size): serve
+# refuses to start without the first ones.
+v8_flags=--v8-flags=--enable-experimental-regexp-engine,--enable-experimental-regexp-engine-on-excessive-backtracks,--regexp-backtracks-before-fallback=10000,--max-semi-space-size=2
 
 wait_ready() { # URL
   for _ in $(seq 1 100); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { FOREIGN_FORMATS, type ForeignFormat } from "../lib/compat/common.ts";
-import { describeText } from "../lib/compat/detect.ts";
+import { describeText } from "../lib/compat/describe.ts";
 import type { CliIo } from "../lib/cli/io.ts";
 import { run } from "../lib/cli/program.ts";
 import { ROOT, runCli } from "./support/cli.ts";

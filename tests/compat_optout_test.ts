@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { mutatePod } from "../lib/mutate/pod.ts";
-import { loadRuleTexts } from "../lib/rules/load.ts";
+import { loadRuleTexts } from "../lib/compat/load.ts";
 import { readRulePaths } from "../lib/sources/rule_files.ts";
 import { RuleStore } from "../lib/sources/store.ts";
 

@@ -26,7 +26,7 @@ import { RULE_RESOURCES } from "../lib/admission/validate.ts";
 import { buildProgram } from "../lib/cli/program.ts";
 import { envName } from "../lib/cli/serve.ts";
 import { DEFAULT_EXCLUDED_NAMESPACES, OPT_OUT_LABEL } from "../lib/mutate/pod.ts";
-import { loadRuleTexts } from "../lib/rules/load.ts";
+import { loadRuleTexts } from "../lib/compat/load.ts";
 import { hasErrors } from "../lib/rules/problem.ts";
 import { API_GROUP, API_VERSION, REWRITE_KINDS } from "../lib/rules/schema.ts";
 import { compileSelector } from "../lib/rules/selector.ts";

@@ -6,7 +6,7 @@ import jsonpatch, { type Operation } from "fast-json-patch";
 import { parseReference } from "../lib/image/reference.ts";
 import { type MutateOptions, mutatePod, ORIGINAL_IMAGES_ANNOTATION, readPod } from "../lib/mutate/pod.ts";
 import type { RuleSet } from "../lib/rules/compile.ts";
-import { loadRuleTexts, type RuleText } from "../lib/rules/load.ts";
+import { loadRuleTexts, type RuleText } from "../lib/compat/load.ts";
 import { readRulePaths } from "../lib/sources/rule_files.ts";
 
 const RULES_DIR = decodeURIComponent(new URL("../rules/", import.meta.url).pathname);

@@ -7,6 +7,7 @@ import type { BlobProgress } from "../lib/mirror/blob.ts";
 import { parsePlatform } from "../lib/mirror/manifest.ts";
 import { createMirrorMetrics, formatMirrorEvent } from "../lib/mirror/metrics.ts";
 import { Mirrorer, type MirrorerOptions, type MirrorEvent } from "../lib/mirror/mirrorer.ts";
+import { OnDemandMirror } from "../lib/mirror/on_demand.ts";
 import { MirrorError } from "../lib/mirror/session.ts";
 import { CredentialStore } from "../lib/verify/auth.ts";
 import { Transport } from "../lib/verify/transport.ts";
@@ -548,4 +549,40 @@ Deno.test({
     instance.close();
     transport.close();
   }
+});
+
+Deno.test({
+  name: "mirror: on-demand requests return at once, share one copy, skip dry runs and report the copy",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  await using source = await startRegistry();
+  await using target = await startRegistry();
+  const image = await pushPlatformImage(source.url, "team/app", "v1", { platforms: TWO_PLATFORMS });
+  using m = await mirrorer([source, target]);
+  const copied: string[] = [];
+  const onDemand = new OnDemandMirror(m.mirrorer, { onCopied: (reference) => copied.push(reference) });
+  const from = `${source.host}/team/app:v1`;
+  const to = `${target.host}/cache/team/app:v1`;
+
+  assert.equal(onDemand.request(from, to, { dryRun: true }), "skipped-dry-run");
+  assert.equal(m.events.length, 0);
+  assert.equal(onDemand.request("UPPER/Case", to, { dryRun: false }), "invalid");
+
+  const outcomes = Array.from({ length: 20 }, () => onDemand.request(from, to, { dryRun: false }));
+  assert.equal(outcomes.filter((outcome) => outcome === "started").length, 1);
+  assert.equal(outcomes.filter((outcome) => outcome === "joined").length, 19);
+  // The request returned before the copy finished: the target has no manifest yet.
+  assert.equal(copied.length, 0);
+  await onDemand.idle();
+  assert.deepEqual(copied, [to]);
+  assert.equal(m.events.filter((event) => event.type === "started").length, 1);
+  assert.deepEqual(await head(target.url, "/v2/cache/team/app/manifests/v1"), { status: 200, digest: image.digest });
+
+  // A failed copy is reported by events only; request never throws and a later request tries again.
+  assert.equal(onDemand.request(`${source.host}/team/none:v1`, `${target.host}/none:v1`, { dryRun: false }), "started");
+  await onDemand.idle();
+  const failed = m.events.at(-1);
+  assert.equal(failed?.type === "failed" ? failed.reason : undefined, "not-found");
 });

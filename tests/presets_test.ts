@@ -6,7 +6,7 @@ import { parse } from "yaml";
 import { normalizeReference } from "../lib/image/reference.ts";
 import type { ImageContext } from "../lib/rules/compile.ts";
 import { decide } from "../lib/rules/engine.ts";
-import { loadRuleTexts } from "../lib/rules/load.ts";
+import { loadRuleTexts } from "../lib/compat/load.ts";
 import { formatProblem } from "../lib/rules/problem.ts";
 import type { Labels } from "../lib/rules/selector.ts";
 import { readRulePaths } from "../lib/sources/rule_files.ts";

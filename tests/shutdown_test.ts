@@ -187,7 +187,18 @@ Deno.test("shutdown: SIGHUP shuts down gracefully and says so (exit 0, not 129)"
   await Deno.writeTextFile(rules, HARBOR_RULES);
   const probePort = freePort();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=mirrorhook", "main.ts", "serve", "--dev", "--rules", rules, "--host", "127.0.0.1"]
+    args: [
+      "run",
+      "-P=mirrorhook",
+      V8_FLAGS_ARGUMENT,
+      "main.ts",
+      "serve",
+      "--dev",
+      "--rules",
+      rules,
+      "--host",
+      "127.0.0.1",
+    ]
       .concat(["--port", "0", "--probe-port", String(probePort), "--shutdown-delay", "0"]),
     cwd: REPO_ROOT,
     stdin: "null",

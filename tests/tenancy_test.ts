@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { configureSync, getLogger, type LogRecord } from "@logtape/logtape";
 import { decide } from "../lib/rules/engine.ts";
-import { loadRuleTexts } from "../lib/rules/load.ts";
+import { loadRuleTexts } from "../lib/compat/load.ts";
 import { createWebhookHandler } from "../lib/server/handler.ts";
 import { createMetrics, type Metrics } from "../lib/server/metrics.ts";
 import { reportRuleProblems } from "../lib/server/rule_problems.ts";

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import jsonpatch from "fast-json-patch";
 import { createWebhookHandler } from "../lib/server/handler.ts";
 import { createMetrics } from "../lib/server/metrics.ts";
-import { loadRuleTexts } from "../lib/rules/load.ts";
+import { loadRuleTexts } from "../lib/compat/load.ts";
 import { createVerifyMetrics } from "../lib/verify/metrics.ts";
 import { Verifier } from "../lib/verify/verifier.ts";
 import { pushImage, registryInstalled, startRegistry } from "./support/registry.ts";

@@ -1,7 +1,7 @@
 // Verified rules against hostile registries: a tenant cannot make the webhook call hosts the platform did not name.
 
 import assert from "node:assert/strict";
-import { loadRuleTexts } from "../lib/rules/load.ts";
+import { loadRuleTexts } from "../lib/compat/load.ts";
 import { createWebhookHandler } from "../lib/server/handler.ts";
 import { createMetrics } from "../lib/server/metrics.ts";
 import { VerifyPolicy } from "../lib/verify/policy.ts";

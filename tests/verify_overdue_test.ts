@@ -1,7 +1,7 @@
 // A registry that accepts connections and never answers costs one admission one deadline, not every admission.
 
 import assert from "node:assert/strict";
-import { loadRuleTexts } from "../lib/rules/load.ts";
+import { loadRuleTexts } from "../lib/compat/load.ts";
 import { createWebhookHandler } from "../lib/server/handler.ts";
 import { createMetrics } from "../lib/server/metrics.ts";
 import { createVerifyMetrics } from "../lib/verify/metrics.ts";

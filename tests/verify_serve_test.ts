@@ -98,6 +98,13 @@ Deno.test({
         answer.warnings.join("\n"),
       );
       assert.deepEqual(hits, []);
+      // And the log said so at start-up, naming the object and the registry.
+      assert.ok(
+        server.messages().some((message) =>
+          message.includes(`verifies against 127.0.0.1:${hostile.addr.port}, which namespaced rules may not ask`)
+        ),
+        server.messages().join("\n"),
+      );
     });
   },
 });

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import jsonpatch, { type Operation } from "fast-json-patch";
-import { loadRuleTexts } from "../rules/load.ts";
+import { loadRuleTexts } from "../compat/load.ts";
 import type { RuleSet } from "../rules/compile.ts";
 import { ORIGINAL_IMAGES_ANNOTATION, REWRITTEN_LABEL } from "../mutate/pod.ts";
 import { admit, type AdmitOptions, type AdmitOutcome, type AdmitSkip } from "./admit.ts";

@@ -1,10 +1,10 @@
 // `mirrorhook import --from TOOL FILE`: another tool's configuration printed as mirrorhook objects, with comments.
 
 import { type ForeignFormat, TOOL_NAMES } from "../compat/common.ts";
-import { describeText, type TextDescription } from "../compat/detect.ts";
+import { describeText, type TextDescription } from "../compat/describe.ts";
 import { formatImport } from "../compat/emit.ts";
-import { translateText } from "../compat/translate.ts";
-import { loadTranslation } from "../rules/load.ts";
+import { translateText } from "../compat/formats.ts";
+import { loadTranslation } from "../compat/load.ts";
 import { formatProblem, hasErrors } from "../rules/problem.ts";
 import { type CliIo, EXIT } from "./io.ts";
 

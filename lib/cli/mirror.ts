@@ -233,7 +233,7 @@ export function addMirrorCommand(program: Command, io: CliIo, setExit: (code: nu
       `
 Examples:
   mirrorhook mirror nginx:1.27 --to harbor.example.com/dockerhub/library/nginx:1.27
-  mirrorhook mirror --rules rules/ --docker-config ~/.docker/config.json --platform linux/amd64 nginx:1.27 redis:7
+  mirrorhook mirror --rules rules/dockerhub-harbor.yaml --docker-config ~/.docker/config.json --platform linux/amd64 nginx:1.27 redis:7
 
 Exit status: 0 every image copied (or skipped: no rule rewrites it), 1 a copy failed, 2 bad usage.`,
     )

@@ -95,7 +95,7 @@ export function buildProgram(
       [] as string[],
     )
     .addOption(namespaceLabelOption())
-    .option("--explain", "also print which object and rule decided, or why nothing matched")
+    .option("--explain", "also print which object and rule decided and which other rules lost, or why nothing matched")
     .addOption(
       new Option("-o, --output <format>", "output format").choices(["text", "json"] as const).default("text" as const),
     )
@@ -110,9 +110,9 @@ export function buildProgram(
       `
 Examples:
   mirrorhook rewrite --rules rules/dockerhub-harbor.yaml nginx bitnami/redis:7
-  mirrorhook rewrite --rules rules/ --verify --docker-config ~/.docker/config.json --explain nginx:1.27
-  mirrorhook rewrite --rules rules/ --namespace canary --explain old-registry.company.com/app:1
-  mirrorhook rewrite --rules rules/ -o json ghcr.io/org/app@sha256:<digest>
+  mirrorhook rewrite --rules rules/dockerhub-harbor.yaml --verify --docker-config ~/.docker/config.json --explain nginx:1.27
+  mirrorhook rewrite --rules rules/registry-migration.yaml --namespace canary --explain old-registry.company.com/app:1
+  mirrorhook rewrite --rules rules/gcr-quay-ghcr-cache.yaml -o json ghcr.io/org/app@sha256:<digest>
 
 Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
     )
@@ -172,6 +172,7 @@ every other document is printed unchanged (YAML comments and quoting kept).
 
 Examples:
   mirrorhook mutate -f pod.yaml --rules rules/dockerhub-harbor.yaml
+  kubectl get pod web-0 -o yaml | mirrorhook mutate -f - --rules rules/dockerhub-harbor.yaml --namespace web -o json
   helm template my-release ./chart -n web | mirrorhook mutate -f - --rules my-rules/ --summary
   kubectl get deploy -A -o yaml | mirrorhook mutate -f - --rules my-rules/ -o json
 

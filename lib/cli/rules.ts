@@ -1,6 +1,6 @@
 // Loads --rules paths for a subcommand and reports their problems on stderr.
 
-import { loadRuleTexts } from "../rules/load.ts";
+import { loadRuleTexts } from "../compat/load.ts";
 import type { RuleSet } from "../rules/compile.ts";
 import { formatProblem, hasErrors, type Problem } from "../rules/problem.ts";
 import { readRulePaths } from "../sources/rule_files.ts";

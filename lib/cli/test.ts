@@ -1,7 +1,7 @@
 // `mirrorhook test [PATH]`: finds cases files and their rules, runs every case, prints a pass/fail table.
 
 import { basename, dirname, join, relative, resolve } from "node:path";
-import { loadRuleTexts } from "../rules/load.ts";
+import { loadRuleTexts } from "../compat/load.ts";
 import { formatProblem, hasErrors, type Problem } from "../rules/problem.ts";
 import { readRulePaths } from "../sources/rule_files.ts";
 import { type CaseResult, parseCasesText, runCase } from "./cases.ts";

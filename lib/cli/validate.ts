@@ -1,8 +1,8 @@
 // `mirrorhook validate FILE...`: every problem in rule files, sorted by place and reported once, exit 1 on errors.
 
 import { isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit } from "yaml";
-import { detectFormat } from "../compat/detect.ts";
-import { loadRuleTexts, type RuleText } from "../rules/load.ts";
+import { detectFormat } from "../compat/formats.ts";
+import { loadRuleTexts, type RuleText } from "../compat/load.ts";
 import { formatProblem, hasErrors, type Problem } from "../rules/problem.ts";
 import { readRulePaths } from "../sources/rule_files.ts";
 import { type CliIo, EXIT } from "./io.ts";

@@ -1,7 +1,7 @@
 // Tests for recognising a rule text's format by its content.
 
 import assert from "node:assert/strict";
-import { detectFormat, type TextFormat } from "./detect.ts";
+import { detectFormat, type TextFormat } from "./formats.ts";
 
 Deno.test("detectFormat() tells the formats apart by content", async (t) => {
   const rows: [string, string, TextFormat][] = [

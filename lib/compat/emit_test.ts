@@ -1,9 +1,9 @@
 // Tests for `mirrorhook import` output: comments where the other tool differs, and a text that reads back the same.
 
 import assert from "node:assert/strict";
-import { loadRuleTexts } from "../rules/load.ts";
+import { loadRuleTexts } from "../compat/load.ts";
 import { formatImport } from "./emit.ts";
-import { translateText } from "./translate.ts";
+import { translateText } from "./formats.ts";
 
 const MAPS = `default::harbor.example.com/default
 docker.io::harbor.example.com/dockerhub

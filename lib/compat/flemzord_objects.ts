@@ -1,10 +1,10 @@
 // RegistryRewriteRule objects (mutating-registry-webhook) read from the cluster: translated into ClusterImageRewrites,
-// which are validated and compiled as `mirrorhook import` and a rule file in that format are (lib/rules/load.ts). Pure.
+// which are validated and compiled as `mirrorhook import` and a rule file in that format are (lib/compat/load.ts). Pure.
 
 import { FLEMZORD_KIND, isRecord, translateFlemzord } from "./flemzord.ts";
 import type { CompatProblem, Translation } from "./common.ts";
 import type { PodOptOut } from "../rules/compile.ts";
-import { loadTranslation } from "../rules/load.ts";
+import { loadTranslation } from "./load.ts";
 import { joinProblems, limitMessage, type Problem } from "../rules/problem.ts";
 import { describeObject, type RewriteObject } from "../rules/schema.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadRuleTexts } from "../rules/load.ts";
+import { loadRuleTexts } from "../compat/load.ts";
 import { applyEdits, mutateWorkload, POD_TEMPLATE_PATHS } from "./workload.ts";
 
 const { ruleSet } = loadRuleTexts([{

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { decide } from "./engine.ts";
 import { explainLosers } from "./explain.ts";
-import { loadRuleTexts } from "./load.ts";
+import { loadRuleTexts } from "../compat/load.ts";
 
 const RULES = `apiVersion: mirrorhook.dev/v1alpha1
 kind: ClusterImageRewrite

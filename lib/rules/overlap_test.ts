@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { compileRuleSet } from "./compile.ts";
 import { decide } from "./engine.ts";
-import { loadRuleTexts } from "./load.ts";
+import { loadRuleTexts } from "../compat/load.ts";
 import { formatProblem, type Problem } from "./problem.ts";
 import { API_VERSION, type RewriteObject, type RuleSpec, validateObject } from "./schema.ts";
 

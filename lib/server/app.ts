@@ -14,10 +14,10 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { createProbeHandler, type Readiness } from "./probes.ts";
 import { reportRuleProblems } from "./rule_problems.ts";
 import { ReloadingTlsServer } from "./tls.ts";
-import { LOAD_SCREEN_DEADLINE_MS, PatternScreener, VALIDATE_SCREEN_DEADLINE_MS } from "../util/pattern_screener.ts";
+import { LOAD_SCREEN_DEADLINE_MS, PatternScreener, VALIDATE_SCREEN_DEADLINE_MS } from "./pattern_screener.ts";
 import { createVerifyMetrics } from "../verify/metrics.ts";
 import { truncate } from "../util/truncate.ts";
-import { type ClusterRulesPolicy, VerifyPolicy } from "../verify/policy.ts";
+import { type ClusterRulesPolicy, refusedTargets, VerifyPolicy } from "../verify/policy.ts";
 import { Verifier } from "../verify/verifier.ts";
 
 /** Every setting of `mirrorhook serve`. */
@@ -209,6 +209,25 @@ export async function startServer(
     registries: verifier.policy.listed.length === 0 ? "no registry" : verifier.policy.listed.join(", "),
     clusterRules: verifier.policy.clusterRules,
   });
+  // After an upgrade or a new rule, say which verified rules can never be checked (their images are kept).
+  const refusalsReported = new Set<string>();
+  const reportRefusals = () => {
+    for (const target of refusedTargets(store.current, verifier.policy)) {
+      const key = `${target.object}\u0000${target.registry}`;
+      if (refusalsReported.has(key)) continue;
+      refusalsReported.add(key);
+      logger.warn(
+        "{object} verifies against {registry}, which {scope} rules may not ask: list it with --verify-registry",
+        {
+          object: target.object,
+          registry: target.registry,
+          scope: target.scope === "namespaced" ? "namespaced" : "cluster-wide",
+        },
+      );
+    }
+  };
+  reportRefusals();
+  store.onChange(reportRefusals);
   const devCertificates = config.dev && config.tlsDir === undefined ? await mintCertificates() : undefined;
   const excluded = new Set(config.excludeNamespaces);
   const isOwnPod = config.selfNamespace === undefined

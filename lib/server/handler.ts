@@ -3,7 +3,7 @@
 import type { AdmitOutcome } from "../admission/admit.ts";
 import { type AdmissionRequest, decodeReview, denyResponse, ReviewError } from "../admission/review.ts";
 import { type ValidateOutcome, validateRewriteReview } from "../admission/validate.ts";
-import { matchPatterns } from "../rules/load.ts";
+import { matchPatterns } from "../compat/load.ts";
 import { createDecider, type Decide, type DecisionDeps, failureAnswer, type OnError } from "./decision.ts";
 import { createRecorder, type RecordDeps, type Recorder } from "./record.ts";
 import { toFetchHandler } from "./transport.ts";
@@ -45,7 +45,7 @@ export interface HandlerDeps extends DecisionDeps, RecordDeps {
   readonly maxBodyBytes?: number;
   readonly onError?: OnError;
   /**
-   * Screens `/validate`'s patterns off this thread (lib/util/pattern_screener.ts), rejecting when it cannot in
+   * Screens `/validate`'s patterns off this thread (lib/server/pattern_screener.ts), rejecting when it cannot in
    * time; `/validate` then denies with code 503. Absent: patterns are screened while validating, here.
    */
   readonly screenPatterns?: (sources: readonly string[]) => Promise<unknown>;

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { resetSync } from "@logtape/logtape";
-import { loadRuleTexts } from "../rules/load.ts";
+import { loadRuleTexts } from "../compat/load.ts";
 import type { RuleSet } from "../rules/compile.ts";
 import type { AdmitOutcome } from "../admission/admit.ts";
 import { createDecider, type Decide } from "./decision.ts";

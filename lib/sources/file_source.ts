@@ -2,9 +2,9 @@
 
 import { createHash } from "node:crypto";
 import type { Logger } from "@logtape/logtape";
-import { loadRuleTexts, loadRuleTextsScreened, type ScreenPatterns } from "../rules/load.ts";
+import { loadRuleTexts, loadRuleTextsScreened, type ScreenPatterns } from "../compat/load.ts";
 import { formatProblem, hasErrors, type Problem } from "../rules/problem.ts";
-import type { Metrics } from "../server/metrics.ts";
+import type { SourceMetrics } from "./metrics.ts";
 import { readRulePaths } from "./rule_files.ts";
 import type { RuleStore } from "./store.ts";
 import { fileSignature, type FileWatch, watchedDirectory, watchFiles } from "../util/watch.ts";
@@ -16,7 +16,7 @@ export const FILE_SOURCE = "file";
 export interface FileSourceOptions {
   readonly paths: readonly string[];
   readonly store: RuleStore;
-  readonly metrics?: Metrics;
+  readonly metrics?: SourceMetrics;
   readonly logger: Logger;
   /** Backup poll for missed watch events: looks at file metadata, reads the files only when it changed. */
   readonly pollIntervalMs?: number;
@@ -166,7 +166,7 @@ export class FileRuleSource {
       this.#files = files;
       this.#objects = loaded.objects.length;
       this.#loaded = true;
-      store.update(FILE_SOURCE, loaded.objects, loaded.optOuts);
+      store.updateCompiled(FILE_SOURCE, { objects: loaded.objects, optOuts: loaded.optOuts, compiled: loaded });
       metrics?.reloads.inc({ source: FILE_SOURCE, result: "success" });
       metrics?.rulesLoaded.set({ source: FILE_SOURCE }, loaded.ruleSet.ruleCount);
       metrics?.objectsLoaded.set({ source: FILE_SOURCE }, loaded.objects.length);

@@ -1,6 +1,6 @@
 // Reads rule files and directories (ConfigMap mounts included) into texts for the loader, whatever their format.
 
-import { MAX_RULE_FILE_BYTES, type RuleText } from "../rules/load.ts";
+import { MAX_RULE_FILE_BYTES, type RuleText } from "../compat/load.ts";
 import type { Problem } from "../rules/problem.ts";
 
 /** Texts read, and problems with paths that could not be read. */

@@ -1,6 +1,6 @@
 // The rules in force: objects from every source, compiled together, swapped atomically; readiness per source.
 
-import { compileRuleSet, type PodOptOut, type RuleSet } from "../rules/compile.ts";
+import { type CompileResult, compileRuleSet, type PodOptOut, type RuleSet } from "../rules/compile.ts";
 import type { Problem } from "../rules/problem.ts";
 import { describeObject, type RewriteObject } from "../rules/schema.ts";
 
@@ -11,6 +11,13 @@ export interface SourceStatus {
   readonly objects: number;
   readonly rules: number;
   readonly lastError?: string;
+}
+
+/** A source's objects with the result of compiling them on their own (see {@linkcode RuleStore.updateCompiled}). */
+export interface CompiledSource {
+  readonly objects: readonly RewriteObject[];
+  readonly optOuts: readonly PodOptOut[];
+  readonly compiled: CompileResult;
 }
 
 /** A problem of an object in the store, with the source the object came from. */
@@ -59,11 +66,29 @@ export class RuleStore {
    * (the cluster source gives them oldest first): of two conflicting objects the one listed first wins.
    */
   update(name: string, objects: readonly RewriteObject[], optOuts: readonly PodOptOut[] = []): readonly Problem[] {
+    return this.#apply(name, { objects, optOuts });
+  }
+
+  /**
+   * {@linkcode update} for a source that compiled its objects on its own to check them (the file source, through
+   * `loadRuleTexts`): while no other source holds objects, that result is the whole rule set and is taken as it
+   * is, so each object is compiled once per change; otherwise everything is compiled together.
+   */
+  updateCompiled(name: string, loaded: CompiledSource): readonly Problem[] {
+    return this.#apply(name, loaded);
+  }
+
+  #apply(
+    name: string,
+    loaded: { objects: readonly RewriteObject[]; optOuts: readonly PodOptOut[]; compiled?: CompileResult },
+  ) {
+    const { objects, optOuts } = loaded;
     const rules = objects.reduce((sum, object) => sum + object.spec.rules.length, 0);
     this.#sources.set(name, { loaded: true, objects, optOuts, rules });
     const sourceOf = new Map<RewriteObject, string>();
     for (const [source, entry] of this.#sources) for (const object of entry.objects) sourceOf.set(object, source);
-    const compiled = compileRuleSet([...sourceOf.keys()]);
+    const alone = sourceOf.size === objects.length;
+    const compiled = loaded.compiled !== undefined && alone ? loaded.compiled : compileRuleSet([...sourceOf.keys()]);
     const allOptOuts = [...this.#sources.values()].flatMap((source) => source.optOuts ?? []);
     this.#ruleSet = allOptOuts.length === 0 ? compiled.ruleSet : { ...compiled.ruleSet, optOuts: allOptOuts };
     this.#problems = compiled.problems;

@@ -1,6 +1,7 @@
 // Tests for the rule store: sources compiled together in order, problems by object, and problem changes.
 
 import assert from "node:assert/strict";
+import { compileRuleSet } from "../rules/compile.ts";
 import { decide } from "../rules/engine.ts";
 import { API_VERSION, type RewriteObject, type RuleSpec, validateObject } from "../rules/schema.ts";
 import { type ProblemChange, RuleStore } from "./store.ts";
@@ -76,4 +77,22 @@ Deno.test("RuleStore: unchanged problems are not announced again", () => {
   store.update("kube", [first, second]);
   assert.equal(changes.length, 1);
   assert.deepEqual(changes[0]?.added.map((e) => e.problem.object), ['ClusterImageRewrite "b"']);
+});
+
+Deno.test("RuleStore.updateCompiled: a source alone in the store is compiled once, with others all together", () => {
+  const store = new RuleStore();
+  store.register("file");
+  store.register("kube");
+  const platform = object("ClusterImageRewrite", "platform", [HARBOR]);
+  const compiled = compileRuleSet([platform]);
+  store.updateCompiled("file", { objects: [platform], optOuts: [], compiled });
+  assert.equal(store.current, compiled.ruleSet, "taken as it is, not compiled again");
+  assert.equal(store.inForce(platform), true);
+
+  store.update("kube", [object("ClusterImageRewrite", "other", [{ prefix: "quay.io", replace: "q.example.com" }])]);
+  const again = compileRuleSet([platform]);
+  store.updateCompiled("file", { objects: [platform], optOuts: [], compiled: again });
+  assert.notEqual(store.current, again.ruleSet, "with another source's objects, everything is compiled together");
+  assert.equal(store.current.ruleCount, 2);
+  assert.equal(output(store, "x"), "harbor.example.com/dockerhub/library/nginx:latest");
 });

@@ -50,7 +50,7 @@ export function createVerifyMetrics(registry: Registry): VerifyMetrics {
     registryRequests: new Counter({
       name: "mirrorhook_verify_registry_requests_total",
       help:
-        "HTTP requests to registries (kind manifest) and their token servers (kind token), by host and code (HTTP status, network-error, timeout, aborted).",
+        "HTTP requests to registries (kind manifest) and their token servers (kind token), by host and code (HTTP status, network-error, timeout, aborted, refused: a redirect the policy did not allow).",
       labelNames: ["host", "kind", "code"] as const,
       registers,
     }),

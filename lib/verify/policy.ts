@@ -132,3 +132,67 @@ export class VerifyPolicy {
     return this.#clusterRules;
   }
 }
+
+/** Minimal view of a compiled rule: what {@linkcode refusedTargets} reads. */
+interface RuleView {
+  readonly verify: boolean;
+  readonly keep: boolean;
+  readonly replace?: string;
+  readonly object: { readonly kind: string; readonly label: string };
+}
+
+/** Minimal view of a rule set: its priority levels, as lib/rules/compile.ts builds them. */
+interface RuleSetView {
+  readonly levels: readonly {
+    readonly exact: ReadonlyMap<string, readonly RuleView[]>;
+    readonly prefixes: TrieView;
+    readonly match: readonly RuleView[];
+  }[];
+}
+
+interface TrieView {
+  readonly children: ReadonlyMap<string, TrieView>;
+  readonly rules: readonly RuleView[];
+}
+
+/** One verified rule whose target registry its scope may not ask. */
+export interface RefusedTarget {
+  /** `ClusterImageRewrite "hub"`. */
+  readonly object: string;
+  readonly registry: string;
+  readonly scope: RuleScope;
+}
+
+/** The registry a `replace` sends images to, when it is written out (not built from capture groups). */
+function replaceRegistry(replace: string): string | undefined {
+  const first = replace.split("/")[0] ?? "";
+  if (first.includes("$")) return undefined;
+  if (!replace.includes("/")) return undefined;
+  return first.includes(".") || first.includes(":") || first === "localhost" ? first : "docker.io";
+}
+
+/**
+ * Verified rules whose target registry the policy does not allow for their scope, one entry per object and
+ * registry: their images always end as "registry not allowed". For a start-up and reload warning.
+ */
+export function refusedTargets(ruleSet: RuleSetView, policy: VerifyPolicy): RefusedTarget[] {
+  const found = new Map<string, RefusedTarget>();
+  const visit = (rule: RuleView) => {
+    if (!rule.verify || rule.keep || rule.replace === undefined) return;
+    const registry = replaceRegistry(rule.replace);
+    if (registry === undefined) return;
+    const scope: RuleScope = rule.object.kind === "ImageRewrite" ? "namespaced" : "cluster";
+    if (policy.allows(registry, scope)) return;
+    found.set(`${rule.object.label}\u0000${registry}`, { object: rule.object.label, registry, scope });
+  };
+  const walk = (node: TrieView) => {
+    node.rules.forEach(visit);
+    for (const child of node.children.values()) walk(child);
+  };
+  for (const level of ruleSet.levels) {
+    for (const rules of level.exact.values()) rules.forEach(visit);
+    walk(level.prefixes);
+    level.match.forEach(visit);
+  }
+  return [...found.values()];
+}

@@ -1,7 +1,8 @@
 // Tests for the verification policy: which registries a rule of each scope may ask, and which hosts are listed.
 
 import assert from "node:assert/strict";
-import { normalizeRegistryHost, VerifyPolicy, VerifyPolicyError } from "./policy.ts";
+import { loadRuleTexts } from "../compat/load.ts";
+import { normalizeRegistryHost, refusedTargets, VerifyPolicy, VerifyPolicyError } from "./policy.ts";
 
 Deno.test("normalizeRegistryHost() names one registry one way", async (t) => {
   const rows: [string, string][] = [
@@ -118,4 +119,40 @@ Deno.test("VerifyPolicy.create() refuses values that are not HOST[:PORT]", async
     "empty values are skipped",
     () => assert.deepEqual(VerifyPolicy.create({ registries: [""] }).listed, []),
   );
+});
+
+Deno.test("refusedTargets() names verified rules whose registry their scope may not ask", () => {
+  const loaded = loadRuleTexts([{
+    name: "r.yaml",
+    text: `apiVersion: mirrorhook.dev/v1alpha1
+kind: ClusterImageRewrite
+metadata: {name: platform}
+spec:
+  verify: true
+  rules:
+    - prefix: docker.io
+      replace: harbor.example.com/hub
+    - prefix: quay.io
+      replace: quay-cache.example.com/q
+    - match: '^gcr\\.io/(.*)$'
+      replace: 'gcr-$1'
+---
+apiVersion: mirrorhook.dev/v1alpha1
+kind: ImageRewrite
+metadata: {name: tenant, namespace: team-a}
+spec:
+  verify: true
+  rules:
+    - prefix: ghcr.io/team-a
+      replace: evil.example.com:22/x
+    - exact: team-a/app:v1
+      replace: harbor.example.com/team-a/app:v1
+`,
+  }]);
+  assert.deepEqual(loaded.problems.filter((problem) => problem.severity === "error"), []);
+  const policy = VerifyPolicy.create({ registries: ["harbor.example.com"], clusterRules: "listed" });
+  const refused = refusedTargets(loaded.ruleSet, policy).map((target) => `${target.scope} ${target.registry}`).sort();
+  assert.deepEqual(refused, ["cluster quay-cache.example.com", "namespaced evil.example.com:22"]);
+  const any = VerifyPolicy.create({ registries: ["harbor.example.com"], clusterRules: "any" });
+  assert.deepEqual(refusedTargets(loaded.ruleSet, any).map((target) => target.registry), ["evil.example.com:22"]);
 });

@@ -4,10 +4,10 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "@logtape/logtape";
 import { evaluateRegistryRewriteRules, type ForeignEvaluation } from "../../compat/flemzord_objects.ts";
 import type { PodOptOut } from "../../rules/compile.ts";
-import { matchPatterns } from "../../rules/load.ts";
+import { matchPatterns } from "../../compat/load.ts";
 import type { RewriteObject } from "../../rules/schema.ts";
 import type { Labels } from "../../rules/selector.ts";
-import type { Metrics } from "../../server/metrics.ts";
+import type { SourceMetrics } from "../metrics.ts";
 import type { RuleStore } from "../store.ts";
 import { conflictMessage, evaluateObjects, type ObjectVerdict, validMessage } from "./evaluate.ts";
 import { errorMessage, KubeHttp } from "./http.ts";
@@ -36,7 +36,7 @@ export interface KubeSourceOptions {
   readonly kubeConfig: KubeConfig;
   readonly store: RuleStore;
   readonly logger: Logger;
-  readonly metrics?: Metrics;
+  readonly metrics?: SourceMetrics;
   /** Watch namespaces for their labels (needed by `namespaceSelector`); readiness then waits for them too. Default true. */
   readonly watchNamespaces?: boolean;
   /** Write `status` on every rule object. Default true. */

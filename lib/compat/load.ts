@@ -1,15 +1,13 @@
 // Reads rule texts in every accepted format (our objects, RegistryRewriteRule, ImageMap, ImageSwap maps, proxy URL, from/to lists), positioned.
 
-import type { PodOptOut, Translation } from "../compat/common.ts";
-import { detectFormat } from "../compat/detect.ts";
-import { type DocumentItem, readDocuments } from "./documents.ts";
-import { isFlemzordObject, translateFlemzord } from "../compat/flemzord.ts";
-import { isImageMapObject, translateImageMapList, translateImageMapObjects } from "../compat/imagemap.ts";
-import { translateImageSwap } from "../compat/imageswap.ts";
-import { translateProxyUrl } from "../compat/proxy_url.ts";
-import { type CompileResult, compileRuleSet } from "./compile.ts";
-import type { FieldPath, Problem } from "./problem.ts";
-import { type DraftObject, type RewriteObject, validateObject } from "./schema.ts";
+import type { PodOptOut, Translation } from "./common.ts";
+import { wholeTextFormat } from "./formats.ts";
+import { type DocumentItem, readDocuments } from "../rules/documents.ts";
+import { isFlemzordObject, translateFlemzord } from "./flemzord.ts";
+import { isImageMapObject, translateImageMapObjects } from "./imagemap.ts";
+import { type CompileResult, compileRuleSet } from "../rules/compile.ts";
+import type { FieldPath, Problem } from "../rules/problem.ts";
+import { type DraftObject, type RewriteObject, validateObject } from "../rules/schema.ts";
 
 /** Rule files larger than this are refused before parsing (some 15,000 to 20,000 `exact` rules; split larger sets). */
 export const MAX_RULE_FILE_BYTES = 2 * 1024 * 1024;
@@ -72,21 +70,10 @@ export function parseRuleText(input: RuleText): ParsedText {
     });
     return parsed;
   }
-  switch (detectFormat(input.text)) {
-    case "imageswap":
-      addTranslation(parsed, translateImageSwap(input.text, source), source);
-      return parsed;
-    case "proxy-url":
-      addTranslation(parsed, translateProxyUrl(input.text, source), source);
-      return parsed;
-    case "imagemap": {
-      const documents = readDocuments(input.text, source);
-      parsed.problems.push(...documents.problems);
-      for (const item of documents.items) addTranslation(parsed, translateImageMapList(item, source), source);
-      return parsed;
-    }
-    case "objects":
-      break;
+  const format = wholeTextFormat(input.text);
+  if (format !== undefined) {
+    addTranslation(parsed, format.translate(input.text, source), source);
+    return parsed;
   }
   const documents = readDocuments(input.text, source);
   parsed.problems.push(...documents.problems);
@@ -133,7 +120,7 @@ export function loadRuleTexts(inputs: readonly RuleText[]): LoadResult {
   return compileParsed(inputs.map(parseRuleText));
 }
 
-/** Screens patterns away from the caller's thread (lib/util/pattern_screener.ts); rejects when it cannot. */
+/** Screens patterns away from the caller's thread (lib/server/pattern_screener.ts); rejects when it cannot. */
 export type ScreenPatterns = (sources: readonly string[]) => Promise<unknown>;
 
 /**

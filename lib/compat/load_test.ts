@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { loadRuleTexts, MAX_RULE_FILE_BYTES } from "./load.ts";
-import type { Problem } from "./problem.ts";
+import type { Problem } from "../rules/problem.ts";
 
 /** 1-based line and column of the first occurrence of `needle` in `text`. */
 function at(text: string, needle: string, nth = 1): { line: number; column: number } {

@@ -1,6 +1,6 @@
 // The screening worker's entry point: screens batches of patterns off the thread that answers admissions.
 
-import { type PatternVerdict, screenPattern } from "./pattern.ts";
+import { type PatternVerdict, screenPattern } from "../rules/pattern.ts";
 
 /** A batch to screen. */
 export interface ScreenBatch {

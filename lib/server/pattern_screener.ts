@@ -1,7 +1,7 @@
 // Screens `match` patterns in a worker, with a bounded queue and a deadline per request, caching verdicts by pattern.
 
 import { cachedVerdict, type PatternVerdict, rememberVerdict } from "../rules/pattern.ts";
-import type { ScreenBatch, ScreenedBatch } from "../rules/pattern_worker.ts";
+import type { ScreenBatch, ScreenedBatch } from "./pattern_worker.ts";
 
 /** Why screening gave no answer: too much queued, the deadline passed, or the screener was closed. */
 export class ScreeningRefused extends Error {
@@ -159,7 +159,7 @@ export class PatternScreener {
 
   #start(): Worker {
     if (this.#worker !== undefined) return this.#worker;
-    const worker = new Worker(new URL("../rules/pattern_worker.ts", import.meta.url).href, { type: "module" });
+    const worker = new Worker(new URL("./pattern_worker.ts", import.meta.url).href, { type: "module" });
     worker.onmessage = (event: MessageEvent<ScreenedBatch>) => this.#receive(event.data);
     worker.onerror = (event) => {
       event.preventDefault();
