@@ -323,6 +323,20 @@ Deno.test({
       });
     });
 
+    await t.step("--to without a tag keeps the image's tag", async () => {
+      const result = await cli([
+        `${source.host}/team/multi:v1`,
+        "--to",
+        `${mirror.host}/untagged/multi`,
+        "--progress",
+        "none",
+        ...common,
+      ]);
+      assert.equal(result.code, 0, result.err);
+      includes(result.out, `-> ${mirror.host}/untagged/multi:v1 ${multi.digest}`);
+      assert.equal((await head(mirror.url, "/v2/untagged/multi/manifests/v1", auth)).status, 200);
+    });
+
     await t.step("--rules: the target is what the rules rewrite the image to; bars with --progress bar", async () => {
       const rules = `${dir}/rules.yaml`;
       await Deno.writeTextFile(

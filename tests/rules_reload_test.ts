@@ -177,6 +177,20 @@ Deno.test("rules reload: a ConfigMap mount swapped through ..data", async (t) =>
       HARBOR_NGINX,
     );
   });
+  await t.step("a key that the next ..data turns into a dangling link is rejected, its rules stay", async () => {
+    await assertRejected(fixture, async () => {
+      // What the kubelet's swap leaves when a key's file is missing behind its link.
+      const next = `..broken_${crypto.randomUUID()}`;
+      await Deno.mkdir(`${mount.dir}/${next}`);
+      await Deno.writeTextFile(`${mount.dir}/${next}/rules.yaml`, MIRROR_RULES);
+      await Deno.symlink(`${mount.dir}/${next}/gone.yaml`, `${mount.dir}/${next}/zz-priority.yaml`);
+      await Deno.symlink(next, `${mount.dir}/..data_tmp`);
+      await Deno.rename(`${mount.dir}/..data_tmp`, `${mount.dir}/..data`);
+    }, HARBOR_NGINX);
+  });
+  await t.step("the key removed from the ConfigMap for good: its rules leave", async () => {
+    await assertPickedUp(fixture, () => mount.update({ "rules.yaml": MIRROR_RULES }), MIRROR_NGINX);
+  });
 });
 
 Deno.test("rules reload: one key of a ConfigMap mount named as the rules file", async (t) => {

@@ -7,7 +7,8 @@ import { createMetrics } from "../lib/server/metrics.ts";
 import { VerifyPolicy } from "../lib/verify/policy.ts";
 import { Verifier } from "../lib/verify/verifier.ts";
 import { freePort, pushImage, registryInstalled, startRegistry } from "./support/registry.ts";
-import { memoryLogger } from "./support/webhook.ts";
+import { startTokenRegistry } from "./support/token_registry.ts";
+import { memoryLogger, tempDir } from "./support/webhook.ts";
 
 const ignore = Deno.env.get("MIRRORHOOK_SKIP_REGISTRY") === "1" && !registryInstalled();
 
@@ -293,5 +294,51 @@ Deno.test({
       await close();
       await garbage.close();
     }
+  },
+});
+
+Deno.test({
+  name: "a real token-auth registry: its token server is asked only when listed, with credentials only then",
+  ignore,
+  fn: async (t) => {
+    const user = { username: "mirror", password: "mirror-pass" };
+    await using secured = await startTokenRegistry(user);
+    await using dir = await tempDir("mirrorhook-verify-");
+    const config = `${dir.path}/config.json`;
+    await Deno.writeTextFile(config, JSON.stringify({ auths: { [secured.host]: user } }));
+    const image = `${secured.host}/team/app:v1`;
+    await t.step(
+      "the token server (another port, plain HTTP) not listed: not asked, could not be checked",
+      async () => {
+        const verifier = await Verifier.create({
+          policy: VerifyPolicy.create({ registries: [secured.host] }),
+          insecureRegistries: [secured.host],
+          dockerConfigs: [config],
+        });
+        try {
+          const result = await verifier.check(image);
+          assert.deepEqual([result.status, result.detail], ["error", undefined]);
+          assert.match(result.cause ?? "", /refusing the plain-HTTP token realm/);
+          assert.equal(secured.tokenRequests.length, 0);
+        } finally {
+          await verifier.close();
+        }
+      },
+    );
+    await t.step("listed: the token is fetched with the credentials, and the registry answers", async () => {
+      const verifier = await Verifier.create({
+        policy: VerifyPolicy.create({ registries: [secured.host] }),
+        insecureRegistries: [secured.host, secured.tokenHost],
+        dockerConfigs: [config],
+      });
+      try {
+        const result = await verifier.check(image);
+        assert.equal(result.status, "missing", result.cause ?? result.detail ?? "");
+        assert.ok(secured.tokenRequests.length > 0);
+        assert.ok(secured.tokenRequests.every((request) => request.account === user.username));
+      } finally {
+        await verifier.close();
+      }
+    });
   },
 });

@@ -104,6 +104,21 @@ function parseImage(text: string, what: string): ImageReference {
   return parsed.reference;
 }
 
+/** True when a reference as written names a tag or a digest (`host:5000/app` names neither). */
+export function namesVersion(text: string): boolean {
+  return text.includes("@") || text.slice(text.lastIndexOf("/") + 1).includes(":");
+}
+
+/** `target` with the tag and digest of `source`: `--to harbor.example.com/app` keeps the image's tag. */
+function withVersionOf(target: ImageReference, source: ImageReference): ImageReference {
+  return {
+    registry: target.registry,
+    path: target.path,
+    ...(source.tag === undefined ? {} : { tag: source.tag }),
+    ...(source.digest === undefined ? {} : { digest: source.digest }),
+  };
+}
+
 /** Pairs each image with its target: `--to`, or what the rules rewrite it to; undefined targets are skipped. */
 async function targets(
   images: readonly string[],
@@ -112,7 +127,10 @@ async function targets(
 ): Promise<{ source: ImageReference; target?: ImageReference; why?: string }[] | undefined> {
   if (options.to !== undefined) {
     const target = parseImage(options.to, "--to");
-    return images.map((image) => ({ source: parseImage(image, "image"), target }));
+    return images.map((image) => {
+      const source = parseImage(image, "image");
+      return { source, target: namesVersion(options.to ?? "") ? target : withVersionOf(target, source) };
+    });
   }
   const ruleSet = await loadRulesForCli(options.rules, io);
   if (ruleSet === undefined) return undefined;
@@ -201,7 +219,7 @@ export function addMirrorCommand(program: Command, io: CliIo, setExit: (code: nu
   program.command("mirror")
     .description("copy images into a mirror registry (by --to, or where --rules rewrite them), digests unchanged")
     .argument("<image...>", "source image references")
-    .option("--to <ref>", "target reference for the one image given")
+    .option("--to <ref>", "target reference for the one image given (without a tag, the image's tag or digest is kept)")
     .option(
       "-r, --rules <path>",
       "copy each image to what these rules rewrite it to (repeatable)",

@@ -6,6 +6,7 @@ import { DEFAULT_BYPASS_PREFIX } from "../rules/engine.ts";
 import { hasLinearEngine, V8_FLAGS_ARGUMENT } from "../rules/pattern.ts";
 import { type ServeConfig, startServer, StartupError } from "../server/app.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../server/handler.ts";
+import { DEFAULT_TRANSPORT_LIMITS } from "../server/transport.ts";
 import { configureLogging, LOG_LEVELS, logger, type MirrorhookLogLevel } from "../server/log.ts";
 import { type CliIo, EXIT, parseLabels, UsageError } from "./io.ts";
 
@@ -32,6 +33,15 @@ function seconds(_name: string) {
     if (!Number.isFinite(number) || number < 0 || number > 3600) {
       throw new InvalidArgumentError("It must be seconds from 0 to 3600.");
     }
+    return number;
+  };
+}
+
+function positiveSeconds(name: string) {
+  const parse = seconds(name);
+  return (value: string): number => {
+    const number = parse(value);
+    if (number <= 0) throw new UsageError(`${name} must be more than 0 seconds, got ${JSON.stringify(value)}`);
     return number;
   };
 }
@@ -93,6 +103,19 @@ export function addServeCommand(
       opt("--max-body-bytes <n>", "largest accepted request body").argParser(
         int("--max-body-bytes", 1024, 256 * 1024 * 1024),
       ).default(DEFAULT_MAX_BODY_BYTES),
+    )
+    .addOption(
+      opt("--body-timeout <seconds>", "a request body must be complete this long after its headers (else 408)")
+        .argParser(positiveSeconds("--body-timeout")).default(DEFAULT_TRANSPORT_LIMITS.bodyTimeoutMs / 1000),
+    )
+    .addOption(
+      opt("--headers-timeout <seconds>", "longest TLS handshake, and longest wait for a request's headers")
+        .argParser(positiveSeconds("--headers-timeout")).default(DEFAULT_TRANSPORT_LIMITS.headersTimeoutMs / 1000),
+    )
+    .addOption(
+      opt("--max-buffered-bytes <n>", "request bytes held in memory across all connections (more: 503)").argParser(
+        int("--max-buffered-bytes", 64 * 1024, 4 * 1024 * 1024 * 1024),
+      ).default(DEFAULT_TRANSPORT_LIMITS.maxBufferedBytes),
     )
     .addOption(
       opt("--shutdown-delay <seconds>", "after SIGTERM, keep serving while not ready").argParser(
@@ -200,6 +223,11 @@ comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT
         bypassPrefix: options.bypassPrefix ?? DEFAULT_BYPASS_PREFIX,
         excludeNamespaces: options.excludeNamespace ?? [...DEFAULT_EXCLUDED_NAMESPACES],
         maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+        limits: {
+          bodyTimeoutMs: (options.bodyTimeout ?? DEFAULT_TRANSPORT_LIMITS.bodyTimeoutMs / 1000) * 1000,
+          headersTimeoutMs: (options.headersTimeout ?? DEFAULT_TRANSPORT_LIMITS.headersTimeoutMs / 1000) * 1000,
+          maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_TRANSPORT_LIMITS.maxBufferedBytes,
+        },
         dev,
         ...((options.selfNamespace ?? env("POD_NAMESPACE")) === undefined
           ? {}

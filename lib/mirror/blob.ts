@@ -150,6 +150,8 @@ async function upload(route: BlobRoute, blob: Descriptor, start: URL, options: B
     method: "GET",
     url: `/v2/${route.sourcePath}/blobs/${blob.digest}`,
     scope: pullScope(route.sourcePath),
+    // The bytes as stored: a transparently decoded Content-Encoding would break the size check.
+    headers: { "accept-encoding": "identity" },
     what: `GET blob ${label}`,
     ...(signal === undefined ? {} : { signal }),
   });

@@ -142,6 +142,7 @@ async function fetchBlobBytes(session: RegistrySession, path: string, blob: Desc
     method: "GET",
     url: `/v2/${path}/blobs/${blob.digest}`,
     scope: `repository:${path}:pull`,
+    headers: { "accept-encoding": "identity" },
     what: `GET blob ${label}`,
     ...(signal === undefined ? {} : { signal }),
   });

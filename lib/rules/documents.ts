@@ -64,11 +64,23 @@ export function readDocuments(text: string, source: string): DocumentsResult {
   return { items, problems: [] };
 }
 
+/**
+ * The last text read and its documents, held weakly: recognising a file's format reads it once to look, and
+ * loading reads it again in the same synchronous run (see `parseRuleText`), where a weak reference is
+ * guaranteed to hold, so the second read is free; afterwards only the text stays referenced, until the next read.
+ */
+let recent: { text: string; documents: WeakRef<unknown[]> } | undefined;
+
 /** The non-empty documents of a clean text, or undefined when `js-yaml` cannot read it as plain data. */
 function readFast(text: string): unknown[] | undefined {
+  const cached = recent?.text === text ? recent.documents.deref() : undefined;
+  if (cached !== undefined) return cached;
+  recent = undefined;
   try {
-    const documents = loadAll(text, { schema: CORE_SCHEMA, maxAliases: 0 });
-    return documents.filter((value) => value !== null && value !== undefined);
+    const documents = loadAll(text, { schema: CORE_SCHEMA, maxAliases: 0 })
+      .filter((value) => value !== null && value !== undefined);
+    recent = { text, documents: new WeakRef(documents) };
+    return documents;
   } catch {
     return undefined;
   }

@@ -14,6 +14,7 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { createProbeHandler, type Readiness } from "./probes.ts";
 import { reportRuleProblems } from "./rule_problems.ts";
 import { ReloadingTlsServer } from "./tls.ts";
+import type { TransportLimits } from "./transport.ts";
 import { LOAD_SCREEN_DEADLINE_MS, PatternScreener, VALIDATE_SCREEN_DEADLINE_MS } from "./pattern_screener.ts";
 import { createVerifyMetrics } from "../verify/metrics.ts";
 import { truncate } from "../util/truncate.ts";
@@ -33,6 +34,8 @@ export interface ServeConfig {
   readonly bypassPrefix: string;
   readonly excludeNamespaces: readonly string[];
   readonly maxBodyBytes: number;
+  /** Timeouts and the memory bound of the HTTPS port (defaults: DEFAULT_TRANSPORT_LIMITS). */
+  readonly limits?: Partial<Omit<TransportLimits, "maxBodyBytes">>;
   readonly dev: boolean;
   /** Namespace the webhook runs in: its own Pods there (label app.kubernetes.io/name=mirrorhook) are never changed. */
   readonly selfNamespace?: string;
@@ -258,6 +261,7 @@ export async function startServer(
     logger,
     metrics,
     ...(config.certPollMs === undefined ? {} : { pollIntervalMs: config.certPollMs }),
+    limits: { ...config.limits, maxBodyBytes: config.maxBodyBytes },
   });
   try {
     await tls.start();

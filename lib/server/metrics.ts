@@ -1,4 +1,4 @@
-// Prometheus metrics (prom-client): one registry per server, names prefixed mirrorhook_, no image strings as labels.
+// Prometheus metrics (prom-client): one registry per server, names prefixed mirrorhook_, only bounded label values.
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
@@ -20,17 +20,64 @@ export interface Metrics {
   readonly certificateReloads: Counter<"result">;
 }
 
+/** prom-client's process metrics that read /proc/self, which Deno's permission set refuses (they read 0). */
+const PROC_METRICS = [
+  "process_resident_memory_bytes",
+  "process_virtual_memory_bytes",
+  "process_heap_bytes",
+  "process_open_fds",
+  "process_max_fds",
+];
+
+/**
+ * Replaces prom-client's /proc-based process metrics with real ones: resident memory from Deno.memoryUsage(), open
+ * file descriptors from /proc/self/fd when it can be listed (otherwise the metric is left out rather than 0).
+ */
+function processMetrics(registry: Registry): void {
+  for (const name of PROC_METRICS) registry.removeSingleMetric(name);
+  new Gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes.",
+    registers: [registry],
+    collect() {
+      this.set(Deno.memoryUsage().rss);
+    },
+  });
+  const openFds = (): number | undefined => {
+    try {
+      let count = 0;
+      for (const _ of Deno.readDirSync("/proc/self/fd")) count++;
+      return count;
+    } catch {
+      return undefined;
+    }
+  };
+  if (openFds() === undefined) return;
+  new Gauge({
+    name: "process_open_fds",
+    help: "Number of open file descriptors.",
+    registers: [registry],
+    collect() {
+      const count = openFds();
+      if (count !== undefined) this.set(count);
+    },
+  });
+}
+
 /** Creates the metrics; `defaultMetrics` adds prom-client's process and runtime metrics. */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  if (options.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry });
+    processMetrics(registry);
+  }
   return {
     registry,
     requests: new Counter({
       name: "mirrorhook_admission_requests_total",
       help:
-        "Admission requests by operation, result (rewritten, unchanged, skipped, invalid, error) and whether the request was a dry run.",
+        "Admission requests by operation (CREATE, UPDATE, DELETE, CONNECT, unknown, other), result (rewritten, would-rewrite in --dry-run mode, unchanged, skipped, invalid, error) and whether the API server marked the request dryRun.",
       labelNames: ["operation", "result", "dry_run"] as const,
       registers,
     }),

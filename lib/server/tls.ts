@@ -9,7 +9,7 @@ import type { Logger } from "@logtape/logtape";
 import { certificateNotAfter } from "./certs.ts";
 import type { Metrics } from "./metrics.ts";
 import { fileSignature, type FileWatch, watchFiles } from "../util/watch.ts";
-import { type ConnectionState, NodeTransport, type WebhookCore } from "./transport.ts";
+import { type ConnectionState, NodeTransport, type TransportLimits, type WebhookCore } from "./transport.ts";
 
 /** A certificate and key, PEM. */
 export interface KeyPair {
@@ -30,6 +30,8 @@ export interface TlsServerOptions {
   readonly metrics?: Metrics;
   readonly pollIntervalMs?: number;
   readonly debounceMs?: number;
+  /** Timeouts and memory bounds of the port (defaults: DEFAULT_TRANSPORT_LIMITS). */
+  readonly limits?: Partial<TransportLimits>;
 }
 
 /** Names of the files in the certificate directory, as cert-manager and kubernetes.io/tls Secrets use them. */
@@ -62,7 +64,11 @@ export class ReloadingTlsServer {
 
   constructor(options: TlsServerOptions) {
     this.#options = options;
-    this.#transport = new NodeTransport({ core: options.handler, logger: options.logger });
+    this.#transport = new NodeTransport({
+      core: options.handler,
+      logger: options.logger,
+      ...(options.limits === undefined ? {} : { limits: options.limits }),
+    });
   }
 
   /** Starts listening; throws with a clear message when the certificate cannot be used or the port is taken. */
@@ -75,7 +81,8 @@ export class ReloadingTlsServer {
     ]);
     const pair = await this.#readPair();
     this.#check(pair);
-    const server = https.createServer({ cert: pair.cert, key: pair.key });
+    const server = https.createServer({ cert: pair.cert, key: pair.key, ...this.#transport.serverOptions() });
+    this.#transport.configure(server);
     server.on("secureConnection", (socket: TLSSocket) => {
       this.#sockets.set(socket, { active: 0, served: 0 });
       socket.on("close", () => this.#sockets.delete(socket));
