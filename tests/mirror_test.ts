@@ -600,3 +600,50 @@ Deno.test({
   const failed = m.events.at(-1);
   assert.equal(failed?.type === "failed" ? failed.reason : undefined, "not-found");
 });
+
+Deno.test({
+  name: "mirror: a blob whose bytes do not match its digest never completes its upload",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  await using source = await startRegistry();
+  await using target = await startRegistry();
+  const image = await pushPlatformImage(source.url, "app", "v1", { layerBytes: 64 * 1024 });
+  // A front for the real registry that flips one byte of every blob body it passes on (same length).
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const url = new URL(request.url);
+    const upstream = await fetch(`${source.url}${url.pathname}${url.search}`, {
+      method: request.method,
+      headers: request.headers,
+    });
+    if (request.method !== "GET" || !url.pathname.includes("/blobs/")) return upstream;
+    const bytes = new Uint8Array(await upstream.arrayBuffer());
+    bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] ?? 0) ^ 0xff;
+    return new Response(bytes, { status: upstream.status, headers: upstream.headers });
+  });
+  const front = `127.0.0.1:${server.addr.port}`;
+  const transport = await Transport.create({ insecure: [front, target.host] });
+  try {
+    for (const [name, chunkBytes] of [["monolithic", 1024 * 1024], ["chunked", 16 * 1024]] as const) {
+      await t.step(name, async () => {
+        const instance = new Mirrorer({ transport, retry: FAST_RETRY, chunkBytes });
+        try {
+          const error = await rejection(() =>
+            instance.mirror(parseReferenceOrThrow(`${front}/app:v1`), ref(target, `${name}/app:v1`))
+          );
+          assert.equal(error.reason, "digest-mismatch");
+          for (const digest of image.blobs.keys()) {
+            assert.equal((await head(target.url, `/v2/${name}/app/blobs/${digest}`)).status, 404);
+          }
+          assert.equal((await head(target.url, `/v2/${name}/app/manifests/v1`)).status, 404);
+        } finally {
+          instance.close();
+        }
+      });
+    }
+  } finally {
+    transport.close();
+    await server.shutdown();
+  }
+});

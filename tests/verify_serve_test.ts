@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { mintCertificates } from "../lib/server/certs.ts";
 import { startServer, StartupError } from "../lib/server/app.ts";
 import { KubeMount } from "./support/kube_mount.ts";
-import { pushImage, registryInstalled, startRegistry } from "./support/registry.ts";
-import { memoryLogger, postReview, tempDir, testConfig } from "./support/webhook.ts";
+import { pushImage, registryInstalled, startRegistry, startSilentServer } from "./support/registry.ts";
+import { memoryLogger, metricValue, postReview, tempDir, testConfig } from "./support/webhook.ts";
 
 const ignore = Deno.env.get("MIRRORHOOK_SKIP_REGISTRY") === "1" && !registryInstalled();
 
@@ -24,7 +24,10 @@ spec:
 `;
 }
 
-async function serveWith(rules: string, verify: { registries: string[]; insecure: string[] }) {
+async function serveWith(
+  rules: string,
+  verify: { registries: string[]; insecure: string[]; deadlineMs?: number },
+) {
   const dir = await tempDir("mirrorhook-verify-");
   const chain = await mintCertificates();
   const tls = await KubeMount.create(`${dir.path}/tls`, { "tls.crt": chain.cert, "tls.key": chain.key });
@@ -35,7 +38,7 @@ async function serveWith(rules: string, verify: { registries: string[]; insecure
       rules: [mount.dir],
       tlsDir: tls.dir,
       verify: {
-        deadlineMs: 2_000,
+        deadlineMs: verify.deadlineMs ?? 2_000,
         dockerConfigs: [],
         insecureRegistries: verify.insecure,
         caFiles: {},
@@ -54,6 +57,7 @@ async function serveWith(rules: string, verify: { registries: string[]; insecure
   return {
     admit,
     messages: log.messages,
+    metricsText: () => server.metrics.registry.metrics(),
     [Symbol.asyncDispose]: async () => {
       client.close();
       await server.shutdown("test");
@@ -133,4 +137,40 @@ Deno.test("serve: a --verify-registry value that is not HOST[:PORT] stops start-
   }, (error: unknown) => error);
   assert.ok(error instanceof StartupError, String(error));
   assert.match(error.message, /verify registry "harbor\/team": expected a registry HOST\[:PORT\]/);
+});
+
+Deno.test("serve: a listed registry that never answers costs the first admission its deadline, the next 20 nothing", async () => {
+  await using silent = startSilentServer();
+  const deadlineMs = 500;
+  await using server = await serveWith(tenantRule(`${silent.host}/library`), {
+    registries: [silent.host],
+    insecure: [silent.host],
+    deadlineMs,
+  });
+  const started = performance.now();
+  const first = await server.admit();
+  const firstMs = performance.now() - started;
+  assert.equal(first.patched, false);
+  assert.ok(firstMs >= deadlineMs - 50, `the first admission answered in ${firstMs} ms, before the deadline`);
+  assert.ok(first.warnings.some((warning) => /could not be checked/.test(warning)), first.warnings.join("\n"));
+  const batchStarted = performance.now();
+  const later = await Promise.all(Array.from({ length: 20 }, () => server.admit()));
+  const batchMs = performance.now() - batchStarted;
+  assert.ok(batchMs < deadlineMs, `20 concurrent admissions took ${batchMs} ms: they waited for the registry`);
+  for (const answer of later) {
+    assert.equal(answer.patched, false);
+    assert.ok(answer.warnings.some((warning) => /could not be checked/.test(warning)), answer.warnings.join("\n"));
+  }
+  // One connection, one lookup: the others were answered from the cached failure or as overdue.
+  assert.equal(silent.accepted(), 1);
+  const text = await server.metricsText();
+  const fallbacks = ["hit", "overdue"].reduce(
+    (sum, cache) =>
+      sum + ["error", "timeout"].reduce(
+        (inner, result) => inner + metricValue(text, "mirrorhook_verify_checks_total", { result, cache }),
+        0,
+      ),
+    0,
+  );
+  assert.equal(fallbacks, 20, text);
 });

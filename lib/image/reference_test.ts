@@ -12,6 +12,7 @@ import {
   normalizeReference,
   parseReference,
   type ReferenceErrorReason,
+  sameImage,
 } from "./reference.ts";
 
 const HEX64 = "dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c";
@@ -732,4 +733,14 @@ Deno.test("normalization of valid references", async (t) => {
       { numRuns: 1000 },
     );
   });
+});
+
+Deno.test("sameImage() compares references once normalized", () => {
+  assert.equal(sameImage("nginx", "docker.io/library/nginx:latest"), true);
+  assert.equal(sameImage("index.docker.io/library/nginx:1.27", "nginx:1.27"), true);
+  assert.equal(sameImage("nginx:1.27", "nginx:1.28"), false);
+  assert.equal(sameImage("ghcr.io/a/b", "docker.io/a/b"), false);
+  // Invalid references are compared as written.
+  assert.equal(sameImage("NOT VALID", "NOT VALID"), true);
+  assert.equal(sameImage("NOT VALID", "not valid"), false);
 });

@@ -433,7 +433,11 @@ function compileRule(
       "match",
       verdict.status === "invalid"
         ? `the pattern could not be analysed: ${verdict.reason}`
-        : `the pattern uses ${verdict.reason}; rewrite it without`,
+        : `the pattern cannot run in linear time: it uses ${verdict.reason}, which V8's linear-time engine (every pattern runs on it) does not support; ${
+          verdict.reason.startsWith("the look-")
+            ? "to leave images out, write a keep rule before this one instead"
+            : "rewrite it without"
+        }`,
     );
     return undefined;
   }

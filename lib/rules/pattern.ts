@@ -149,7 +149,7 @@ function judge(source: string): PatternVerdict {
   }
   const unsupported = linearObstacle(pattern);
   if (unsupported !== undefined) {
-    return { status: "unbounded", reason: `${unsupported}, which V8's linear-time engine cannot run` };
+    return { status: "unbounded", reason: unsupported };
   }
   // Exponential backtracking needs a repeated part that itself repeats or chooses: without such nesting the
   // analysis can only find polynomial cases, which the linear engine makes harmless. Skip it (same verdict).

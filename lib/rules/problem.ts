@@ -130,17 +130,6 @@ export function limitMessage(message: string): string {
   return message.length <= MESSAGE_LIMIT ? message : `${message.slice(0, MESSAGE_LIMIT - 1)}…`;
 }
 
-/** Thrown by the `…OrThrow` helpers: carries every problem found. */
-export class RuleError extends Error {
-  override name = "RuleError";
-  readonly problems: readonly Problem[];
-  constructor(action: string, problems: readonly Problem[]) {
-    const errors = problems.filter((problem) => problem.severity === "error");
-    super(`${action}: ${errors.map(formatProblem).join("; ")}`);
-    this.problems = problems;
-  }
-}
-
 /**
  * A problem about an object (or one of its rules, when `path` starts with `spec.rules[i]`): the message
  * names the rule and object, e.g. `Cannot compile rule 3 of ClusterImageRewrite "hub": spec.rules[3].match: …`.

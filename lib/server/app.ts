@@ -287,7 +287,16 @@ export async function startServer(
       objects: ruleSet.objects.length,
       rules: ruleSet.ruleCount,
       sources: store.status(),
-      certificate: tls.notAfter === undefined ? {} : { notAfter: tls.notAfter.toISOString() },
+      certificate: {
+        ...(tls.notAfter === undefined ? {} : { notAfter: tls.notAfter.toISOString() }),
+        ...(tls.rejected === undefined ? {} : {
+          rejected: {
+            notBefore: tls.rejected.notBefore.toISOString(),
+            notAfter: tls.rejected.notAfter.toISOString(),
+            reason: tls.rejected.reason,
+          },
+        }),
+      },
     };
   };
   const extra: Record<string, () => Response> = devCertificates === undefined ? {} : {

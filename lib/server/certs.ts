@@ -44,6 +44,16 @@ export function certificateNotAfter(pem: string): Date {
   }
 }
 
+/** notBefore and notAfter of the first certificate of a PEM; throws with a clear message when it cannot be read. */
+export function certificateValidity(pem: string): { notBefore: Date; notAfter: Date } {
+  try {
+    const certificate = new x509.X509Certificate(pem);
+    return { notBefore: certificate.notBefore, notAfter: certificate.notAfter };
+  } catch (error) {
+    throw new Error(`Cannot read certificate: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
 /** Mints a CA (or reuses one) and a serving certificate for localhost and 127.0.0.1 by default. */
 export async function mintCertificates(options: MintOptions = {}): Promise<CertificateChain> {
   const crypto = globalThis.crypto;

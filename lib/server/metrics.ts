@@ -151,7 +151,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     certificateReloads: new Counter({
       name: "mirrorhook_certificate_reloads_total",
-      help: "Serving certificate reloads by result (success, error).",
+      help:
+        "Serving certificate reloads by result (success; error: unreadable or mismatched pair, retried; rejected: expired or not yet valid, never served).",
       labelNames: ["result"] as const,
       registers,
     }),

@@ -1,6 +1,6 @@
 // Screens `match` patterns in a worker, with a bounded queue and a deadline per request, caching verdicts by pattern.
 
-import { cachedVerdict, type PatternVerdict, rememberVerdict } from "../rules/pattern.ts";
+import { cachedVerdict, type PatternVerdict, rememberVerdict, screenPattern } from "../rules/pattern.ts";
 import type { ScreenBatch, ScreenedBatch } from "./pattern_worker.ts";
 
 /** Why screening gave no answer: too much queued, the deadline passed, or the screener was closed. */
@@ -19,6 +19,8 @@ export interface ScreenerOptions {
   readonly batchSize?: number;
   /** The worker is ended after this long without work (it keeps the process alive). Default 10 s. */
   readonly idleMs?: number;
+  /** The worker's module (tests give a missing one); default lib/server/pattern_worker.ts. */
+  readonly workerUrl?: string;
 }
 
 /** Options of one {@linkcode PatternScreener.screen} call. */
@@ -63,14 +65,18 @@ export class PatternScreener {
   #nextId = 1;
   #idle: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  #answered = false;
+  #inline = false;
   readonly #queueLimit: number;
   readonly #batchSize: number;
   readonly #idleMs: number;
+  readonly #workerUrl: string;
 
   constructor(options: ScreenerOptions = {}) {
     this.#queueLimit = options.queueLimit ?? 1024;
     this.#batchSize = options.batchSize ?? 256;
     this.#idleMs = options.idleMs ?? 10_000;
+    this.#workerUrl = options.workerUrl ?? new URL("./pattern_worker.ts", import.meta.url).href;
   }
 
   /** Requests waiting or running. */
@@ -153,19 +159,38 @@ export class PatternScreener {
     clearTimeout(this.#idle);
     this.#idle = undefined;
     this.#running = batch;
+    const worker = this.#start();
+    if (worker === undefined) {
+      // No worker can run here: screen in this thread rather than never (slower admissions, same verdicts).
+      this.#receive({ id: batch.id, verdicts: batch.sources.map((source) => screenPattern(source)) });
+      return;
+    }
     const message: ScreenBatch = { id: batch.id, sources: batch.sources };
-    this.#start().postMessage(message);
+    worker.postMessage(message);
   }
 
-  #start(): Worker {
-    if (this.#worker !== undefined) return this.#worker;
-    const worker = new Worker(new URL("./pattern_worker.ts", import.meta.url).href, { type: "module" });
+  /** Whether screening fell back to this thread because no worker could start (e.g. its module is missing). */
+  get inline(): boolean {
+    return this.#inline;
+  }
+
+  #start(): Worker | undefined {
+    if (this.#worker !== undefined || this.#inline) return this.#worker;
+    let worker: Worker;
+    try {
+      worker = new Worker(this.#workerUrl, { type: "module" });
+    } catch {
+      this.#inline = true;
+      return undefined;
+    }
     worker.onmessage = (event: MessageEvent<ScreenedBatch>) => this.#receive(event.data);
     worker.onerror = (event) => {
       event.preventDefault();
       const running = this.#running;
+      // A worker that never answered could not start at all: from now on screen in this thread.
+      if (!this.#answered) this.#inline = true;
       this.#stopWorker();
-      if (running !== undefined) {
+      if (running !== undefined && !this.#inline) {
         this.#finish(running.request, new ScreeningRefused("timeout", `Cannot screen patterns: ${event.message}`));
       }
     };
@@ -174,6 +199,7 @@ export class PatternScreener {
   }
 
   #receive(result: ScreenedBatch): void {
+    this.#answered = true;
     const batch = this.#running;
     if (batch === undefined || batch.id !== result.id) return;
     this.#running = undefined;

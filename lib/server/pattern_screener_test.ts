@@ -57,6 +57,19 @@ Deno.test("PatternScreener refuses when its queue is full, and when the deadline
   );
 });
 
+Deno.test("PatternScreener screens in this thread when no worker can start", async () => {
+  const screener = new PatternScreener({ workerUrl: new URL("./no_such_worker.ts", import.meta.url).href });
+  try {
+    const sources = fresh(10);
+    const verdicts = await screener.screen(sources, { deadlineMs: 30_000 });
+    assert.equal(verdicts.size, 10);
+    assert.ok(screener.inline);
+    assert.equal((await screener.screen(fresh(3), { deadlineMs: 30_000 })).size, 3);
+  } finally {
+    screener.close();
+  }
+});
+
 Deno.test("the verdict cache drops the least recently used pattern, one at a time", () => {
   const id = crypto.randomUUID();
   const first = `^first-${id}$`;

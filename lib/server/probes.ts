@@ -12,7 +12,11 @@ export interface Readiness {
   readonly objects: number;
   readonly rules: number;
   readonly sources: readonly SourceStatus[];
-  readonly certificate: { readonly notAfter?: string };
+  readonly certificate: {
+    readonly notAfter?: string;
+    /** The last new pair refused for its validity period (the one above stays in service). */
+    readonly rejected?: { readonly notBefore: string; readonly notAfter: string; readonly reason: string };
+  };
 }
 
 /** Dependencies of the probe handler. */

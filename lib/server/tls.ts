@@ -6,7 +6,7 @@ import https from "node:https";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "@logtape/logtape";
-import { certificateNotAfter } from "./certs.ts";
+import { certificateNotAfter, certificateValidity } from "./certs.ts";
 import type { Metrics } from "./metrics.ts";
 import { fileSignature, type FileWatch, watchFiles } from "../util/watch.ts";
 import { type ConnectionState, NodeTransport, type TransportLimits, type WebhookCore } from "./transport.ts";
@@ -34,6 +34,24 @@ export interface TlsServerOptions {
   readonly limits?: Partial<TransportLimits>;
 }
 
+/** A pair refused because of its validity period, as /readyz reports it. */
+export interface RejectedCertificate {
+  readonly fingerprint: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly reason: string;
+}
+
+/** A certificate outside its validity period: never served, since every client would refuse it. */
+class CertificateValidityError extends Error {
+  override name = "CertificateValidityError";
+  readonly validity: { notBefore: Date; notAfter: Date };
+  constructor(reason: string, validity: { notBefore: Date; notAfter: Date }) {
+    super(`Cannot use the certificate and key: ${reason}`);
+    this.validity = validity;
+  }
+}
+
 /** Names of the files in the certificate directory, as cert-manager and kubernetes.io/tls Secrets use them. */
 export const CERT_FILE = "tls.crt";
 export const KEY_FILE = "tls.key";
@@ -54,6 +72,7 @@ export class ReloadingTlsServer {
   #server: https.Server | undefined;
   #fingerprint: string | undefined;
   #notAfter: Date | undefined;
+  #rejected: RejectedCertificate | undefined;
   #port = 0;
   #sockets = new Map<Socket, ConnectionState>();
   #transport: NodeTransport;
@@ -135,6 +154,11 @@ export class ReloadingTlsServer {
     return this.#notAfter;
   }
 
+  /** The last pair refused because of its validity period, until a newer pair goes into service. */
+  get rejected(): RejectedCertificate | undefined {
+    return this.#rejected;
+  }
+
   /** Re-reads the pair; resolves true when a new certificate went into service. */
   reload(trigger: string): Promise<boolean> {
     if (this.#stopping || this.#options.certDir === undefined || this.#server === undefined) {
@@ -148,12 +172,17 @@ export class ReloadingTlsServer {
 
   async #reload(trigger: string): Promise<boolean> {
     const { logger, metrics } = this.#options;
+    let print: string | undefined;
     try {
       const pair = await this.#readPair();
-      if (fingerprint(pair) === this.#fingerprint) return false;
+      print = fingerprint(pair);
+      if (print === this.#fingerprint) return false;
+      // A refused pair is looked at again only once it would be valid (a notBefore a little ahead of this clock).
+      if (print === this.#rejected?.fingerprint && !withinValidity(this.#rejected, Date.now())) return false;
       this.#check(pair);
       this.#server?.setSecureContext({ cert: pair.cert, key: pair.key });
       this.#accept(pair);
+      this.#rejected = undefined;
       metrics?.certificateReloads.inc({ result: "success" });
       logger.info("Serving a new certificate, valid until {notAfter}", {
         trigger,
@@ -161,6 +190,20 @@ export class ReloadingTlsServer {
       });
       return true;
     } catch (error) {
+      if (error instanceof CertificateValidityError && print !== undefined) {
+        // Not a half-written pair: an expired one never becomes usable, a future one only at its notBefore (the
+        // poll looks again then). Logged and counted once per pair.
+        this.#rejected = { fingerprint: print, ...error.validity, reason: error.message };
+        metrics?.certificateReloads.inc({ result: "rejected" });
+        logger.error("Refused the new certificate; keeping the current one (valid until {current}): {message}", {
+          trigger,
+          current: this.#notAfter?.toISOString(),
+          notBefore: error.validity.notBefore.toISOString(),
+          notAfter: error.validity.notAfter.toISOString(),
+          message: error.message,
+        });
+        return false;
+      }
       // Typically a half-written pair (key and certificate do not match yet); the next event or poll retries.
       metrics?.certificateReloads.inc({ result: "error" });
       logger.error("Cannot use the new certificate; keeping the current one: {message}", {
@@ -198,7 +241,16 @@ export class ReloadingTlsServer {
   }
 
   #check(pair: KeyPair): void {
-    certificateNotAfter(pair.cert);
+    const validity = certificateValidity(pair.cert);
+    if (Date.now() >= validity.notAfter.getTime()) {
+      throw new CertificateValidityError(`the certificate expired at ${validity.notAfter.toISOString()}`, validity);
+    }
+    if (Date.now() < validity.notBefore.getTime()) {
+      throw new CertificateValidityError(
+        `the certificate is not valid before ${validity.notBefore.toISOString()}`,
+        validity,
+      );
+    }
     // Deno's createSecureContext accepts a key that does not match the certificate (and garbage), and
     // setSecureContext would then fail every new handshake; check the pair explicitly.
     let matches: boolean;
@@ -230,6 +282,10 @@ export class ReloadingTlsServer {
     const [cert, key] = await Promise.all([read(CERT_FILE), read(KEY_FILE)]);
     return { cert, key };
   }
+}
+
+function withinValidity(validity: { notBefore: Date; notAfter: Date }, now: number): boolean {
+  return now >= validity.notBefore.getTime() && now < validity.notAfter.getTime();
 }
 
 function fingerprint(pair: KeyPair): string {

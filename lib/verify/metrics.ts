@@ -33,7 +33,7 @@ export function createVerifyMetrics(registry: Registry): VerifyMetrics {
     checks: new Counter({
       name: "mirrorhook_verify_checks_total",
       help:
-        "References checked against their target registry, by result (present, missing, error, timeout) and cache (hit: answered from the cache; coalesced: joined a lookup already under way; miss: new registry lookup).",
+        "References checked against their target registry, by result (present, missing, error, timeout) and cache (hit: answered from the cache; coalesced: joined a lookup already under way; miss: new registry lookup; overdue: a lookup already past an admission deadline, answered timeout at once).",
       labelNames: ["result", "cache"] as const,
       registers,
       collect() {
