@@ -5,6 +5,7 @@ import { mutatePod } from "../mutate/pod.ts";
 import type { RuleSet } from "../rules/compile.ts";
 import { decide, type Decision, describeRule } from "../rules/engine.ts";
 import type { Labels } from "../rules/selector.ts";
+import { isRecord } from "../util/json.ts";
 
 /** One row: an image as written in a Pod, where it is admitted, and what the Pod must end up with. */
 export interface Case {
@@ -34,10 +35,6 @@ export interface CasesProblem {
 
 const CASE_FIELDS = new Set(["image", "namespace", "podLabels", "namespaceLabels", "expected", "warnings"]);
 const FILE_FIELDS = new Set(["rules", "cases"]);
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function quote(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);

@@ -7,6 +7,7 @@ import { FLEMZORD_KIND, isFlemzordObject } from "./flemzord.ts";
 import { detectFormat } from "./formats.ts";
 import { isImageMapObject } from "./imagemap.ts";
 import { significantLines } from "./proxy_url.ts";
+import { isRecord } from "../util/json.ts";
 
 /** What a text looks like to `mirrorhook import`: the foreign format it is in (when one), and words for people. */
 export interface TextDescription {
@@ -52,9 +53,7 @@ export function describeText(text: string): TextDescription {
   const kinds = new Map<string, number>();
   let ours = 0;
   for (const { value } of items) {
-    const record = typeof value === "object" && value !== null && !Array.isArray(value)
-      ? value as Record<string, unknown>
-      : {};
+    const record = isRecord(value) ? value : {};
     const apiVersion = record["apiVersion"];
     if (typeof apiVersion === "string" && apiVersion.startsWith(`${API_GROUP}/`)) ours++;
     const kind = typeof record["kind"] === "string" ? record["kind"] : "(no kind)";

@@ -2,6 +2,7 @@
 
 import type { RuleSet } from "../rules/compile.ts";
 import type { Labels } from "../rules/selector.ts";
+import { isRecord, type Json } from "../util/json.ts";
 import { type ImageChange, mutatePod, type SkipReason } from "./pod.ts";
 
 /** Where each workload kind keeps its Pod template (apps/v1, batch/v1, v1). */
@@ -54,12 +55,6 @@ export interface WorkloadOptions {
 }
 
 const MAX_LIST_DEPTH = 4;
-
-type Json = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function at(value: unknown, path: readonly string[]): unknown {
   let node = value;
