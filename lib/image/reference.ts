@@ -2,7 +2,10 @@
 
 /** Docker Hub's canonical registry name. */
 export const DOCKER_HUB = "docker.io";
-/** Longest allowed name (registry + path), as the distribution grammar sets it. */
+/**
+ * Longest allowed repository path (normalized, without the registry), as distribution/reference sets it since
+ * v0.6.0 (2024): `docker.io/library/` or a long registry host do not count.
+ */
 export const NAME_TOTAL_LENGTH_MAX = 255;
 
 const LEGACY_DOCKER_HUB = "index.docker.io";
@@ -199,9 +202,12 @@ export function parseReference(input: unknown): ParseResult {
   if (registry === LEGACY_DOCKER_HUB) registry = DOCKER_HUB;
   let path = remainder;
   if (registry === DOCKER_HUB && components.length === 1) path = OFFICIAL_REPO_PREFIX + path;
-  const nameLength = registry.length + 1 + path.length;
-  if (nameLength > NAME_TOTAL_LENGTH_MAX) {
-    return fail(input, "name-too-long", `name is ${nameLength} characters, the limit is ${NAME_TOTAL_LENGTH_MAX}`);
+  if (path.length > NAME_TOTAL_LENGTH_MAX) {
+    return fail(
+      input,
+      "name-too-long",
+      `repository path is ${path.length} characters, the limit is ${NAME_TOTAL_LENGTH_MAX}`,
+    );
   }
   if (tag === undefined && digest === undefined) tag = "latest";
   const reference: ImageReference = {

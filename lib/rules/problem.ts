@@ -38,6 +38,8 @@ export type ProblemCode =
   | "duplicate-object"
   | "double-escape"
   | "self-match"
+  /** A plain key that YAML 1.1 parsers (kubectl, sigs.k8s.io/yaml) read as a boolean: `on:` becomes `true:`. */
+  | "yaml-boolean-key"
   | "ignored"
   /** Another tool's configuration, read as is: that tool behaves differently here (named in `behaviour`). */
   | "differs";
