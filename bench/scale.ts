@@ -5,6 +5,10 @@
 // starts `serve --dev` on 127.0.0.1 with the V8 flags of the `mirrorhook` task, polls /readyz every 20 ms and
 // reads VmRSS from /proc once ready (after a short settle). Every server is killed after its case; every case is
 // bounded by CASE_TIMEOUT_MS. "above idle" subtracts the RSS of the same server with a one-rule file.
+// Columns: ready ms is wall time from spawn to the first 200 of /readyz (inflated on a busy machine); CPU ms is the
+// process's CPU time by then (every thread, the pattern screening worker included); main ms is the main thread's
+// alone, about the time to ready on an idle machine, since start-up is serial there.
+// Environment: SCALE_RUNS (default 3), SCALE_V8_FLAGS (replaces the task's V8 flags, for experiments).
 
 import { exactKey, prefixKey, regexRule } from "./rules_fixture.ts";
 import type { RuleSpec } from "../lib/rules/schema.ts";
@@ -94,8 +98,8 @@ function freePort(): number {
 }
 
 /** CPU time (user + system) the process used so far, in ms: on a busy machine a steadier figure than wall time. */
-function cpuMs(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+function cpuMs(pid: number, thread?: number): number {
+  const stat = Deno.readTextFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10; // utime and stime, in 1/100 s
 }
@@ -110,6 +114,8 @@ interface Measured {
   readonly outcome: "ready" | "refused" | "timeout";
   readonly readyMs: number;
   readonly cpuMs: number;
+  /** CPU time of the main thread alone: about the time to ready on an idle machine (start-up is serial). */
+  readonly mainMs: number;
   readonly rssMiB: number;
   readonly detail: string;
 }
@@ -157,7 +163,14 @@ async function measure(dir: string, flags: readonly string[]): Promise<Measured>
     while (performance.now() - started < CASE_TIMEOUT_MS) {
       if (exited) {
         const text = await stderr;
-        return { outcome: "refused", readyMs: performance.now() - started, cpuMs: 0, rssMiB: 0, detail: refusal(text) };
+        return {
+          outcome: "refused",
+          readyMs: performance.now() - started,
+          cpuMs: 0,
+          mainMs: 0,
+          rssMiB: 0,
+          detail: refusal(text),
+        };
       }
       try {
         const response = await fetch(`http://127.0.0.1:${probePort}/readyz`, { signal: AbortSignal.timeout(1000) });
@@ -165,8 +178,9 @@ async function measure(dir: string, flags: readonly string[]): Promise<Measured>
         if (response.status === 200) {
           const readyMs = performance.now() - started;
           const cpu = cpuMs(child.pid);
+          const main = cpuMs(child.pid, child.pid);
           await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-          return { outcome: "ready", readyMs, cpuMs: cpu, rssMiB: rssMiB(child.pid), detail: "" };
+          return { outcome: "ready", readyMs, cpuMs: cpu, mainMs: main, rssMiB: rssMiB(child.pid), detail: "" };
         }
       } catch {
         // not listening yet
@@ -177,6 +191,7 @@ async function measure(dir: string, flags: readonly string[]): Promise<Measured>
       outcome: "timeout",
       readyMs: CASE_TIMEOUT_MS,
       cpuMs: cpuMs(child.pid),
+      mainMs: cpuMs(child.pid, child.pid),
       rssMiB: rssMiB(child.pid),
       detail: "",
     };
@@ -205,6 +220,7 @@ async function measureBest(dir: string, flags: readonly string[], runs: number):
     ...first,
     readyMs: Math.min(...all.map((m) => m.readyMs)),
     cpuMs: Math.min(...all.map((m) => m.cpuMs)),
+    mainMs: Math.min(...all.map((m) => m.mainMs)),
     rssMiB: rss[Math.floor(rss.length / 2)] ?? first.rssMiB,
   };
 }
@@ -221,7 +237,7 @@ async function main(): Promise<void> {
       flags.join(" ") || "(none)"
     }`,
   );
-  out("case         rules  file MB  outcome  ready ms  CPU ms  RSS MiB  above idle MiB");
+  out("case         rules  file MB  outcome  ready ms  CPU ms  main ms  RSS MiB  above idle MiB");
   let idle: number | undefined;
   for (const c of CASES.filter((c) => c.name === "idle" || wanted.includes(c.name))) {
     const dir = await Deno.makeTempDir({ prefix: "mirrorhook-scale-" });
@@ -238,6 +254,7 @@ async function main(): Promise<void> {
           m.outcome.padEnd(7),
           m.readyMs.toFixed(0).padStart(8),
           m.cpuMs.toFixed(0).padStart(6),
+          m.mainMs.toFixed(0).padStart(7),
           m.rssMiB.toFixed(1).padStart(7),
           above.padStart(14),
         ].join("  ") + (m.detail === "" ? "" : `\n  ${m.detail}`),

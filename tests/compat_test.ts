@@ -274,7 +274,12 @@ spec:
       const result = await cli(["import", "--from", "flemzord", `${dir}/rrr.yaml`.replace("rrr.yaml", "missing")]);
       equal(result.code, 1);
     });
-    await t.step("no --from", async () => equal((await cli(["import", `${dir}/rrr.yaml`])).code, 2));
+    await t.step("no --from: recognised as RegistryRewriteRules, refused for the same error", async () => {
+      const result = await cli(["import", `${dir}/rrr.yaml`]);
+      equal(result.code, 1);
+      equal(result.out, "");
+      ok(result.err.includes("(--from flemzord)") && result.err.includes(`${dir}/rrr.yaml:6:`), result.err);
+    });
     await t.step(
       "an unknown tool",
       async () => equal((await cli(["import", "--from", "x", `${dir}/rrr.yaml`])).code, 2),

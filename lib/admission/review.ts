@@ -1,5 +1,6 @@
 // AdmissionReview v1: narrowing the request from unknown, and the one place responses are built.
 
+import { isRecord } from "../util/json.ts";
 /** The only AdmissionReview version served. */
 export const ADMISSION_API_VERSION = "admission.k8s.io/v1";
 
@@ -35,12 +36,6 @@ export class ReviewError extends Error {
     this.status = status;
     this.uid = uid;
   }
-}
-
-type Json = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function str(value: unknown): string | undefined {

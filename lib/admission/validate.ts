@@ -5,6 +5,7 @@ import { compileRuleSet, type RuleSet } from "../rules/compile.ts";
 import { hasErrors, type Problem } from "../rules/problem.ts";
 import { API_GROUP, validateObject } from "../rules/schema.ts";
 import { type AdmissionRequest, allowResponse, denyResponse, type StatusCause } from "./review.ts";
+import { isRecord, sameJson } from "../util/json.ts";
 
 /** The resources `/validate` checks; the ValidatingWebhookConfiguration should send only these. */
 export const RULE_RESOURCES: ReadonlySet<string> = new Set(["imagerewrites", "clusterimagerewrites"]);
@@ -132,22 +133,5 @@ function describeRequest(request: AdmissionRequest): string {
 
 function sameSpec(object: unknown, oldObject: unknown): boolean {
   if (!isRecord(object) || !isRecord(oldObject)) return false;
-  return "spec" in oldObject && deepEqual(object["spec"], oldObject["spec"]);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** Structural equality of JSON values (key order ignored). */
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a) || Array.isArray(b)) {
-    return Array.isArray(a) && Array.isArray(b) && a.length === b.length &&
-      a.every((item, index) => deepEqual(item, b[index]));
-  }
-  if (!isRecord(a) || !isRecord(b)) return false;
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length &&
-    keys.every((key) => Object.hasOwn(b, key) && deepEqual(a[key], b[key]));
+  return "spec" in oldObject && sameJson(object["spec"], oldObject["spec"]);
 }

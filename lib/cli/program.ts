@@ -10,6 +10,7 @@ import { addMirrorCommand } from "./mirror.ts";
 import { runMutate } from "./mutate.ts";
 import { runRewrite } from "./rewrite.ts";
 import { addServeCommand } from "./serve.ts";
+import { runTest } from "./test.ts";
 import { runValidate } from "./validate.ts";
 
 /** The version printed by `--version`. */
@@ -32,9 +33,21 @@ function nonEmpty(value: string): string {
   return value;
 }
 
+/**
+ * Options required only once the command line is otherwise sound: commander checks mandatory options before unknown
+ * ones, so `rewrite --rule x nginx` said "--rules not specified" instead of naming the typo.
+ */
+const REQUIRED_LATER = new WeakSet<object>();
+
+function requiredLater<T extends object>(option: T): T {
+  REQUIRED_LATER.add(option);
+  return option;
+}
+
 const rulesOption = () =>
-  new Option("-r, --rules <path>", "rules file or directory (repeatable, required)").argParser(collect)
-    .makeOptionMandatory();
+  requiredLater(
+    new Option("-r, --rules <path>", "rules file or directory (repeatable, required)").argParser(collect),
+  );
 const namespaceOption = () => new Option("-n, --namespace <ns>", "namespace of the Pod").argParser(nonEmpty);
 const namespaceLabelOption = () =>
   new Option("--namespace-label <key=value>", "a label of the namespace, for namespaceSelector (repeatable)")
@@ -55,7 +68,17 @@ export function buildProgram(
     .version(VERSION)
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ writeOut: (text) => io.stdout(text), writeErr: (text) => io.stderr(text) })
-    .exitOverride();
+    .exitOverride()
+    .hook("preAction", (_program, command) => {
+      // After unknown options and missing arguments (checked before hooks run), as a user reads a command line.
+      for (const option of command.options) {
+        if (!REQUIRED_LATER.has(option) || command.getOptionValue(option.attributeName()) !== undefined) continue;
+        command.error(`error: required option '${option.flags}' not specified`, {
+          code: "commander.missingMandatoryOptionValue",
+          exitCode: EXIT.usage,
+        });
+      }
+    });
 
   addServeCommand(program, io, setExit, env);
   addMirrorCommand(program, io, setExit);
@@ -65,7 +88,12 @@ export function buildProgram(
     .argument("<image...>", "image references as written in a Pod")
     .addOption(rulesOption())
     .addOption(namespaceOption())
-    .option("--pod-label <key=value>", "a label of the Pod, for podSelector (repeatable)", collect, [] as string[])
+    .option(
+      "--pod-label <key=value>",
+      "a label of the Pod, for podSelector and opt-out labels (repeatable)",
+      collect,
+      [] as string[],
+    )
     .addOption(namespaceLabelOption())
     .option("--explain", "also print which object and rule decided and which other rules lost, or why nothing matched")
     .addOption(
@@ -91,7 +119,7 @@ Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
     .action(async (images, options) => {
       setExit(
         await runRewrite(images, {
-          rules: options.rules,
+          rules: options.rules ?? [],
           ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
           podLabels: parseLabels(options.podLabel, "--pod-label"),
           ...(options.namespaceLabel.length === 0
@@ -113,35 +141,55 @@ Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
     });
 
   program.command("mutate")
-    .description("print a Pod as mirrorhook would admit it (patched images, annotation, label)")
-    .requiredOption("-f, --file <pod>", "Pod manifest, YAML or JSON; - for standard input")
+    .description(
+      "print Pods, workloads (their Pod templates), Lists and multi-document streams as the cluster would run them",
+    )
+    .addOption(
+      requiredLater(
+        new Option(
+          "-f, --file <file>",
+          "manifests, YAML or JSON, one or more documents; - for standard input (required)",
+        ),
+      ),
+    )
     .addOption(rulesOption())
-    .addOption(namespaceOption())
+    .addOption(
+      new Option("-n, --namespace <ns>", "namespace for objects that name none (an object's own comes first)")
+        .argParser(nonEmpty),
+    )
     .addOption(namespaceLabelOption())
     .addOption(
       new Option("-o, --output <format>", "output format").choices(["yaml", "json"] as const).default("yaml" as const),
     )
+    .option("--summary", "print one line per rewritten image (object, container, from → to, rule) instead")
     .addOption(bypassOption())
     .addHelpText(
       "after",
       `
+Pods, and the Pod templates of Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob and
+PodTemplate are rewritten as the webhook will rewrite the Pods created from them, each with its object's namespace;
+every other document is printed unchanged (YAML comments and quoting kept).
+
 Examples:
   mirrorhook mutate -f pod.yaml --rules rules/dockerhub-harbor.yaml
   kubectl get pod web-0 -o yaml | mirrorhook mutate -f - --rules rules/dockerhub-harbor.yaml --namespace web -o json
+  helm template my-release ./chart -n web | mirrorhook mutate -f - --rules my-rules/ --summary
+  kubectl get deploy -A -o yaml | mirrorhook mutate -f - --rules my-rules/ -o json
 
-Warnings go to standard error. Exit status: 0 ok, 1 unreadable Pod or rules, 2 bad usage.`,
+Warnings go to standard error. Exit status: 0 ok, 1 unreadable manifests or rules, 2 bad usage.`,
     )
     .action(async (options) => {
       setExit(
         await runMutate({
-          file: options.file,
-          rules: options.rules,
+          file: options.file ?? "-",
+          rules: options.rules ?? [],
           ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
           ...(options.namespaceLabel.length === 0
             ? {}
             : { namespaceLabels: parseLabels(options.namespaceLabel, "--namespace-label") }),
           output: options.output,
           bypassPrefix: options.bypassPrefix,
+          summary: options.summary === true,
         }, io),
       );
     });
@@ -163,11 +211,56 @@ Exit status: 0 no errors (warnings allowed), 1 errors found, 2 bad usage.`,
     )
     .action(async (paths, options) => setExit(await runValidate(paths, options.output, io)));
 
+  program.command("test")
+    .description(
+      "run cases files (image, namespace, labels → expected reference) against their rules; exit 1 on a failure",
+    )
+    .argument("[path...]", "cases files, or directories holding cases/<name>.yaml or mirrorhook-test.yaml", ["."])
+    .addOption(
+      new Option("-r, --rules <path>", "rules for every cases file, instead of the ones each names (repeatable)")
+        .argParser(collect),
+    )
+    .addOption(
+      new Option("-o, --output <format>", "output format").choices(["text", "json"] as const).default("text" as const),
+    )
+    .addOption(bypassOption())
+    .addHelpText(
+      "after",
+      `
+A cases file is a list of cases, or a mapping {rules: PATH or [PATH...], cases: [...]} whose paths are relative to
+it. Without rules:, cases/<name>.yaml runs against ../<name>.yaml. A directory runs its mirrorhook-test.yaml and
+every file in its cases/ folder, each against its own rules. Each case:
+  - image: nginx:1.27                 # as written in the Pod (required)
+    namespace: web                    # where the Pod is admitted
+    podLabels: {app: web}             # labels of the Pod (opt-out labels count, as in the webhook)
+    namespaceLabels: {env: dev}       # labels of the namespace, for namespaceSelector
+    expected: harbor.example.com/dockerhub/library/nginx:1.27   # the reference the Pod ends up with (required)
+    warnings: ["invalid reference"]   # substrings of the admission warnings expected; [] for none
+
+Examples:
+  mirrorhook test rules/
+  mirrorhook test my-cases.yaml --rules platform-rules/
+  mirrorhook test -o json > results.json
+
+Exit status: 0 every case passed, 1 a case failed or a cases or rules file has errors, 2 bad usage.`,
+    )
+    .action(async (paths, options) =>
+      setExit(
+        await runTest(paths, {
+          ...(options.rules === undefined ? {} : { rules: options.rules }),
+          output: options.output,
+          bypassPrefix: options.bypassPrefix,
+        }, io),
+      )
+    );
+
   program.command("import")
     .description("print another tool's configuration as mirrorhook objects, with comments where that tool differs")
     .argument("<file>", "the other tool's file; - for standard input")
     .addOption(
-      new Option("--from <tool>", "the tool the file belongs to").choices(FOREIGN_FORMATS).makeOptionMandatory(),
+      new Option("--from <tool>", "the tool the file belongs to (recognised from the content when omitted)").choices(
+        FOREIGN_FORMATS,
+      ),
     )
     .addHelpText(
       "after",
@@ -178,8 +271,11 @@ Tools:
   proxy-url   k8s-proxy-image-swapper's PROXY_URL: one Docker Hub proxy prefix
   imagemap    from/to pairs, or ImageMap objects of kubernetes-image-mapper
 
+Without --from, the tool is recognised from the content (and named on standard error); with a --from that does not
+fit the content, import says what the file looks like and stops.
+
 Examples:
-  mirrorhook import --from imageswap /etc/imageswap/maps > rules.yaml
+  mirrorhook import /etc/imageswap/maps > rules.yaml
   kubectl get registryrewriterules -o yaml | mirrorhook import --from flemzord -
 
 Problems go to standard error. Exit status: 0 ok, 1 unreadable file or errors in it, 2 bad usage.`,

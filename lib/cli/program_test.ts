@@ -254,13 +254,14 @@ Deno.test("mutate prints the admitted Pod", async (t) => {
     assert.deepEqual(JSON.parse(second.out), JSON.parse(first.out));
     assert.equal(second.err, "");
   });
-  await t.step("not a Pod", async () => {
+  await t.step("no Pod and no Pod template: printed unchanged, with a note", async () => {
     const result = await cli(["mutate", "-f", "$DIR/d.yaml", "-r", "$DIR/hub.yaml"], {
-      "d.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
+      "d.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x # kept\n",
       "hub.yaml": HUB,
     });
-    assert.equal(result.code, 1);
-    assert.match(result.err, /expected kind Pod/);
+    assert.equal(result.code, 0, result.err);
+    assert.equal(result.out, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x # kept\n");
+    assert.match(result.err, /no Pod or Pod template found/);
   });
   await t.step("broken YAML", async () => {
     const result = await cli(["mutate", "-f", "$DIR/p.yaml", "-r", "$DIR/hub.yaml"], {

@@ -1,8 +1,9 @@
 // `mirrorhook rewrite IMAGE...`: what the rules do to each image, optionally with the reason.
 
 import { normalizeReference } from "../image/reference.ts";
-import type { CompiledRule, ImageContext } from "../rules/compile.ts";
+import type { CompiledRule, ImageContext, RuleSet } from "../rules/compile.ts";
 import { decide, type Decision, describeRule } from "../rules/engine.ts";
+import { mutatePod, OPT_OUT_LABEL, type SkipReason } from "../mutate/pod.ts";
 import { explainLosers } from "../rules/explain.ts";
 import { Verifier, type VerifyResult } from "../verify/verifier.ts";
 import { type CliIo, EXIT } from "./io.ts";
@@ -31,10 +32,11 @@ export function resultingImage(decision: Decision): string {
   return decision.action === "rewrite" || decision.action === "bypass" ? decision.output : decision.input;
 }
 
-function describeSpec(rule: CompiledRule): string {
+/** `match "^docker\.io/(.*)$" → "cache/$1"`: patterns and replacements as written in the file, not JSON-escaped. */
+export function describeSpec(rule: CompiledRule): string {
   const spec = rule.object.source.spec.rules[rule.index];
-  const what = `${rule.type} ${JSON.stringify(rule.type === "match" ? spec?.match : rule.key)}`;
-  return rule.keep ? `${what}, keep` : `${what} → ${JSON.stringify(spec?.replace ?? "")}`;
+  const what = `${rule.type} "${rule.type === "match" ? spec?.match ?? "" : rule.key}"`;
+  return rule.keep ? `${what}, keep` : `${what} → "${spec?.replace ?? ""}"`;
 }
 
 /** Human explanation lines for one decision. */
@@ -91,6 +93,42 @@ function toJson(decision: Decision): Record<string, unknown> {
   };
 }
 
+/** Why the webhook would leave a Pod with these labels, in this namespace, alone; undefined when it would not. */
+function skipReason(ruleSet: RuleSet, options: RewriteOptions): string | undefined {
+  const podLabels = options.podLabels ?? {};
+  const skipped: SkipReason | undefined = mutatePod(
+    { apiVersion: "v1", kind: "Pod", metadata: { labels: { ...podLabels } }, spec: { containers: [] } },
+    {
+      ruleSet,
+      ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
+      ...(options.namespaceLabels === undefined ? {} : { namespaceLabels: options.namespaceLabels }),
+    },
+  ).skipped;
+  if (skipped === undefined) return undefined;
+  if (skipped === "excluded-namespace") return `namespace ${options.namespace} is excluded`;
+  if (podLabels[OPT_OUT_LABEL] === "disabled") return `Pod label ${OPT_OUT_LABEL}=disabled`;
+  const imported = (ruleSet.optOuts ?? []).find((optOut) =>
+    optOut.kind === "label" && podLabels[optOut.key] === optOut.value
+  );
+  if (imported !== undefined) return `Pod label ${imported.key}=${imported.value} (an imported opt-out)`;
+  if (options.namespaceLabels?.[OPT_OUT_LABEL] === "disabled") return `namespace label ${OPT_OUT_LABEL}=disabled`;
+  return skipped;
+}
+
+/** Prints every image unchanged because the whole Pod is left alone, as the webhook would. */
+function printSkipped(images: readonly string[], why: string, options: RewriteOptions, io: CliIo): number {
+  if (options.output === "json") {
+    const rows = images.map((image) => ({ input: image, output: image, action: "skipped", reason: why }));
+    io.stdout(`${JSON.stringify(rows, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  for (const image of images) {
+    io.stdout(`${image}\n`);
+    if (options.explain === true) io.stdout(`  # ${image}\n  # unchanged: the Pod is left alone: ${why}\n`);
+  }
+  return EXIT.ok;
+}
+
 /** Checks every rewrite target; null (after a message) when the verifier cannot be set up. */
 async function verifyTargets(
   decisions: readonly Decision[],
@@ -125,6 +163,8 @@ export async function runRewrite(images: readonly string[], options: RewriteOpti
     podLabels: options.podLabels ?? {},
     ...(options.namespaceLabels === undefined ? {} : { namespaceLabels: options.namespaceLabels }),
   };
+  const skipped = skipReason(ruleSet, options);
+  if (skipped !== undefined) return printSkipped(images, skipped, options, io);
   const decisions = images.map((image) =>
     decide(ruleSet, image, context, {
       explain: options.explain === true,
@@ -151,6 +191,22 @@ export async function runRewrite(images: readonly string[], options: RewriteOpti
       : `could not be checked (${check.status}${check.detail === undefined ? "" : `: ${check.detail}`})`;
     return `verify: ${resultingImage(decision)} is ${what}${check.cached ? " (cached)" : ""}`;
   };
+  // With --explain and --verify, the last line says what finally happened and why.
+  const finalLine = (decision: Decision): string | undefined => {
+    const check = decision.action === "rewrite" ? checks?.get(decision.output) : undefined;
+    if (check === undefined || decision.action !== "rewrite") return undefined;
+    if (check.status === "present") {
+      return `final: rewrote ${decision.input} to ${decision.output}: present in the registry`;
+    }
+    const why = check.status === "missing"
+      ? `${decision.output} is not in the registry`
+      : `${decision.output} could not be checked (${check.status}${
+        check.detail === undefined ? "" : `: ${check.detail}`
+      })`;
+    return decision.rule.onMissing === "rewrite"
+      ? `final: rewrote ${decision.input} to ${decision.output} although ${why}, onMissing: rewrite`
+      : `final: kept ${decision.input}: ${why}, onMissing: keep`;
+  };
   if (options.output === "json") {
     const rows = decisions.map((decision) => {
       const check = decision.action === "rewrite" ? checks?.get(decision.output) : undefined;
@@ -168,8 +224,9 @@ export async function runRewrite(images: readonly string[], options: RewriteOpti
         io.stdout(`  # ${decision.input}\n`);
         for (const line of explainDecision(decision)) io.stdout(`  # ${line}\n`);
         for (const line of explainLosers(ruleSet, decision, { context })) io.stdout(`  # ${line}\n`);
-        const line = verifyLine(decision);
-        if (line !== undefined) io.stdout(`  # ${line}\n`);
+        for (const line of [verifyLine(decision), finalLine(decision)]) {
+          if (line !== undefined) io.stdout(`  # ${line}\n`);
+        }
       }
     }
   }

@@ -1,6 +1,6 @@
 // `mirrorhook serve`: flags (each also MIRRORHOOK_<FLAG>), start-up, the --dev banner, and SIGTERM handling.
 
-import { type Command, Option } from "@commander-js/extra-typings";
+import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { DEFAULT_EXCLUDED_NAMESPACES } from "../mutate/pod.ts";
 import { DEFAULT_BYPASS_PREFIX } from "../rules/engine.ts";
 import { hasLinearEngine, V8_FLAGS_ARGUMENT } from "../rules/pattern.ts";
@@ -15,21 +15,23 @@ export function envName(flag: string): string {
   return `MIRRORHOOK_${flag.replace(/^--/, "").replaceAll("-", "_").toUpperCase()}`;
 }
 
-function int(name: string, min: number, max: number) {
+// Parsers throw commander's InvalidArgumentError, so the message names where the value came from: the flag, or its
+// variable ("option '--port <port>' value 'abc' from env 'MIRRORHOOK_PORT' is invalid").
+function int(_name: string, min: number, max: number) {
   return (value: string): number => {
     const number = Number(value);
     if (!Number.isInteger(number) || number < min || number > max) {
-      throw new UsageError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+      throw new InvalidArgumentError(`It must be an integer from ${min} to ${max}.`);
     }
     return number;
   };
 }
 
-function seconds(name: string) {
+function seconds(_name: string) {
   return (value: string): number => {
     const number = Number(value.replace(/s$/, ""));
     if (!Number.isFinite(number) || number < 0 || number > 3600) {
-      throw new UsageError(`${name} must be seconds from 0 to 3600, got ${JSON.stringify(value)}`);
+      throw new InvalidArgumentError("It must be seconds from 0 to 3600.");
     }
     return number;
   };
@@ -197,7 +199,9 @@ Every flag can come from its environment variable; a flag on the command line wi
 comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT/SIGHUP, 1 when start-up fails
 (every rule problem is printed), 2 bad usage.`,
     )
-    .action(async (options) => {
+    .action(async (options, command) => {
+      // A value from the environment is named by its variable in errors, as commander does for flags it parses.
+      const from = (flag: string, key: string) => command.getOptionValueSource(key) === "env" ? envName(flag) : flag;
       const dryRunEnv = env(envName("--dry-run"));
       const devEnv = env(envName("--dev"));
       const dev = options.dev === true || (devEnv !== undefined && bool(envName("--dev"), devEnv));
@@ -236,7 +240,7 @@ comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT
           clusterRules: options.verifyClusterRules ?? "listed",
           dockerConfigs: options.dockerConfig ?? [],
           insecureRegistries: options.insecureRegistry ?? [],
-          caFiles: parseLabels(options.registryCa ?? [], "--registry-ca"),
+          caFiles: parseLabels(options.registryCa ?? [], from("--registry-ca", "registryCa")),
           cache: {
             maxEntries: options.verifyCacheSize ?? 10_000,
             presentMs: (options.verifyTtlPresent ?? 600) * 1000,

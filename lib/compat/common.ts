@@ -2,6 +2,7 @@
 
 import type { Position } from "../rules/documents.ts";
 import type { FieldPath, Problem, ProblemCode } from "../rules/problem.ts";
+import type { PodOptOut } from "../rules/compile.ts";
 
 /** Formats of other tools that mirrorhook reads. */
 export const FOREIGN_FORMATS = ["flemzord", "imageswap", "proxy-url", "imagemap"] as const;
@@ -34,12 +35,9 @@ export interface TranslatedObject {
   };
 }
 
-/** A Pod opt-out the other tool honoured, which the admission layer must honour too. */
-export interface PodOptOut {
+/** A Pod opt-out the other tool honoured, which the admission layer must honour too; where it was read. */
+export interface ForeignOptOut extends PodOptOut {
   readonly format: ForeignFormat;
-  readonly kind: "annotation" | "label";
-  readonly key: string;
-  readonly value: string;
   readonly source: string;
 }
 
@@ -49,7 +47,7 @@ export interface Translation {
   readonly objects: readonly TranslatedObject[];
   /** Parse errors and differences from the other tool, positioned in the source. */
   readonly problems: readonly Problem[];
-  readonly optOuts: readonly PodOptOut[];
+  readonly optOuts: readonly ForeignOptOut[];
 }
 
 /**

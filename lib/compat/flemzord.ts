@@ -14,7 +14,8 @@ import {
   type Translation,
 } from "./common.ts";
 import { convertGoPattern, convertGoTemplate, goReplaceAll, literalPrefix, patternGroups } from "./go_regexp.ts";
-import { compareWithTool, type Probe, type ToolResult } from "./probe.ts";
+import { compareWithTool, type Sample, type ToolResult } from "./compare.ts";
+import { isRecord, type Json } from "../util/json.ts";
 
 /** API group of RegistryRewriteRule. */
 export const FLEMZORD_GROUP = "dev.flemzord.fr";
@@ -42,13 +43,6 @@ const TOP_FIELDS = new Set(["apiVersion", "kind", "metadata", "spec", "status"])
 const SPEC_FIELDS = new Set(["rules", "priority", "conditions"]);
 const RULE_FIELDS = new Set(["match", "replace", "priority", "conditions"]);
 const CONDITION_FIELDS = new Set(["namespaces", "labels"]);
-
-type Json = Record<string, unknown>;
-
-/** True for a JSON object (not an array, not null). */
-export function isRecord(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 interface Conditions {
   readonly namespaces: readonly string[];
@@ -184,7 +178,7 @@ export function translateFlemzord(items: readonly FlemzordItem[], source: string
     format: "flemzord",
     source,
     objects,
-    probes: probesFor(flat),
+    samples: samplesFor(flat),
     tool: (image, context) => simulateFlemzord(flat, image, context),
     explained,
     explain: EXPLAIN,
@@ -421,7 +415,7 @@ function readConditions(
   return { namespaces, labels, path };
 }
 
-function probesFor(rules: readonly FlatRule[]): Probe[] {
+function samplesFor(rules: readonly FlatRule[]): Sample[] {
   const images: [string, Behaviour][] = [
     ["nginx", "no-default-tag"],
     ["nginx:1.25", "replace-all"],
@@ -457,12 +451,12 @@ function probesFor(rules: readonly FlatRule[]): Probe[] {
     const namespace = rule.conditions.namespaces[0];
     contexts.push({ ...(namespace === undefined ? {} : { namespace }), podLabels: rule.conditions.labels });
   }
-  const probes: Probe[] = [];
+  const samples: Sample[] = [];
   const unique = new Set<string>();
   for (const [image, behaviour] of images) {
     if (unique.has(image) || normalizeReference(image) === undefined) continue;
     unique.add(image);
-    for (const context of contexts) probes.push({ image, behaviour, context });
+    for (const context of contexts) samples.push({ image, behaviour, context });
   }
-  return probes;
+  return samples;
 }

@@ -1,14 +1,13 @@
 // RegistryRewriteRule objects (mutating-registry-webhook) read from the cluster: translated into ClusterImageRewrites,
 // which are validated and compiled as `mirrorhook import` and a rule file in that format are (lib/compat/load.ts). Pure.
 
-import { FLEMZORD_KIND, isRecord, translateFlemzord } from "./flemzord.ts";
+import { FLEMZORD_KIND, translateFlemzord } from "./flemzord.ts";
 import type { CompatProblem, Translation } from "./common.ts";
 import type { PodOptOut } from "../rules/compile.ts";
 import { loadTranslation } from "./load.ts";
 import { joinProblems, limitMessage, type Problem } from "../rules/problem.ts";
 import { describeObject, type RewriteObject } from "../rules/schema.ts";
-
-type Json = Record<string, unknown>;
+import { isRecord, type Json } from "../util/json.ts";
 
 /** `registryrewriterules.dev.flemzord.fr`: where problems found only by reading all of them together are reported. */
 export const REGISTRY_REWRITE_RULES_RESOURCE = "registryrewriterules.dev.flemzord.fr";

@@ -375,7 +375,7 @@ export function goReplaceAll(pattern: RegExp, text: string, template: string): s
 
 /**
  * The literal text a pattern must start with, e.g. `gcr.io/` for `^gcr\.io/([^/]+)/(.+)`; empty when the
- * pattern is not anchored or starts with a metacharacter. Used to make probe images that reach a rule.
+ * pattern is not anchored or starts with a metacharacter. Used to make sample images that reach a rule.
  */
 export function literalPrefix(source: string): string {
   if (!source.startsWith("^")) return "";

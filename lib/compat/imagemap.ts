@@ -12,17 +12,12 @@ import {
   type TranslatedObject,
   type Translation,
 } from "./common.ts";
+import { isRecord, type Json } from "../util/json.ts";
 
 /** API group of kubernetes-image-mapper's ImageMap. */
 export const IMAGEMAP_GROUP = "mapper.imagerelocation.pivotal.io";
 /** Namespace an ImageMap without one lands in, as `kubectl apply` in the default context would put it. */
 export const IMAGEMAP_DEFAULT_NAMESPACE = "default";
-
-type Json = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** True for an ImageMap object (or List item). */
 export function isImageMapObject(value: unknown): boolean {

@@ -15,7 +15,7 @@ import {
   type Translation,
 } from "./common.ts";
 import { fnmatchPattern, replaceGlobRule } from "./imageswap_patterns.ts";
-import { compareWithTool, type Probe, type ToolResult } from "./probe.ts";
+import { compareWithTool, type Sample, type ToolResult } from "./compare.ts";
 
 export { fnmatchPattern };
 
@@ -280,8 +280,8 @@ function keepOutputs(
       rule = { match: `^${escapePattern(output.value)}`, keep: true };
     } else {
       const prefix = canonicalPrefix(output.value);
-      const probe = parseReference(`${prefix}/x`);
-      if (!probe.ok || prefix === own || options.maps.has(prefix)) continue;
+      const parsed = parseReference(`${prefix}/x`);
+      if (!parsed.ok || prefix === own || options.maps.has(prefix)) continue;
       // A prefix under the default's own target, or under another output, is covered already.
       const covers = (other: string) => prefix.startsWith(`${other}/`);
       if ((!own.endsWith("-") && covers(own)) || prefixes.some(covers)) continue;
@@ -474,7 +474,7 @@ export function translateImageSwap(text: string, source: string): Translation {
     format: "imageswap",
     source,
     objects,
-    probes: probesFor(parsed.maps),
+    samples: samplesFor(parsed.maps),
     explained,
     tool: (image) => simulateImageSwap(parsed.maps, image),
     explain: EXPLAIN,
@@ -488,9 +488,9 @@ export function translateImageSwap(text: string, source: string): Translation {
 }
 
 /** Images that show each known difference when the file's lines reach them. */
-function probesFor(config: SwapMaps): Probe[] {
+function samplesFor(config: SwapMaps): Sample[] {
   const hasLibrary = config.maps.has(LIBRARY_KEY);
-  const probes: Probe[] = [
+  const samples: Sample[] = [
     { image: "nginx:1.25", behaviour: "library-dropped" },
     { image: "docker.io/nginx:1.25", behaviour: hasLibrary ? "library-map-short-names-only" : "library-dropped" },
     { image: "docker.io/library/nginx:1.25", behaviour: "library-map-short-names-only" },
@@ -501,22 +501,22 @@ function probesFor(config: SwapMaps): Probe[] {
   ];
   let unmapped = "unmapped.example.org";
   while (config.maps.has(unmapped)) unmapped = `x.${unmapped}`;
-  probes.push({ image: `${unmapped}/team/app:1.0`, behaviour: "registry-duplicated" });
+  samples.push({ image: `${unmapped}/team/app:1.0`, behaviour: "registry-duplicated" });
   for (const key of config.maps.keys()) {
     if (key === DEFAULT_KEY || key === NOSWAP_KEY || key.includes("/")) continue;
-    probes.push({
+    samples.push({
       image: `${key}/team/app:1.0`,
       behaviour: key.includes(".") ? "path-dropped" : "registry-read-as-docker-hub",
     });
     if (!key.includes(":") && key.includes(".") && key !== "docker.io") {
-      probes.push({ image: `${key}:5000/team/app:1.0`, behaviour: "port-fallback" });
+      samples.push({ image: `${key}:5000/team/app:1.0`, behaviour: "port-fallback" });
     }
   }
   for (const key of config.exact.keys()) {
     const normalized = normalizeReference(key);
     if (normalized !== undefined && normalized !== key) {
-      probes.push({ image: normalized, behaviour: "exact-as-written" });
+      samples.push({ image: normalized, behaviour: "exact-as-written" });
     }
   }
-  return probes.filter((probe) => normalizeReference(probe.image) !== undefined);
+  return samples.filter((sample) => normalizeReference(sample.image) !== undefined);
 }

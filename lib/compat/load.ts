@@ -1,6 +1,7 @@
 // Reads rule texts in every accepted format (our objects, RegistryRewriteRule, ImageMap, ImageSwap maps, proxy URL, from/to lists), positioned.
 
-import type { PodOptOut, Translation } from "./common.ts";
+import type { ForeignOptOut, Translation } from "./common.ts";
+import type { PodOptOut } from "../rules/compile.ts";
 import { wholeTextFormat } from "./formats.ts";
 import { type DocumentItem, readDocuments } from "../rules/documents.ts";
 import { isFlemzordObject, translateFlemzord } from "./flemzord.ts";
@@ -44,7 +45,7 @@ export interface ParsedText {
   /** Objects with errors, cut to their sound rules; only for reporting compile problems. */
   readonly drafts: (Located & { readonly draft: DraftObject })[];
   readonly problems: Problem[];
-  readonly optOuts: PodOptOut[];
+  readonly optOuts: ForeignOptOut[];
 }
 
 const ACCEPTED =
@@ -180,7 +181,7 @@ function compileParsed(texts: readonly ParsedText[]): LoadResult {
   const problems: Problem[] = [];
   const located: Located[] = [];
   const drafts: ParsedText["drafts"] = [];
-  const optOuts = new Map<string, PodOptOut>();
+  const optOuts = new Map<string, ForeignOptOut>();
   for (const result of texts) {
     problems.push(...result.problems);
     located.push(...result.objects);

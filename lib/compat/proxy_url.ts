@@ -12,7 +12,7 @@ import {
   type TranslatedObject,
   type Translation,
 } from "./common.ts";
-import { compareWithTool, type Probe, type ToolResult } from "./probe.ts";
+import { compareWithTool, type Sample, type ToolResult } from "./compare.ts";
 
 const ASSIGNMENT = /^(?:export\s+)?(PROXY_URL|REGISTRY_URL)\s*=\s*(.*)$/;
 const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
@@ -72,8 +72,8 @@ export function checkProxyValue(value: string): { ok: true; prefix: string; sche
   if (prefix === "") return { ok: false, error: "the proxy URL is empty" };
   if (/\s/.test(prefix) || prefix.includes("@")) return { ok: false, error: `${q(value)} is not a registry prefix` };
   const registry = prefix.split("/")[0] ?? "";
-  const probe = parseReference(`${prefix}/x`);
-  if (!isRegistryComponent(registry) || !probe.ok || !formatName(probe.reference).endsWith("/x")) {
+  const parsed = parseReference(`${prefix}/x`);
+  if (!isRegistryComponent(registry) || !parsed.ok || !formatName(parsed.reference).endsWith("/x")) {
     return {
       ok: false,
       error: `${
@@ -176,7 +176,7 @@ export function translateProxyUrl(text: string, source: string): Translation {
     locate: () => line.at,
     comments: { object: [], rules: new Map([[0, [`line ${line.at.line}: ${line.text}`]]]) },
   };
-  const probes: Probe[] = [
+  const samples: Sample[] = [
     { image: "nginx:1.25", behaviour: "library-dropped" },
     { image: "docker.io/bitnami/redis:7", behaviour: "library-dropped" },
     { image: "index.docker.io/library/nginx:1.25", behaviour: "index-docker-io" },
@@ -189,7 +189,7 @@ export function translateProxyUrl(text: string, source: string): Translation {
     format: "proxy-url",
     source,
     objects: [object],
-    probes,
+    samples,
     tool: (image) => simulateProxySwapper(checked.prefix, image, line.at),
     explain: EXPLAIN,
   }));

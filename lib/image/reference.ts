@@ -2,7 +2,10 @@
 
 /** Docker Hub's canonical registry name. */
 export const DOCKER_HUB = "docker.io";
-/** Longest allowed name (registry + path), as the distribution grammar sets it. */
+/**
+ * Longest allowed repository path (normalized, without the registry), as distribution/reference sets it since
+ * v0.6.0 (2024): `docker.io/library/` or a long registry host do not count.
+ */
 export const NAME_TOTAL_LENGTH_MAX = 255;
 
 const LEGACY_DOCKER_HUB = "index.docker.io";
@@ -35,8 +38,8 @@ export interface ImageReference {
 }
 
 /** What is wrong with an image reference; `reason` is a stable code for tests and metrics. */
-export class ReferenceError extends Error {
-  override name = "ReferenceError";
+export class ImageReferenceError extends Error {
+  override name = "ImageReferenceError";
   /** The reference as given. */
   readonly reference: string;
   readonly reason: ReferenceErrorReason;
@@ -63,7 +66,7 @@ export type ReferenceErrorReason =
 /** Result of {@linkcode parseReference}: never throws. */
 export type ParseResult =
   | { readonly ok: true; readonly reference: ImageReference }
-  | { readonly ok: false; readonly error: ReferenceError };
+  | { readonly ok: false; readonly error: ImageReferenceError };
 
 function truncate(text: string): string {
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;
@@ -79,7 +82,7 @@ function describe(input: unknown): string {
 }
 
 function fail(input: string, reason: ReferenceErrorReason, detail: string): ParseResult {
-  return { ok: false, error: new ReferenceError(input, reason, detail) };
+  return { ok: false, error: new ImageReferenceError(input, reason, detail) };
 }
 
 /** True when the first path component names a registry rather than a Docker Hub namespace. */
@@ -199,9 +202,12 @@ export function parseReference(input: unknown): ParseResult {
   if (registry === LEGACY_DOCKER_HUB) registry = DOCKER_HUB;
   let path = remainder;
   if (registry === DOCKER_HUB && components.length === 1) path = OFFICIAL_REPO_PREFIX + path;
-  const nameLength = registry.length + 1 + path.length;
-  if (nameLength > NAME_TOTAL_LENGTH_MAX) {
-    return fail(input, "name-too-long", `name is ${nameLength} characters, the limit is ${NAME_TOTAL_LENGTH_MAX}`);
+  if (path.length > NAME_TOTAL_LENGTH_MAX) {
+    return fail(
+      input,
+      "name-too-long",
+      `repository path is ${path.length} characters, the limit is ${NAME_TOTAL_LENGTH_MAX}`,
+    );
   }
   if (tag === undefined && digest === undefined) tag = "latest";
   const reference: ImageReference = {
@@ -239,7 +245,7 @@ function checkDigest(digest: string): [ReferenceErrorReason, string] | undefined
   return undefined;
 }
 
-/** Parses or throws {@linkcode ReferenceError}. */
+/** Parses or throws {@linkcode ImageReferenceError}. */
 export function parseReferenceOrThrow(input: unknown): ImageReference {
   const result = parseReference(input);
   if (!result.ok) throw result.error;
@@ -266,6 +272,11 @@ export function formatReference(reference: ImageReference): string {
 export function normalizeReference(input: string): string | undefined {
   const result = parseReference(input);
   return result.ok ? formatReference(result.reference) : undefined;
+}
+
+/** True when two references name the same image once normalized (`nginx` and `docker.io/library/nginx:latest`). */
+export function sameImage(a: string, b: string): boolean {
+  return a === b || (normalizeReference(a) ?? a) === (normalizeReference(b) ?? b);
 }
 
 /**

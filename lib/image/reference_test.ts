@@ -12,6 +12,7 @@ import {
   normalizeReference,
   parseReference,
   type ReferenceErrorReason,
+  sameImage,
 } from "./reference.ts";
 
 const HEX64 = "dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c";
@@ -346,30 +347,43 @@ const VALID: readonly ValidRow[] = [
     familiar: "docker.io/localhost/app:latest",
   },
   { input: "docker.io/library/foo.bar", normalized: "docker.io/library/foo.bar:latest", familiar: "foo.bar:latest" },
-  // The 255-character limit applies to the normalized name (registry + "/" + path).
+  // The 255-character limit applies to the normalized repository path, not to the registry (distribution/reference
+  // since v0.6.0): "library/" counts, "docker.io/" and a registry host do not.
   {
-    input: "a".repeat(237),
-    normalized: `docker.io/library/${"a".repeat(237)}:latest`,
-    familiar: `${"a".repeat(237)}:latest`,
-    name: '"a"×237 (normalized name 255)',
+    input: "a".repeat(247),
+    normalized: `docker.io/library/${"a".repeat(247)}:latest`,
+    familiar: `${"a".repeat(247)}:latest`,
+    name: '"a"×247 (path library/… 255)',
   },
   {
-    input: `ns/${"a".repeat(242)}`,
-    normalized: `docker.io/ns/${"a".repeat(242)}:latest`,
-    familiar: `ns/${"a".repeat(242)}:latest`,
-    name: 'ns/"a"×242 (normalized name 255)',
+    input: `ns/${"a".repeat(252)}`,
+    normalized: `docker.io/ns/${"a".repeat(252)}:latest`,
+    familiar: `ns/${"a".repeat(252)}:latest`,
+    name: 'ns/"a"×252 (path 255)',
   },
   {
-    input: `index.docker.io/ns/${"a".repeat(242)}`,
-    normalized: `docker.io/ns/${"a".repeat(242)}:latest`,
-    familiar: `ns/${"a".repeat(242)}:latest`,
-    name: 'index.docker.io/ns/"a"×242 (normalized name 255)',
+    input: `index.docker.io/ns/${"a".repeat(252)}`,
+    normalized: `docker.io/ns/${"a".repeat(252)}:latest`,
+    familiar: `ns/${"a".repeat(252)}:latest`,
+    name: 'index.docker.io/ns/"a"×252 (path 255)',
   },
   {
-    input: `example.com/${"a".repeat(243)}:${"t".repeat(128)}@${SHA512}`,
-    normalized: `example.com/${"a".repeat(243)}:${"t".repeat(128)}@${SHA512}`,
-    familiar: `example.com/${"a".repeat(243)}:${"t".repeat(128)}@${SHA512}`,
-    name: 'example.com/"a"×243:"t"×128@sha512 (name 255)',
+    input: `example.com/${"a".repeat(255)}:${"t".repeat(128)}@${SHA512}`,
+    normalized: `example.com/${"a".repeat(255)}:${"t".repeat(128)}@${SHA512}`,
+    familiar: `example.com/${"a".repeat(255)}:${"t".repeat(128)}@${SHA512}`,
+    name: 'example.com/"a"×255:"t"×128@sha512 (path 255, name 267)',
+  },
+  {
+    input: `${"r".repeat(60)}.example.com:5000/${"a".repeat(255)}`,
+    normalized: `${"r".repeat(60)}.example.com:5000/${"a".repeat(255)}:latest`,
+    familiar: `${"r".repeat(60)}.example.com:5000/${"a".repeat(255)}:latest`,
+    name: '"r"×60.example.com:5000/"a"×255 (path 255, name 333)',
+  },
+  {
+    input: `${"a/".repeat(127)}a:tag-puts-this-over-max`,
+    normalized: `docker.io/${"a/".repeat(127)}a:tag-puts-this-over-max`,
+    familiar: `${"a/".repeat(127)}a:tag-puts-this-over-max`,
+    name: '"a/"×127 + "a:tag-puts-this-over-max" (path 255)',
   },
 ];
 
@@ -495,16 +509,11 @@ const INVALID: readonly InvalidRow[] = [
   // A bare 64-character hexadecimal string is an image ID.
   { input: HEX64, reason: "hex-identifier", name: "<64 hex>" },
   { input: "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a", reason: "hex-identifier" },
-  // Names over 255 characters once normalized.
-  { input: "a".repeat(238), reason: "name-too-long", name: '"a"×238 (normalized name 256)' },
-  { input: `ns/${"a".repeat(243)}`, reason: "name-too-long", name: 'ns/"a"×243 (normalized name 256)' },
-  { input: `example.com/${"a".repeat(244)}`, reason: "name-too-long", name: 'example.com/"a"×244 (name 256)' },
-  { input: `${"a/".repeat(128)}a:tag`, reason: "name-too-long", name: '"a/"×128 + "a:tag"' },
-  {
-    input: `${"a/".repeat(127)}a:tag-puts-this-over-max`,
-    reason: "name-too-long",
-    name: '"a/"×127 + "a:tag-puts-this-over-max" (255 without docker.io/)',
-  },
+  // Repository paths over 255 characters once normalized.
+  { input: "a".repeat(248), reason: "name-too-long", name: '"a"×248 (path library/… 256)' },
+  { input: `ns/${"a".repeat(253)}`, reason: "name-too-long", name: 'ns/"a"×253 (path 256)' },
+  { input: `example.com/${"a".repeat(256)}`, reason: "name-too-long", name: 'example.com/"a"×256 (path 256)' },
+  { input: `${"a/".repeat(128)}a:tag`, reason: "name-too-long", name: '"a/"×128 + "a:tag" (path 257)' },
   { input: `${LONG_NAMESPACE}/docker`, reason: "name-too-long", name: "<263-character namespace>/docker" },
   { input: "a".repeat(2000), reason: "name-too-long", name: '"a"×2000' },
 ];
@@ -660,7 +669,8 @@ function distributionNormalize(input: string): string | undefined {
   const remoteName = colon < 0 ? remote : remote.slice(0, colon);
   if (remoteName.toLowerCase() !== remoteName) return undefined;
   const match = reference.exec(`${domain}/${remote}`);
-  if (match === null || (match[1] ?? "").length > 255) return undefined;
+  // RepositoryNameTotalLengthMax applies to the path alone (distribution/reference v0.6.0).
+  if (match === null || (match[1] ?? "").length - domain.length - 1 > 255) return undefined;
   if (!new RegExp(`^${domainAndPort}$`).test(domain)) return undefined;
   const digest = match[3];
   if (digest !== undefined) {
@@ -723,4 +733,14 @@ Deno.test("normalization of valid references", async (t) => {
       { numRuns: 1000 },
     );
   });
+});
+
+Deno.test("sameImage() compares references once normalized", () => {
+  assert.equal(sameImage("nginx", "docker.io/library/nginx:latest"), true);
+  assert.equal(sameImage("index.docker.io/library/nginx:1.27", "nginx:1.27"), true);
+  assert.equal(sameImage("nginx:1.27", "nginx:1.28"), false);
+  assert.equal(sameImage("ghcr.io/a/b", "docker.io/a/b"), false);
+  // Invalid references are compared as written.
+  assert.equal(sameImage("NOT VALID", "NOT VALID"), true);
+  assert.equal(sameImage("NOT VALID", "not valid"), false);
 });

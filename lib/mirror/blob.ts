@@ -67,9 +67,10 @@ function pullScope(path: string): string {
   return `repository:${path}:pull`;
 }
 
-async function fail(response: Response, what: string): Promise<never> {
+/** Throws for an unexpected answer; a 404 means "not found" only for a source blob (else an upload vanished). */
+async function fail(response: Response, what: string, source = false): Promise<never> {
   const text = (await response.text().catch(() => "")).slice(0, 300).replace(/\s+/g, " ").trim();
-  const reason = response.status === 404 ? "not-found" : "registry-error";
+  const reason = source && response.status === 404 ? "not-found" : "registry-error";
   throw new MirrorError(reason, `Cannot ${what}: HTTP ${response.status}${text === "" ? "" : `: ${text}`}`, {
     httpStatus: response.status,
   });
@@ -155,7 +156,7 @@ async function upload(route: BlobRoute, blob: Descriptor, start: URL, options: B
     what: `GET blob ${label}`,
     ...(signal === undefined ? {} : { signal }),
   });
-  if (response.status !== 200 || response.body === null) return await fail(response, `GET blob ${label}`);
+  if (response.status !== 200 || response.body === null) return await fail(response, `GET blob ${label}`, true);
   const declared = Number(response.headers.get("content-length") ?? Number.NaN);
   if (Number.isFinite(declared) && declared !== blob.size) {
     await response.body.cancel();

@@ -1,6 +1,7 @@
 // Reading OCI and Docker v2 manifests and indexes as they are copied: descriptors, platforms, digests.
 
 import { createHash } from "node:crypto";
+import { isRecord } from "../util/json.ts";
 
 export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
@@ -61,10 +62,6 @@ export function platformMatches(have: Platform | undefined, want: Platform): boo
   if (have === undefined) return false;
   return have.os === want.os && have.architecture === want.architecture &&
     (want.variant === undefined || have.variant === want.variant);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function readDescriptor(value: unknown, where: string): Descriptor {

@@ -1,10 +1,11 @@
 // Finds every image in a Pod, decides each under the rules, and builds the RFC 6902 patch and warnings.
 
-import { normalizeReference } from "../image/reference.ts";
+import { sameImage } from "../image/reference.ts";
 import type { ImageContext, RuleSet } from "../rules/compile.ts";
 import { decide, type Decision, describeRule } from "../rules/engine.ts";
 import type { Labels } from "../rules/selector.ts";
 import { truncate } from "../util/truncate.ts";
+import { isRecord } from "../util/json.ts";
 
 /** Annotation holding `{ "<container>": "<original reference>" }` as JSON. */
 export const ORIGINAL_IMAGES_ANNOTATION = "mirrorhook.dev/original-images";
@@ -123,12 +124,6 @@ export interface PodLike {
   readonly slots: readonly ImageSlot[];
 }
 
-type Json = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /** Null-prototype, so keys such as `constructor` or `__proto__` (container names, label keys) are plain data. */
 function stringMap(value: unknown): Record<string, string> {
   const out: Record<string, string> = Object.create(null);
@@ -201,10 +196,6 @@ export function readOriginals(annotations: Readonly<Record<string, string>>): Re
   } catch {
     return stringMap(undefined);
   }
-}
-
-function sameImage(a: string, b: string): boolean {
-  return a === b || (normalizeReference(a) ?? a) === (normalizeReference(b) ?? b);
 }
 
 /**

@@ -411,7 +411,10 @@ function compileRule(
       "error",
       "invalid-regex",
       "match",
-      `invalid regular expression: ${error instanceof Error ? error.message : String(error)}`,
+      // V8's message starts with "Invalid regular expression: " already: say it once.
+      `invalid regular expression: ${
+        (error instanceof Error ? error.message : String(error)).replace(/^Invalid regular expression: /, "")
+      }`,
     );
     return undefined;
   }

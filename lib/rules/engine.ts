@@ -1,6 +1,6 @@
 // Decides what happens to one image: bypass, then priority levels (exact, longest prefix, match), first match wins.
 
-import { formatReference, type ImageReference, parseReference, type ReferenceError } from "../image/reference.ts";
+import { formatReference, type ImageReference, type ImageReferenceError, parseReference } from "../image/reference.ts";
 import type { CompiledRule, ImageContext, PriorityLevel, RuleSet } from "./compile.ts";
 
 /** Options that are not part of the rules themselves. */
@@ -29,7 +29,7 @@ export type Decision =
   | {
     readonly action: "invalid-input";
     readonly input: string;
-    readonly error: ReferenceError;
+    readonly error: ImageReferenceError;
     readonly notes: readonly string[];
   }
   | {
@@ -37,7 +37,7 @@ export type Decision =
     readonly input: string;
     readonly output: string;
     readonly rule?: CompiledRule;
-    readonly error: ReferenceError;
+    readonly error: ImageReferenceError;
     readonly notes: readonly string[];
   };
 

@@ -169,18 +169,36 @@ function classify(rule: CompiledRule, peer: CompiledRule): OverlapFinding | unde
   const aTenant = a.kind === "ImageRewrite";
   const bTenant = b.kind === "ImageRewrite";
   if (a.enforced !== b.enforced || a.priority !== b.priority) {
-    // Another level decides first: the documented precedence, except that an enforced object silences a tenant.
-    if (same) return undefined;
-    const [decider, silenced] = a.enforced ? [rule, peer] : b.enforced ? [peer, rule] : [undefined, undefined];
-    if (decider === undefined || silenced === undefined || silenced.object.kind !== "ImageRewrite") return undefined;
+    // Another level decides first: the documented precedence. Between a tenant's rule and a cluster-wide one it
+    // still says who wins in the tenant's namespace: the tenant overrides, or its rule never decides there.
+    if (same || aTenant === bTenant) return undefined;
+    const [tenant, platform] = aTenant ? [rule, peer] : [peer, rule];
+    const tenantFirst = !platform.object.enforced && tenant.object.priority > platform.object.priority;
+    if (tenantFirst) {
+      return report(
+        "warning",
+        "override",
+        tenant,
+        platform,
+        `overrides rule ${platform.index} of ${platform.object.label} in namespace "${
+          tenant.object.namespace ?? ""
+        }" only: there this object decides ${describeKey(tenant)} first (${level(tenant.object)} before ${
+          level(platform.object)
+        }); everywhere else ${platform.object.label} still does`,
+      );
+    }
     return report(
       "warning",
       "never-decides",
-      silenced,
-      decider,
-      `never decides: rule ${decider.index} of the enforced ${decider.object.label} decides ${
-        describeKey(silenced)
-      } first in every namespace`,
+      tenant,
+      platform,
+      platform.object.enforced
+        ? `never decides: rule ${platform.index} of the enforced ${platform.object.label} decides ${
+          describeKey(tenant)
+        } first in every namespace`
+        : `never decides: rule ${platform.index} of ${platform.object.label} decides ${describeKey(tenant)} first (${
+          level(platform.object)
+        } before ${level(tenant.object)})`,
     );
   }
   if (aTenant !== bTenant) {

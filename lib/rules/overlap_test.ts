@@ -135,6 +135,21 @@ const ROWS: { name: string; objects: RewriteObject[]; problems: Found[]; used: s
     used: [N("squat"), C("hub")],
   },
   {
+    name: "a tenant's object of a higher priority: still an override, in its namespace only",
+    objects: [
+      object("hub", [HARBOR]),
+      object("mine", [ECR], { kind: "ImageRewrite", namespace: "team-a", priority: 5 }),
+    ],
+    problems: [["warning", "override", N("mine"), 0, C("hub"), 0]],
+    used: [N("mine"), C("hub")],
+  },
+  {
+    name: "a tenant's object of a lower priority: its rule never decides",
+    objects: [object("hub", [HARBOR], { priority: 5 }), tenant("mine", [ECR])],
+    problems: [["warning", "never-decides", N("mine"), 0, C("hub"), 0]],
+    used: [C("hub"), N("mine")],
+  },
+  {
     name: "a tenant's object outside a cluster object's namespaces",
     objects: [tenant("mine", [NGINX_A]), object("hub", [NGINX_B], { namespaces: ["team-b"] })],
     problems: [],

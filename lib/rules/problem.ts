@@ -38,6 +38,8 @@ export type ProblemCode =
   | "duplicate-object"
   | "double-escape"
   | "self-match"
+  /** A plain key that YAML 1.1 parsers (kubectl, sigs.k8s.io/yaml) read as a boolean: `on:` becomes `true:`. */
+  | "yaml-boolean-key"
   | "ignored"
   /** Another tool's configuration, read as is: that tool behaves differently here (named in `behaviour`). */
   | "differs";
@@ -126,17 +128,6 @@ const MESSAGE_LIMIT = 32768;
 /** A message cut to what a status condition holds. */
 export function limitMessage(message: string): string {
   return message.length <= MESSAGE_LIMIT ? message : `${message.slice(0, MESSAGE_LIMIT - 1)}…`;
-}
-
-/** Thrown by the `…OrThrow` helpers: carries every problem found. */
-export class RuleError extends Error {
-  override name = "RuleError";
-  readonly problems: readonly Problem[];
-  constructor(action: string, problems: readonly Problem[]) {
-    const errors = problems.filter((problem) => problem.severity === "error");
-    super(`${action}: ${errors.map(formatProblem).join("; ")}`);
-    this.problems = problems;
-  }
 }
 
 /**

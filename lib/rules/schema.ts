@@ -1,6 +1,7 @@
 // The rule objects as written (ImageRewrite, ClusterImageRewrite) and their structural validation.
 
 import { type FieldPath, formatPath, type Problem, type ProblemCode } from "./problem.ts";
+import { isRecord, type Json } from "../util/json.ts";
 
 /** API group of mirrorhook's objects. */
 export const API_GROUP = "mirrorhook.dev";
@@ -117,12 +118,6 @@ export interface ValidationResult {
   /** When there were errors but some rules are sound: those rules, for compile checks only. */
   readonly draft?: DraftObject;
   readonly problems: readonly Problem[];
-}
-
-type Json = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function typeName(value: unknown): string {

@@ -18,7 +18,7 @@ export type MirrorhookLogLevel = (typeof LOG_LEVELS)[number];
 export function configureLogging(level: MirrorhookLogLevel, write?: (line: string) => void): void {
   const encoder = new TextEncoder();
   const out = write ?? ((line: string) => void Deno.stderr.writeSync(encoder.encode(line)));
-  const sink = (record: LogRecord) => out(jsonLinesFormatter(record));
+  const sink = (record: LogRecord) => out(jsonLinesFormatter({ ...record, message: [renderMessage(record.message)] }));
   resetSync();
   configureSync({
     sinks: { json: sink },
@@ -27,6 +27,22 @@ export function configureLogging(level: MirrorhookLogLevel, write?: (line: strin
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["json"] },
     ],
   });
+}
+
+/** One value inside a message: plain values as they are (`https://127.0.0.1:8443`, not `https://"127.0.0.1":8443`). */
+function renderValue(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (typeof value !== "object" || value === null) return String(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** The message text with its values in place; the values also stay, typed, under `properties`. */
+export function renderMessage(parts: readonly unknown[]): string {
+  return parts.map((part, index) => index % 2 === 0 ? String(part) : renderValue(part)).join("");
 }
 
 /** The logger for a part of mirrorhook, e.g. `logger("admission")`. */

@@ -1,6 +1,7 @@
 // Registry credentials from Docker config files (a mounted `.dockerconfigjson` Secret), matched per registry host.
 
 import { DOCKER_HUB } from "../image/reference.ts";
+import { isRecord } from "../util/json.ts";
 
 /** Credentials for one registry, as a Docker config entry gives them. */
 export type RegistryCredential =
@@ -39,12 +40,6 @@ interface Entry {
   readonly path: string;
   readonly credential: RegistryCredential;
   readonly key: string;
-}
-
-type Json = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** `https://index.docker.io/v1/` → docker.io; `https://Host:5000/team/` → host:5000 + team. */

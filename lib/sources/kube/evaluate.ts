@@ -3,7 +3,8 @@
 import { joinProblems, limitMessage, type Problem } from "../../rules/problem.ts";
 import { compileRuleSet } from "../../rules/compile.ts";
 import { describeObject, type RewriteObject, validateObject } from "../../rules/schema.ts";
-import { generationOf, isRecord, type Json, labelOf, objectKey } from "./resources.ts";
+import { generationOf, labelOf, objectKey } from "./resources.ts";
+import { isRecord, type Json } from "../../util/json.ts";
 
 /** The Ready condition's reason: in use, rejected for its own errors, or rejected for a conflict with an older object. */
 export type ReadyReason = "Valid" | "InvalidRule" | "Conflict";

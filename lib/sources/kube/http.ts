@@ -3,7 +3,8 @@
 import http from "node:http";
 import https from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
-import { isRecord, stringField } from "./resources.ts";
+import { stringField } from "./resources.ts";
+import { isRecord } from "../../util/json.ts";
 
 /**
  * A KubeConfig for the API server: from `path` (`--kubeconfig`), else the in-cluster service account.

@@ -14,15 +14,14 @@ import type { Logger } from "@logtape/logtape";
 import { errorMessage, isConnectionRefused, KubeApiError, type KubeHttp, parseJson } from "./http.ts";
 import {
   collectionPath,
-  isRecord,
   itemKey,
-  type Json,
   metadataOf,
   type Resource,
   resourceName,
   resourceVersionOf,
   stringField,
 } from "./resources.ts";
+import { isRecord, type Json } from "../../util/json.ts";
 
 /** Reconnect delays: doubling from `initialMs` up to `maxMs`, jittered. */
 export interface Backoff {

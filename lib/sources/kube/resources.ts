@@ -2,9 +2,9 @@
 
 import { FLEMZORD_GROUP, FLEMZORD_KIND } from "../../compat/flemzord.ts";
 import { API_VERSION, describeObject } from "../../rules/schema.ts";
+import { isRecord, type Json } from "../../util/json.ts";
 
 /** A JSON object as the API sends it. */
-export type Json = Record<string, unknown>;
 
 /** One resource type: where it is served and what its objects are called. */
 export interface Resource {
@@ -66,11 +66,6 @@ export function objectPath(resource: Resource, namespace: string, name: string):
   return resource.namespaced
     ? `${resource.base}/namespaces/${encodeURIComponent(namespace)}/${tail}`
     : `${resource.base}/${tail}`;
-}
-
-/** True for a JSON object (not an array, not null). */
-export function isRecord(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** `metadata` of an API object, or an empty object. */

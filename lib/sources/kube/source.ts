@@ -15,8 +15,6 @@ import { Reflector } from "./reflector.ts";
 import {
   CLUSTER_IMAGE_REWRITES,
   IMAGE_REWRITES,
-  isRecord,
-  type Json,
   metadataOf,
   NAMESPACES,
   objectKey,
@@ -25,7 +23,9 @@ import {
   resourceName,
   stringField,
 } from "./resources.ts";
-import { canonical, StatusWriter } from "./status.ts";
+import { isRecord, type Json } from "../../util/json.ts";
+import { StatusWriter } from "./status.ts";
+import { canonical } from "../../util/json.ts";
 
 /** Name of this source in the store, metrics and logs. */
 export const KUBE_SOURCE = "kube";

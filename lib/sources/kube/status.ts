@@ -3,16 +3,8 @@
 import type { Logger } from "@logtape/logtape";
 import type { ObjectVerdict } from "./evaluate.ts";
 import { errorMessage, KubeApiError, type KubeHttp } from "./http.ts";
-import {
-  generationOf,
-  isRecord,
-  type Json,
-  metadataOf,
-  objectPath,
-  type Resource,
-  resourceVersionOf,
-  stringField,
-} from "./resources.ts";
+import { generationOf, metadataOf, objectPath, type Resource, resourceVersionOf, stringField } from "./resources.ts";
+import { canonical, isRecord, type Json } from "../../util/json.ts";
 
 /** RFC 3339 with seconds, as metav1.Time serializes. */
 function formatTime(date: Date): string {
@@ -44,19 +36,6 @@ export function desiredStatus(current: unknown, verdict: ObjectVerdict, now: Dat
     rules: verdict.rules,
     conditions: [...conditions.filter((condition) => !(isRecord(condition) && condition["type"] === "Ready")), ready],
   };
-}
-
-/** JSON with object keys sorted: the API server re-orders keys, so equality must not depend on order. */
-export function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (isRecord(value)) {
-    return `{${
-      Object.keys(value).filter((key) => value[key] !== undefined).sort().map((key) =>
-        `${JSON.stringify(key)}:${canonical(value[key])}`
-      ).join(",")
-    }}`;
-  }
-  return JSON.stringify(value) ?? "null";
 }
 
 /** True when two statuses say the same thing. */

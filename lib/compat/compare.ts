@@ -1,6 +1,6 @@
-// Compares another tool's result with mirrorhook's on probe images, and names each difference found.
+// Compares another tool's result with mirrorhook's on sample images, and names each difference found.
 
-import { normalizeReference } from "../image/reference.ts";
+import { normalizeReference, sameImage } from "../image/reference.ts";
 import { compileRuleSet, type ImageContext, type RuleSet } from "../rules/compile.ts";
 import { decide } from "../rules/engine.ts";
 import { hasErrors } from "../rules/problem.ts";
@@ -26,7 +26,7 @@ export interface ToolResult {
 }
 
 /** An image to try, and the behaviour a difference on it shows. */
-export interface Probe {
+export interface Sample {
   readonly image: string;
   readonly behaviour: Behaviour;
   readonly context?: ImageContext;
@@ -37,7 +37,7 @@ export interface CompareOptions {
   readonly format: ForeignFormat;
   readonly source: string;
   readonly objects: readonly TranslatedObject[];
-  readonly probes: readonly Probe[];
+  readonly samples: readonly Sample[];
   readonly tool: (image: string, context: ImageContext) => ToolResult;
   /** Lines already warned about: differences the tool decides there are not reported again. */
   readonly explained?: ReadonlySet<number>;
@@ -57,13 +57,9 @@ export function compileTranslation(objects: readonly TranslatedObject[]): RuleSe
   return hasErrors(compiled.problems) ? undefined : compiled.ruleSet;
 }
 
-function same(a: string, b: string): boolean {
-  return a === b || (normalizeReference(a) ?? a) === (normalizeReference(b) ?? b);
-}
-
 /**
- * Runs every probe through the other tool and through the translated rules; each difference becomes one
- * warning per behaviour and line, with the probe as its example. Also reports outputs the other tool
+ * Runs every sample through the other tool and through the translated rules; each difference becomes one
+ * warning per behaviour and line, with the sample as its example. Also reports outputs the other tool
  * rewrites again when the Pod is admitted a second time.
  */
 export function compareWithTool(options: CompareOptions): CompatProblem[] {
@@ -92,10 +88,10 @@ export function compareWithTool(options: CompareOptions): CompatProblem[] {
       }),
     );
   };
-  for (const probe of options.probes) {
-    const context = probe.context ?? {};
-    const theirs = options.tool(probe.image, context);
-    const decision = decide(ruleSet, probe.image, context, { bypassPrefix: "" });
+  for (const sample of options.samples) {
+    const context = sample.context ?? {};
+    const theirs = options.tool(sample.image, context);
+    const decision = decide(ruleSet, sample.image, context, { bypassPrefix: "" });
     const ours = decision.action === "rewrite" ? decision.output : decision.input;
     const ourAt = "rule" in decision && decision.rule !== undefined
       ? locateRule(decision.rule.object.source, decision.rule.index)
@@ -104,24 +100,24 @@ export function compareWithTool(options: CompareOptions): CompatProblem[] {
     if (theirs.at !== undefined && options.explained?.has(theirs.at.line) === true) continue;
     if (theirs.failure !== undefined) {
       report(
-        probe.behaviour,
+        sample.behaviour,
         theirs.at ?? at,
-        `${tool} fails the admission of ${q(probe.image)} (${theirs.failure}); mirrorhook gives ${q(ours)}`,
+        `${tool} fails the admission of ${q(sample.image)} (${theirs.failure}); mirrorhook gives ${q(ours)}`,
       );
       continue;
     }
-    if (!same(theirs.output, ours)) {
+    if (!sameImage(theirs.output, ours)) {
       const invalid = normalizeReference(theirs.output) === undefined ? " (not a valid reference)" : "";
       const there = theirs.at !== undefined && theirs.at.line !== at?.line ? ` (by line ${theirs.at.line})` : "";
-      const what = theirs.output === probe.image
-        ? `${tool} leaves ${q(probe.image)} unchanged${there}`
-        : `${tool} turns ${q(probe.image)} into ${q(theirs.output)}${invalid}${there}`;
-      const mine = ours === probe.image ? "mirrorhook leaves it unchanged" : `mirrorhook turns it into ${q(ours)}`;
-      report(probe.behaviour, at, `${what}, ${mine}`);
+      const what = theirs.output === sample.image
+        ? `${tool} leaves ${q(sample.image)} unchanged${there}`
+        : `${tool} turns ${q(sample.image)} into ${q(theirs.output)}${invalid}${there}`;
+      const mine = ours === sample.image ? "mirrorhook leaves it unchanged" : `mirrorhook turns it into ${q(ours)}`;
+      report(sample.behaviour, at, `${what}, ${mine}`);
     }
-    if (theirs.output !== probe.image && normalizeReference(theirs.output) !== undefined) {
+    if (theirs.output !== sample.image && normalizeReference(theirs.output) !== undefined) {
       const again = options.tool(theirs.output, context);
-      if (again.failure === undefined && !same(again.output, theirs.output)) {
+      if (again.failure === undefined && !sameImage(again.output, theirs.output)) {
         report(
           "prefix-stacking",
           again.at ?? theirs.at,
