@@ -338,8 +338,9 @@ const CEL_RULES: ReadonlyMap<string, CelRule> = new Map<string, CelRule>([
     (self) => ["exact", "prefix", "match"].filter((key) => self[key] !== undefined).length === 1,
   ],
   [
-    "(has(self.keep) && self.keep) != has(self.replace)",
-    (self) => (self["keep"] === true) !== (self["replace"] !== undefined),
+    "(has(self.keep) && self.keep ? 1 : 0) + (has(self.replace) ? 1 : 0) + (has(self.to) ? 1 : 0) == 1",
+    (self) =>
+      [self["keep"] === true, self["replace"] !== undefined, self["to"] !== undefined].filter(Boolean).length === 1,
   ],
   ["!has(self.on) || has(self.match)", (self) => self["on"] === undefined || self["match"] !== undefined],
   [
@@ -488,6 +489,12 @@ const AGREEMENT: { name: string; object: Json; valid: boolean }[] = [
   { name: "neither keep nor replace", object: spec({ rules: [{ prefix: "docker.io" }] }), valid: false },
   { name: "keep false and no replace", object: spec({ rules: [{ prefix: "docker.io", keep: false }] }), valid: false },
   { name: "keep false with replace", object: spec({ rules: [{ ...RULE, keep: false }] }), valid: true },
+  {
+    name: "ordered targets",
+    object: spec({ rules: [{ prefix: "docker.io", to: ["a.io/hub", "b.io/hub"] }] }),
+    valid: true,
+  },
+  { name: "to and replace", object: spec({ rules: [{ ...RULE, to: ["a.io/hub"] }] }), valid: false },
   { name: "on with prefix", object: spec({ rules: [{ ...RULE, on: "original" }] }), valid: false },
   {
     name: "on with match",

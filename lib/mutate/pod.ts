@@ -2,7 +2,8 @@
 
 import { sameImage } from "../image/reference.ts";
 import type { ImageContext, RuleSet } from "../rules/compile.ts";
-import { decide, type Decision, describeRule } from "../rules/engine.ts";
+import { decide, type Decision, decisionTargets, describeRule } from "../rules/engine.ts";
+import { chooseTarget } from "./targets.ts";
 import { withPlatforms } from "../rules/platforms.ts";
 import { pullSecretsPatch } from "./pull_secrets.ts";
 import type { Labels } from "../rules/selector.ts";
@@ -48,6 +49,10 @@ export interface ImageChange {
   readonly decision: Decision & { action: "rewrite" | "bypass" };
   /** For rules with `verify`, what the registry said about `to` (absent when verification is off). */
   readonly verified?: TargetStatus;
+  /** For rules with `verify`, which of the rule's targets `to` is (0: `replace` or the first of its `to` list). */
+  readonly position?: number;
+  /** Why the targets before it were skipped (rules with `to`). */
+  readonly skipped?: readonly string[];
 }
 
 /** What the target registry said about a rewrite's output (see lib/verify). */
@@ -273,7 +278,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
     const original = originals[slot.key];
     if (original !== undefined && original !== slot.image) {
       const earlier = decideOnce(original);
-      if ((earlier.action === "rewrite" || earlier.action === "bypass") && sameImage(earlier.output, slot.image)) {
+      if (decisionTargets(earlier).some((target) => sameImage(target, slot.image))) {
         continue;
       }
     }
@@ -282,46 +287,59 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
     switch (decision.action) {
       case "rewrite":
       case "bypass": {
-        if (sameImage(decision.output, slot.image)) break;
+        // An image already on any target of its rule is left alone (idempotent whichever target was chosen).
+        const targets = decisionTargets(decision);
+        if (targets.some((target) => sameImage(target, slot.image))) break;
         if (decision.action === "rewrite" && decision.rule.verify) {
-          // With required platforms the key carries them (lib/rules/platforms.ts), so answers differ per set.
-          const target = withPlatforms(decision.output, decision.rule.platforms);
-          verifyTargets.add(target);
           if (options.verified !== undefined) {
-            const answer = options.verified(
-              target,
-              decision.rule.object.kind === "ImageRewrite" ? "namespaced" : "cluster",
-            );
-            if (answer === undefined) pendingTargets.add(target);
-            const status = answer?.status ?? "error";
+            const choice = chooseTarget(targets, decision.rule, options.verified);
+            choice.keys.forEach((key) => verifyTargets.add(key));
+            choice.pending.forEach((key) => pendingTargets.add(key));
             const rule = describeRule(decision.rule);
-            if (status === "present") {
-              changes.push({ slot, from: slot.image, to: decision.output, decision, verified: status });
+            const skipped = choice.skipped.length === 0 ? "" : `; skipped ${choice.skipped.join("; ")}`;
+            if (choice.chosen !== undefined) {
+              const to = choice.chosen;
+              changes.push({
+                slot,
+                from: slot.image,
+                to,
+                decision,
+                verified: "present",
+                position: choice.position,
+                ...(choice.skipped.length === 0 ? {} : { skipped: choice.skipped }),
+              });
               recorded[slot.key] = slot.image;
               warnings.push(
-                `mirrorhook: ${rewrote} ${slot.image} to ${decision.output} (${rule}; verified in the registry)`,
+                `mirrorhook: ${rewrote} ${slot.image} to ${to} (${rule}; verified in the registry${skipped})`,
               );
               break;
             }
-            const why = status === "missing"
-              ? `${decision.output} ${
-                answer?.detail?.startsWith("lacks platform") === true ? answer.detail : "is not in the registry"
-              }`
-              : `${decision.output} could not be checked (${status}${
-                answer?.detail === undefined ? "" : `: ${answer.detail}`
-              })`;
+            const status = choice.status;
+            const why = choice.skipped.length === 1
+              ? choice.skipped[0]
+              : `no target has it: ${choice.skipped.join("; ")}`;
             if (decision.rule.onMissing === "keep") {
               kept.push({ slot, decision, status });
               warnings.push(`mirrorhook: kept ${slot.image}: ${why} (${rule})`);
               break;
             }
-            changes.push({ slot, from: slot.image, to: decision.output, decision, verified: status });
+            changes.push({
+              slot,
+              from: slot.image,
+              to: decision.output,
+              decision,
+              verified: status,
+              position: 0,
+              skipped: choice.skipped,
+            });
             recorded[slot.key] = slot.image;
             warnings.push(
               `mirrorhook: ${rewrote} ${slot.image} to ${decision.output} although ${why} (${rule}, onMissing: rewrite)`,
             );
             break;
           }
+          // Registries are not asked here (verification off): only the first target counts, as for any rule.
+          verifyTargets.add(withPlatforms(decision.output, decision.rule.platforms));
         }
         changes.push({ slot, from: slot.image, to: decision.output, decision });
         recorded[slot.key] = slot.image;

@@ -58,6 +58,8 @@ export interface CompiledRule {
   readonly keep: boolean;
   /** Normalized replacement for exact rules, name prefix for prefix rules, template for match rules. */
   readonly replace?: string;
+  /** The targets after `replace` of a rule written with `to` (each compiled like `replace`), in order. */
+  readonly alternatives: readonly string[];
   readonly pattern?: RegExp;
   readonly on: "normalized" | "original";
   /** Check that the rewritten reference exists in the target registry first (rule, else object; keep rules never). */
@@ -293,8 +295,25 @@ function compileObject(
       problems.push(
         objectProblem(severity, code, { object: label, path: field === undefined ? path : [...path, field] }, detail),
       );
-    const compiled = compileRule(object, rule, index, report, rules);
-    if (compiled !== undefined) rules.push(compiled);
+    // `to: [a, b]` compiles as `replace: a`, each later target as its replacement would (problems under `to`).
+    const [first, ...later] = rule.to ?? [];
+    const toReport: Report = (severity, code, field, detail) =>
+      report(severity, code, field === "replace" ? "to" : field, detail);
+    const compiled = compileRule(
+      object,
+      first === undefined ? rule : { ...rule, replace: first },
+      index,
+      first === undefined ? report : toReport,
+      rules,
+    );
+    // The rule's other fields were reported with the first target: only each later target's own problems now.
+    const alternatives = later.map((to) =>
+      compileRule(object, { ...rule, replace: to }, index, (severity, code, field, detail) => {
+        if (field === "replace") toReport(severity, code, field, detail);
+      }, rules)?.replace
+    );
+    if (compiled === undefined || alternatives.some((to) => to === undefined)) return;
+    rules.push(later.length === 0 ? compiled : { ...compiled, alternatives: alternatives as string[] });
   });
   const within = checkWithinObject(rules);
   problems.push(...within.problems);
@@ -345,6 +364,7 @@ function compileRule(
     on: rule.on ?? "normalized",
     verify: !keep && (rule.verify ?? spec.verify ?? false),
     onMissing: rule.onMissing ?? spec.onMissing ?? "keep",
+    alternatives: [],
     platforms: rule.platforms ?? spec.platforms ?? [],
     imagePullSecrets: keep ? [] : rule.imagePullSecrets ?? spec.imagePullSecrets ?? [],
   } as const;

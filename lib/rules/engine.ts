@@ -20,6 +20,8 @@ export type Decision =
     readonly action: "rewrite";
     readonly input: string;
     readonly output: string;
+    /** Every target of a rule written with `to`, in order (the first is `output`); absent for one target. */
+    readonly outputs?: readonly string[];
     readonly rule: CompiledRule;
     readonly notes: readonly string[];
   }
@@ -45,6 +47,12 @@ export type Decision =
 export function describeRule(rule: CompiledRule): string {
   const name = rule.object.namespace === undefined ? rule.object.name : `${rule.object.namespace}/${rule.object.name}`;
   return `${rule.object.kind} ${name}, rule ${rule.index}`;
+}
+
+/** The targets of a decision, in order: a rule's `to` list, else its one output; none when it does not rewrite. */
+export function decisionTargets(decision: Decision): readonly string[] {
+  if (decision.action === "rewrite") return decision.outputs ?? [decision.output];
+  return decision.action === "bypass" ? [decision.output] : [];
 }
 
 /** Decides the fate of `image` (as written in the Pod) under `ruleSet`. Pure; never throws on any input. */
@@ -85,7 +93,16 @@ export function decide(ruleSet: RuleSet, image: string, context: ImageContext, o
     const output = produce(rule, reference, normalized, image);
     const result = parseReference(output);
     if (!result.ok) return { action: "invalid-output", input: image, output, rule, error: result.error, notes };
-    return { action: "rewrite", input: image, output: formatReference(result.reference), rule, notes };
+    const first = formatReference(result.reference);
+    if (rule.alternatives.length === 0) return { action: "rewrite", input: image, output: first, rule, notes };
+    // Later targets that cannot yield a valid reference for this image are left out (noted for --explain).
+    const outputs = [first];
+    for (const replace of rule.alternatives) {
+      const other = parseReference(produce({ ...rule, replace }, reference, normalized, image));
+      if (other.ok) outputs.push(formatReference(other.reference));
+      else explain?.push(`${describeRule(rule)}: target ${JSON.stringify(replace)} skipped: ${other.error.message}`);
+    }
+    return { action: "rewrite", input: image, output: first, outputs, rule, notes };
   }
   return { action: "none", input: image, notes };
 }

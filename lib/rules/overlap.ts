@@ -49,7 +49,7 @@ function describeKey(rule: CompiledRule): string {
 }
 
 function sameOutcome(a: CompiledRule, b: CompiledRule): boolean {
-  return a.keep === b.keep && a.replace === b.replace;
+  return a.keep === b.keep && a.replace === b.replace && a.alternatives.join("\n") === b.alternatives.join("\n");
 }
 
 function rulePath(rule: CompiledRule): FieldPath {

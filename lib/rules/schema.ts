@@ -2,7 +2,7 @@
 
 import { type FieldPath, formatPath, type Problem, type ProblemCode } from "./problem.ts";
 import { isRecord, type Json } from "../util/json.ts";
-import { type TargetOptions, validateTargetOptions } from "./target_options.ts";
+import { type TargetOptions, validateTargetOptions, validateTargets } from "./target_options.ts";
 
 /** API group of mirrorhook's objects. */
 export const API_GROUP = "mirrorhook.dev";
@@ -31,6 +31,8 @@ export interface RuleSpec extends TargetOptions {
   readonly prefix?: string;
   readonly match?: string;
   readonly replace?: string;
+  /** Ordered alternatives in place of `replace`: with `verify`, the first whose registry has the image wins. */
+  readonly to?: readonly string[];
   readonly keep?: boolean;
   /** For `match`: run on the normalized reference (default) or on the reference as written. */
   readonly on?: "normalized" | "original";
@@ -100,6 +102,7 @@ export const RULE_FIELDS = new Set([
   "prefix",
   "match",
   "replace",
+  "to",
   "keep",
   "on",
   "verify",
@@ -468,9 +471,16 @@ function validateRule(c: Collector, value: unknown, path: FieldPath): RuleSpec |
     if (text === "") c.error("invalid-replacement", [...path, "replace"], "replace cannot be empty");
     else if (text !== undefined) rule.replace = text;
   }
-  if (keep === true && replace !== undefined) {
+  const to = value["to"];
+  if (to !== undefined) {
+    const targets = validateTargets(to, [...path, "to"], (code, where, message) => c.error(code, where, message));
+    if (targets !== undefined) rule.to = targets;
+  }
+  if (to !== undefined && (keep === true || replace !== undefined)) {
+    c.error("keep-and-replace", path, "a rule takes one of replace, to or keep: true");
+  } else if (keep === true && replace !== undefined) {
     c.error("keep-and-replace", path, "a rule takes either replace or keep: true, not both");
-  } else if (keep !== true && replace === undefined) {
+  } else if (keep !== true && replace === undefined && to === undefined) {
     c.error("required", [...path, "replace"], "a rule needs replace (or keep: true to never rewrite what it matches)");
   }
   if (keep === true) rule.keep = true;

@@ -51,6 +51,19 @@ function stringList(
   return ok ? out : undefined;
 }
 
+/** Bound on a rule's ordered alternatives (`to`). */
+export const MAX_TARGETS = 8;
+
+/** Reads a rule's `to`: its targets in order of preference, each a non-empty replacement. */
+export function validateTargets(value: unknown, path: FieldPath, error: Report): string[] | undefined {
+  const list = stringList(value, path, error, (text) => text === "" ? "a target cannot be empty" : undefined);
+  if (list !== undefined && list.length > MAX_TARGETS) {
+    error("invalid-value", path, `expected at most ${MAX_TARGETS} targets, got ${list.length}`);
+    return undefined;
+  }
+  return list;
+}
+
 /** Reads `platforms` and `imagePullSecrets` of `value` (a spec or a rule), reporting problems under `path`. */
 export function validateTargetOptions(value: Readonly<Record<string, unknown>>, path: FieldPath, error: Report) {
   const out: { platforms?: readonly string[]; imagePullSecrets?: readonly string[] } = {};

@@ -250,6 +250,7 @@ export async function startServer(
     verifier,
     verifyDeadlineMs: config.verify?.deadlineMs ?? 2000,
     verifyDecisions: verifyMetrics.decisions,
+    verifyChosen: verifyMetrics.chosen,
     screenPatterns: (sources) => screener.screen(sources, { deadlineMs: VALIDATE_SCREEN_DEADLINE_MS }),
   });
   const tls = new ReloadingTlsServer({

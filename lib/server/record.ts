@@ -16,6 +16,8 @@ export interface RecordDeps {
   readonly logger: Logger;
   /** Counts what verification decided: result (verified, missing, error, timeout) × action (rewrite, keep). */
   readonly verifyDecisions?: { inc(labels: { result: string; action: string }): void };
+  /** Verified rewrites by the position of the chosen target among the rule's targets. */
+  readonly verifyChosen?: { inc(labels: { position: string }): void };
   /** Milliseconds, for durations; defaults to performance.now. */
   readonly now?: () => number;
 }
@@ -116,6 +118,7 @@ export function createRecorder(deps: RecordDeps): Recorder {
           result: change.verified === "present" ? "verified" : change.verified,
           action: "rewrite",
         });
+        if (change.position !== undefined) deps.verifyChosen?.inc({ position: String(change.position) });
       }
       for (const kept of outcome.kept) deps.verifyDecisions?.inc({ result: kept.status, action: "keep" });
       const fields = {
@@ -147,6 +150,10 @@ export function createRecorder(deps: RecordDeps): Recorder {
             to: echo(change.to),
             rule: change.decision.action === "rewrite" ? describeRule(change.decision.rule) : "bypass",
             ...(change.verified === undefined ? {} : { verified: change.verified }),
+            ...(change.position === undefined ? {} : { targetPosition: change.position }),
+            ...(change.skipped === undefined || change.skipped.length === 0
+              ? {}
+              : { skipped: change.skipped.map((why) => echo(why)) }),
           })),
           kept: outcome.kept.map((kept) => ({
             container: echo(kept.slot.key),

@@ -23,6 +23,8 @@ export interface VerifyMetrics {
    * rewrite|keep (incremented by the admission code, which knows the rule's onMissing).
    */
   readonly decisions: Counter<"result" | "action">;
+  /** Verified rewrites by which of the rule's targets was chosen (rules with `to`). */
+  readonly chosen: Counter<"position">;
 }
 
 /** Creates the verification metrics on `registry`. */
@@ -76,6 +78,13 @@ export function createVerifyMetrics(registry: Registry): VerifyMetrics {
       help:
         "Verified rewrites by verification result (verified, missing, error, timeout) and what was done (rewrite, or keep the original image per onMissing).",
       labelNames: ["result", "action"] as const,
+      registers,
+    }),
+    chosen: new Counter({
+      name: "mirrorhook_verify_chosen_target_total",
+      help:
+        "Verified rewrites by the position of the chosen target among its rule's targets (0: replace or the first of to; higher: earlier targets lacked the image or could not be checked).",
+      labelNames: ["position"] as const,
       registers,
     }),
   };

@@ -138,6 +138,8 @@ interface RuleView {
   readonly verify: boolean;
   readonly keep: boolean;
   readonly replace?: string;
+  /** Later targets of a rule written with `to`. */
+  readonly alternatives?: readonly string[];
   readonly object: { readonly kind: string; readonly label: string };
 }
 
@@ -179,11 +181,13 @@ export function refusedTargets(ruleSet: RuleSetView, policy: VerifyPolicy): Refu
   const found = new Map<string, RefusedTarget>();
   const visit = (rule: RuleView) => {
     if (!rule.verify || rule.keep || rule.replace === undefined) return;
-    const registry = replaceRegistry(rule.replace);
-    if (registry === undefined) return;
-    const scope: RuleScope = rule.object.kind === "ImageRewrite" ? "namespaced" : "cluster";
-    if (policy.allows(registry, scope)) return;
-    found.set(`${rule.object.label}\u0000${registry}`, { object: rule.object.label, registry, scope });
+    for (const replace of [rule.replace, ...(rule.alternatives ?? [])]) {
+      const registry = replaceRegistry(replace);
+      if (registry === undefined) continue;
+      const scope: RuleScope = rule.object.kind === "ImageRewrite" ? "namespaced" : "cluster";
+      if (policy.allows(registry, scope)) continue;
+      found.set(`${rule.object.label}\u0000${registry}`, { object: rule.object.label, registry, scope });
+    }
   };
   const walk = (node: TrieView) => {
     node.rules.forEach(visit);
