@@ -1,4 +1,4 @@
-// Tenancy through the fake API server, the rule store and the handler: a namespaced object changes its own namespace only.
+// Rule objects through the fake API server, the store and the handler: tenancy (a namespaced object changes its own namespace only), conflicts, rules that never decide.
 
 import assert from "node:assert/strict";
 import { configureSync, getLogger, type LogRecord } from "@logtape/logtape";
@@ -255,5 +255,59 @@ Deno.test("a file's ClusterImageRewrite and cluster objects: the file wins confl
   } finally {
     await source.stop();
     await api.close();
+  }
+});
+
+Deno.test("between cluster objects: the same prefix or pattern is a conflict the older wins, the same outcome never decides", async (t) => {
+  const QUAY = (replace: string) => [{ match: "^quay\\.io/(.*)$", replace }];
+  const rows: { name: string; older: unknown[]; newer: unknown[]; status: string; reason: string; message: RegExp }[] =
+    [
+      {
+        name: "the same prefix, another target",
+        older: HARBOR,
+        newer: [{ prefix: "docker.io/", replace: "ecr.example.com/docker-hub" }],
+        status: "False",
+        reason: "Conflict",
+        message: /conflicts with rule 0 of ClusterImageRewrite "older"/,
+      },
+      {
+        name: "the same pattern, another replacement",
+        older: QUAY("a.example.com/quay/$1"),
+        newer: QUAY("b.example.com/quay/$1"),
+        status: "False",
+        reason: "Conflict",
+        message: /conflicts with rule 0 of ClusterImageRewrite "older"/,
+      },
+      {
+        name: "the same pattern, the same replacement",
+        older: QUAY("a.example.com/quay/$1"),
+        newer: QUAY("a.example.com/quay/$1"),
+        status: "True",
+        reason: "Valid",
+        message:
+          /never decides: rule 0 of ClusterImageRewrite "newer"|never decides: rule 0 of ClusterImageRewrite "older"/,
+      },
+    ];
+  for (const row of rows) {
+    await t.step(row.name, async () => {
+      const api = FakeKubeApi.start();
+      api.create(clusterRewrite("older", row.older));
+      api.create(clusterRewrite("newer", row.newer));
+      const { source } = await replica(api);
+      try {
+        const older = await until("the older object's status", () => ready(api, "ClusterImageRewrite", "older"));
+        assert.equal(older["reason"], "Valid");
+        const both = await until("a status naming the other object", () => {
+          const conditions = [ready(api, "ClusterImageRewrite", "older"), ready(api, "ClusterImageRewrite", "newer")];
+          const found = conditions.find((c) => row.message.test(String(c?.["message"])));
+          return found;
+        });
+        assert.equal(both["status"], row.status);
+        assert.equal(both["reason"], row.reason);
+      } finally {
+        await source.stop();
+        await api.close();
+      }
+    });
   }
 });
