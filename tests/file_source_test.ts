@@ -50,9 +50,9 @@ function ruleNames(store: RuleStore): string[] {
 }
 
 /** Waits (watch or poll) until a reload with `result` is counted after `before`. */
-async function counted(fixture: Fixture, result: "success" | "error", before: number): Promise<void> {
+async function counted(fixture: Fixture, result: "success" | "error", before: number, timeoutMs = 5000): Promise<void> {
   const done = await waitFor(async () => (await reloads(fixture, result)) > before ? true : undefined, {
-    timeoutMs: 5000,
+    timeoutMs,
     intervalMs: 25,
   });
   assert.ok(done !== undefined, `no ${result} reload counted`);
@@ -243,4 +243,48 @@ Deno.test("file source: the supported scale is enforced at load, naming the file
     assert.deepEqual(problems.filter((p) => p.severity === "error"), []);
     assert.equal(store.current.ruleCount, 20_000);
   });
+});
+
+Deno.test("file source: a screening refused for a passing reason is retried by the next poll, files unchanged", async () => {
+  await using dir = await tempDir("mirrorhook-files-");
+  const file = `${dir.path}/rules.yaml`;
+  const withPattern = (host: string) =>
+    `${rules("a")}    - match: '^${host.replaceAll(".", "\\.")}/(.*)$'\n      replace: mirror.example.com/$1\n`;
+  await Deno.writeTextFile(file, withPattern("quay.io"));
+  let refuse = false;
+  let screened = 0;
+  const screen = (sources: readonly string[]) => {
+    screened += sources.length;
+    return refuse ? Promise.reject(new Error("the screening worker is busy")) : Promise.resolve();
+  };
+  const store = new RuleStore();
+  const metrics = createMetrics({ defaultMetrics: false });
+  const { logger } = memoryLogger();
+  const source = new FileRuleSource({
+    paths: [file],
+    store,
+    metrics,
+    logger,
+    pollIntervalMs: 100,
+    debounceMs: 20,
+    screen,
+  });
+  try {
+    assert.deepEqual((await source.start()).filter((p) => p.severity === "error"), []);
+    assert.ok(screened > 0);
+    const fixture = { metrics } as Fixture;
+    const errors = await reloads(fixture, "error");
+    const successes = await reloads(fixture, "success");
+    refuse = true;
+    await Deno.writeTextFile(file, withPattern("ghcr.io"));
+    await counted(fixture, "error", errors);
+    refuse = false;
+    // Nothing changes on disk: only the retry asked for by the refused screening can load the new version.
+    // The full read that the poll makes every 30 polls (6 s here) would come too late.
+    await counted(fixture, "success", successes, 2000);
+    assert.ok(store.current.objects.some((object) => object.name === "a"));
+    assert.equal(store.status().find((s) => s.name === "file")?.lastError, undefined);
+  } finally {
+    source.stop();
+  }
 });

@@ -3,6 +3,7 @@
 import { sameImage } from "../image/reference.ts";
 import type { ImageContext, RuleSet } from "../rules/compile.ts";
 import { decide, type Decision, describeRule } from "../rules/engine.ts";
+import { withPlatforms } from "../rules/platforms.ts";
 import type { Labels } from "../rules/selector.ts";
 import { truncate } from "../util/truncate.ts";
 import { isRecord } from "../util/json.ts";
@@ -280,13 +281,15 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
       case "bypass": {
         if (sameImage(decision.output, slot.image)) break;
         if (decision.action === "rewrite" && decision.rule.verify) {
-          verifyTargets.add(decision.output);
+          // With required platforms the key carries them (lib/rules/platforms.ts), so answers differ per set.
+          const target = withPlatforms(decision.output, decision.rule.platforms);
+          verifyTargets.add(target);
           if (options.verified !== undefined) {
             const answer = options.verified(
-              decision.output,
+              target,
               decision.rule.object.kind === "ImageRewrite" ? "namespaced" : "cluster",
             );
-            if (answer === undefined) pendingTargets.add(decision.output);
+            if (answer === undefined) pendingTargets.add(target);
             const status = answer?.status ?? "error";
             const rule = describeRule(decision.rule);
             if (status === "present") {
@@ -298,7 +301,9 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
               break;
             }
             const why = status === "missing"
-              ? `${decision.output} is not in the registry`
+              ? `${decision.output} ${
+                answer?.detail?.startsWith("lacks platform") === true ? answer.detail : "is not in the registry"
+              }`
               : `${decision.output} could not be checked (${status}${
                 answer?.detail === undefined ? "" : `: ${answer.detail}`
               })`;

@@ -190,6 +190,8 @@ export class ReloadingTlsServer {
       });
       return true;
     } catch (error) {
+      // Whatever failed, the next poll reads the pair again (the metadata poll alone would wait for a change).
+      this.#watch?.invalidate();
       if (error instanceof CertificateValidityError && print !== undefined) {
         // Not a half-written pair: an expired one never becomes usable, a future one only at its notBefore (the
         // poll looks again then). Logged and counted once per pair.

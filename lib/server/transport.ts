@@ -1,6 +1,8 @@
 // The transports of the webhook core: node:https requests (body reading, limits, draining) and fetch-API Requests.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import v8 from "node:v8";
+import vm from "node:vm";
 import type { Socket } from "node:net";
 import type { Logger } from "@logtape/logtape";
 import { ReviewError } from "../admission/review.ts";
@@ -48,16 +50,33 @@ export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
 };
 
 /** After an answer with `connection: close`, how long the socket may linger for the client to read it. */
-const LINGER_MS = 2000;
+const LINGER_MS = 1000;
 
 /** Settings of {@linkcode NodeTransport}. */
 export interface NodeTransportOptions {
   readonly core: WebhookCore;
   readonly logger: Logger;
   readonly limits?: Partial<TransportLimits>;
-  /** Called with the bytes released when a large amount of buffered body is let go (to return memory). */
-  readonly onRelease?: (bytes: number) => void;
 }
+
+/** After this many request bytes were read and dropped, memory is collected (at most every MIN_GC_INTERVAL_MS). */
+const GC_AFTER_BYTES = 16 * 1024 * 1024;
+const MIN_GC_INTERVAL_MS = 250;
+
+/**
+ * V8's collector, exposed at run time: bodies read and dropped (a flood of large or abandoned requests) are external
+ * buffers the heap does not see, so without a collection the process keeps hundreds of MiB it no longer uses.
+ * Undefined where the runtime refuses.
+ */
+const collectGarbage: (() => void) | undefined = (() => {
+  try {
+    v8.setFlagsFromString("--expose-gc");
+    const gc: unknown = vm.runInNewContext("gc");
+    return typeof gc === "function" ? () => gc() : undefined;
+  } catch {
+    return undefined;
+  }
+})();
 
 /** Per-connection state the TLS server keeps for graceful shutdown. */
 export interface ConnectionState {
@@ -70,10 +89,26 @@ export class NodeTransport {
   #options: NodeTransportOptions;
   readonly limits: TransportLimits;
   #buffered = 0;
+  #dropped = 0;
+  #lastGc = 0;
+  #gcTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: NodeTransportOptions) {
     this.#options = options;
     this.limits = { ...DEFAULT_TRANSPORT_LIMITS, ...options.limits };
+  }
+
+  /** Counts bytes read and let go; collects garbage once enough accumulated (never twice within 500 ms). */
+  #dropBytes(bytes: number): void {
+    this.#dropped += bytes;
+    if (this.#dropped < GC_AFTER_BYTES || collectGarbage === undefined || this.#gcTimer !== undefined) return;
+    const wait = Math.max(0, this.#lastGc + MIN_GC_INTERVAL_MS - performance.now());
+    this.#gcTimer = setTimeout(() => {
+      this.#gcTimer = undefined;
+      this.#dropped = 0;
+      this.#lastGc = performance.now();
+      collectGarbage?.();
+    }, wait);
   }
 
   /** Request body bytes held in memory now, across all connections. */
@@ -115,9 +150,8 @@ export class NodeTransport {
     const release = () => {
       if (held === 0) return;
       this.#buffered -= held;
-      const bytes = held;
+      this.#dropBytes(held);
       held = 0;
-      this.#options.onRelease?.(bytes);
     };
     const webhookRequest: WebhookRequest = {
       method: request.method ?? "GET",
@@ -180,7 +214,8 @@ export class NodeTransport {
             }
             this.#buffered += chunk.byteLength;
             held += chunk.byteLength;
-            chunks.push(chunk);
+            // A copy: the chunk may be a view of a larger read buffer, which holding it would keep alive whole.
+            chunks.push(chunk.slice());
           });
           request.on("end", () => settle(() => resolve(concat(chunks, size))));
           const gone = () =>
@@ -239,6 +274,7 @@ export class NodeTransport {
     );
     request.on("data", (chunk: Uint8Array) => {
       size += chunk.byteLength;
+      this.#dropBytes(chunk.byteLength);
       if (size > this.limits.maxBodyBytes) {
         clearTimeout(timer);
         lingerClose(socket);
@@ -252,6 +288,7 @@ export class NodeTransport {
   /** Ends the connection once the answer is out; the unread rest of the body is discarded while it lingers. */
   #closeAfterAnswer(request: IncomingMessage, response: ServerResponse, socket: Socket): void {
     response.once("finish", () => lingerClose(socket));
+    request.on("data", (chunk: Uint8Array) => this.#dropBytes(chunk.byteLength));
     request.resume();
   }
 }

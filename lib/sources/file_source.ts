@@ -141,6 +141,7 @@ export class FileRuleSource {
         // Remember the bad version so the poll does not log it every second; a fix changes the fingerprint.
         // Screening refused (busy or slow) is no verdict on the files: the next poll tries again.
         if (!problems.some((p) => p.code === "unscreened-pattern")) this.#fingerprint = fingerprint;
+        else this.#watch?.invalidate();
         const errors = problems.filter((p) => p.severity === "error");
         metrics?.reloads.inc({ source: FILE_SOURCE, result: "error" });
         store.fail(FILE_SOURCE, `${errors.length} error(s): ${errors.map(formatProblem).slice(0, 3).join("; ")}`);
@@ -185,6 +186,7 @@ export class FileRuleSource {
       const message = error instanceof Error ? error.message : String(error);
       store.fail(FILE_SOURCE, message);
       logger.error(`Cannot reload rule files${kept}: {message}`, { message, trigger });
+      this.#watch?.invalidate(); // not a verdict on the files: the next poll reads them again
       return {
         outcome: "error",
         problems: [{ severity: "error", code: "read-error", message, path: "", fieldPath: [] }],

@@ -27,8 +27,11 @@ export interface WatchOptions {
   readonly logger?: Logger;
 }
 
-/** A running watch; {@linkcode FileWatch.stop} ends the watchers and timers. */
+/** A running watch. */
 export interface FileWatch {
+  /** Makes the next poll report a change whatever the metadata: for a read that failed for a passing reason. */
+  invalidate(): void;
+  /** Ends the watchers and timers. */
   stop(): void;
 }
 
@@ -113,6 +116,9 @@ export function watchFiles(options: WatchOptions): FileWatch {
   }, options.pollIntervalMs);
 
   return {
+    invalidate() {
+      last = undefined;
+    },
     stop() {
       stopped = true;
       clearInterval(timer);

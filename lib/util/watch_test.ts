@@ -118,3 +118,30 @@ Deno.test("watchFiles(): the safety net reads every fullEvery polls even without
     assert.equal(calls, stopped, "no call after stop()");
   });
 });
+
+Deno.test("watchFiles(): invalidate() makes the next poll report a change without one", async () => {
+  await withDir(async (dir) => {
+    const file = `${dir}/a.yaml`;
+    await Deno.writeTextFile(file, "a");
+    let calls = 0;
+    const watch = watchFiles({
+      dirs: [],
+      paths: [file],
+      onChange: () => calls++,
+      pollIntervalMs: 20,
+      debounceMs: 10,
+      fullEvery: 1_000_000,
+      initialSignature: await fileSignature([file]),
+    });
+    try {
+      await sleep(150);
+      assert.equal(calls, 0);
+      watch.invalidate();
+      assert.ok(await eventually(() => calls === 1), `fired ${calls} times`);
+      await sleep(150);
+      assert.equal(calls, 1, "once, then quiet again");
+    } finally {
+      watch.stop();
+    }
+  });
+});
