@@ -71,6 +71,7 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
   const result = mutatePod(request.object, {
     ruleSet: options.ruleSet,
     dryRun: options.dryRun === true,
+    operation: request.operation,
     ...(request.namespace === undefined ? {} : { namespace: request.namespace }),
     ...(options.namespaceLabels === undefined ? {} : { namespaceLabels: options.namespaceLabels }),
     ...(request.operation === "UPDATE" && request.oldObject !== undefined ? { oldPod: request.oldObject } : {}),

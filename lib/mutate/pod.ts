@@ -3,6 +3,8 @@
 import { sameImage } from "../image/reference.ts";
 import type { ImageContext, RuleSet } from "../rules/compile.ts";
 import { decide, type Decision, describeRule } from "../rules/engine.ts";
+import { withPlatforms } from "../rules/platforms.ts";
+import { pullSecretsPatch } from "./pull_secrets.ts";
 import type { Labels } from "../rules/selector.ts";
 import { truncate } from "../util/truncate.ts";
 import { isRecord } from "../util/json.ts";
@@ -92,6 +94,8 @@ export interface MutateOptions {
   readonly verified?: (target: string, scope: "namespaced" | "cluster") => VerifyAnswer | undefined;
   /** `--dry-run`: nothing is patched, so the warnings say what would have been rewritten. */
   readonly dryRun?: boolean;
+  /** The admission's operation; rules' `imagePullSecrets` are added only on CREATE (immutable afterwards). */
+  readonly operation?: "CREATE" | "UPDATE";
 }
 
 /** The result: the patch to send, what changed, warnings for kubectl, and per-image decisions. */
@@ -280,13 +284,15 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
       case "bypass": {
         if (sameImage(decision.output, slot.image)) break;
         if (decision.action === "rewrite" && decision.rule.verify) {
-          verifyTargets.add(decision.output);
+          // With required platforms the key carries them (lib/rules/platforms.ts), so answers differ per set.
+          const target = withPlatforms(decision.output, decision.rule.platforms);
+          verifyTargets.add(target);
           if (options.verified !== undefined) {
             const answer = options.verified(
-              decision.output,
+              target,
               decision.rule.object.kind === "ImageRewrite" ? "namespaced" : "cluster",
             );
-            if (answer === undefined) pendingTargets.add(decision.output);
+            if (answer === undefined) pendingTargets.add(target);
             const status = answer?.status ?? "error";
             const rule = describeRule(decision.rule);
             if (status === "present") {
@@ -298,7 +304,9 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
               break;
             }
             const why = status === "missing"
-              ? `${decision.output} is not in the registry`
+              ? `${decision.output} ${
+                answer?.detail?.startsWith("lacks platform") === true ? answer.detail : "is not in the registry"
+              }`
               : `${decision.output} could not be checked (${status}${
                 answer?.detail === undefined ? "" : `: ${answer.detail}`
               })`;
@@ -352,6 +360,21 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
     path: change.slot.pointer,
     value: change.to,
   }));
+  // spec.imagePullSecrets is immutable once the Pod exists: only a CREATE gets the Secrets its targets need.
+  if (options.operation !== "UPDATE" && options.oldPod === undefined) {
+    const secrets = changes.flatMap((change) =>
+      change.decision.action === "rewrite" ? change.decision.rule.imagePullSecrets : []
+    );
+    const { patch: added, added: names } = pullSecretsPatch(pod, secrets);
+    if (added.length > 0) {
+      patch.push(...added);
+      warnings.push(
+        `mirrorhook: ${options.dryRun === true ? "dry-run, would add" : "added"} imagePullSecrets ${
+          names.join(", ")
+        } for the rewritten images`,
+      );
+    }
+  }
   const sortedOriginals = JSON.stringify(
     Object.fromEntries(Object.entries(recorded).sort(([a], [b]) => (a < b ? -1 : 1))),
   );

@@ -64,6 +64,10 @@ export interface CompiledRule {
   readonly verify: boolean;
   /** When verification finds no target (missing, error, time-out): keep the original image or rewrite anyway. */
   readonly onMissing: OnMissing;
+  /** Platforms a verified target must serve (rule, else object); empty: any. */
+  readonly platforms: readonly string[];
+  /** Secrets a Pod that gets an image from this rule must list in `spec.imagePullSecrets` (rule, else object). */
+  readonly imagePullSecrets: readonly string[];
 }
 
 interface TrieNode {
@@ -341,6 +345,8 @@ function compileRule(
     on: rule.on ?? "normalized",
     verify: !keep && (rule.verify ?? spec.verify ?? false),
     onMissing: rule.onMissing ?? spec.onMissing ?? "keep",
+    platforms: rule.platforms ?? spec.platforms ?? [],
+    imagePullSecrets: keep ? [] : rule.imagePullSecrets ?? spec.imagePullSecrets ?? [],
   } as const;
   if (rule.exact !== undefined) {
     const parsed = parseReference(rule.exact);

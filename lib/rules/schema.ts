@@ -2,6 +2,7 @@
 
 import { type FieldPath, formatPath, type Problem, type ProblemCode } from "./problem.ts";
 import { isRecord, type Json } from "../util/json.ts";
+import { type TargetOptions, validateTargetOptions } from "./target_options.ts";
 
 /** API group of mirrorhook's objects. */
 export const API_GROUP = "mirrorhook.dev";
@@ -25,7 +26,7 @@ export interface LabelSelectorRequirement {
 }
 
 /** One rule as written: exactly one of `exact`, `prefix`, `match`, and either `replace` or `keep: true`. */
-export interface RuleSpec {
+export interface RuleSpec extends TargetOptions {
   readonly exact?: string;
   readonly prefix?: string;
   readonly match?: string;
@@ -43,7 +44,7 @@ export interface RuleSpec {
 export type OnMissing = "keep" | "rewrite";
 
 /** `spec` of both kinds. */
-export interface RewriteSpec {
+export interface RewriteSpec extends TargetOptions {
   readonly priority: number;
   readonly namespaces?: readonly string[];
   readonly namespaceSelector?: LabelSelector;
@@ -91,8 +92,21 @@ export const SPEC_FIELDS = new Set([
   "verify",
   "onMissing",
   "enforced",
+  "platforms",
+  "imagePullSecrets",
 ]);
-export const RULE_FIELDS = new Set(["exact", "prefix", "match", "replace", "keep", "on", "verify", "onMissing"]);
+export const RULE_FIELDS = new Set([
+  "exact",
+  "prefix",
+  "match",
+  "replace",
+  "keep",
+  "on",
+  "verify",
+  "onMissing",
+  "platforms",
+  "imagePullSecrets",
+]);
 export const SELECTOR_FIELDS = new Set(["matchLabels", "matchExpressions"]);
 export const REQUIREMENT_FIELDS = new Set(["key", "operator", "values"]);
 const OPERATORS = new Set(["In", "NotIn", "Exists", "DoesNotExist"]);
@@ -397,8 +411,10 @@ function validateVerification(
   c: Collector,
   value: Json,
   path: FieldPath,
-): { verify?: boolean; onMissing?: OnMissing } {
-  const out: { verify?: boolean; onMissing?: OnMissing } = {};
+): { verify?: boolean; onMissing?: OnMissing } & TargetOptions {
+  const out: { verify?: boolean; onMissing?: OnMissing } & TargetOptions = {
+    ...validateTargetOptions(value, path, (code, where, message) => c.error(code, where, message)),
+  };
   const verify = value["verify"];
   if (verify !== undefined) {
     if (typeof verify !== "boolean") {

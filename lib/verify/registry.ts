@@ -7,6 +7,7 @@ import { type LookupAnswer, LruMap } from "./cache.ts";
 import { guardedFetch } from "./http.ts";
 import { normalizeRegistryHost, NOT_ALLOWED_DETAIL, VerifyPolicy } from "./policy.ts";
 import { apiHost, Transport } from "./transport.ts";
+import { configPlatform, manifestPlatforms, missingPlatforms } from "./platforms.ts";
 
 /** Manifest media types a runtime can pull: OCI and Docker, single-platform and multi-platform, and v1 signed. */
 export const MANIFEST_MEDIA_TYPES: readonly string[] = [
@@ -24,6 +25,8 @@ const DEFAULT_TOKEN_SECONDS = 60;
 /** Renew tokens this early, so one does not expire between the cache check and the registry. */
 const TOKEN_SKEW_MS = 5_000;
 const MAX_TOKEN_RESPONSE_BYTES = 1 << 20;
+/** Bound on a manifest or config read for a platform check. */
+const MAX_PLATFORM_READ_BYTES = 4 << 20;
 /** Redirects followed per request (each one checked against the policy). */
 const MAX_REDIRECTS = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -44,7 +47,7 @@ export interface ManifestCheck extends LookupAnswer {
 export interface RequestEvent {
   /** API host, e.g. `registry-1.docker.io`. */
   readonly host: string;
-  readonly kind: "manifest" | "token";
+  readonly kind: "manifest" | "token" | "config";
   /** HTTP status, or `network-error`, `timeout`, `aborted`. */
   readonly code: string;
   readonly seconds: number;
@@ -183,7 +186,10 @@ export class RegistryClient {
    * HEAD the manifest: 200 present, 404 missing, anything else (after authenticating once when challenged) an
    * error carrying the status. Never throws; `signal` aborts the lookup.
    */
-  async check(reference: ImageReference, options: { signal?: AbortSignal } = {}): Promise<ManifestCheck> {
+  async check(
+    reference: ImageReference,
+    options: { signal?: AbortSignal; platforms?: readonly string[] } = {},
+  ): Promise<ManifestCheck> {
     const url = this.manifestUrl(reference);
     const host = apiHost(reference.registry);
     const scope = `repository:${reference.path}:pull`;
@@ -209,7 +215,10 @@ export class RegistryClient {
         authorization = authorized;
         response = await this.#head(url, host, authorization, signal);
       }
-      return this.#answer(response, host, credential);
+      const answer = this.#answer(response, host, credential);
+      const platforms = options.platforms ?? [];
+      if (answer.status !== "present" || platforms.length === 0) return answer;
+      return await this.#checkPlatforms({ reference, url, host, authorization, platforms, answer }, signal);
     } catch (error) {
       return { status: "error", detail: `cannot reach ${host}: ${describe(error)}` };
     }
@@ -252,6 +261,56 @@ export class RegistryClient {
       ? ": rate limited"
       : "";
     return { status: "error", httpStatus: status, detail: `HTTP ${status} from ${host}${why}` };
+  }
+
+  /**
+   * A present manifest that must serve `platforms`: an index must list each; a single image's config (fetched,
+   * and cached with the answer like any other) must be one of them. Missing platforms make the answer `missing`.
+   */
+  async #checkPlatforms(
+    request: {
+      reference: ImageReference;
+      url: string;
+      host: string;
+      authorization: string | undefined;
+      platforms: readonly string[];
+      answer: ManifestCheck;
+    },
+    signal?: AbortSignal,
+  ): Promise<ManifestCheck> {
+    const { reference, url, host, authorization, platforms, answer } = request;
+    const read = async (kind: RequestEvent["kind"], target: string, what: string) => {
+      const headers = new Headers({ accept: kind === "manifest" ? ACCEPT : "*/*", "user-agent": this.#userAgent });
+      if (authorization !== undefined) headers.set("authorization", authorization);
+      const response = await this.#send(kind, target, { method: "GET", headers }, host, signal);
+      const text = await readLimited(response, MAX_PLATFORM_READ_BYTES);
+      if (response.status !== 200) throw new Error(`HTTP ${response.status} from ${host} for the ${what}`);
+      if (text === undefined) {
+        throw new Error(`the ${what} from ${host} is larger than ${MAX_PLATFORM_READ_BYTES} bytes`);
+      }
+      return text;
+    };
+    let found: Parameters<typeof missingPlatforms>[0];
+    try {
+      const manifest = manifestPlatforms(await read("manifest", url, "manifest"));
+      if (manifest.kind === "unreadable") throw new Error(`${host}: ${manifest.detail}`);
+      if (manifest.kind === "index") found = manifest;
+      else {
+        const blobUrl = `${
+          this.#transport.baseUrl(reference.registry)
+        }/v2/${reference.path}/blobs/${manifest.configDigest}`;
+        found = { kind: "image", platform: configPlatform(await read("config", blobUrl, "image config")) };
+      }
+    } catch (error) {
+      return {
+        status: "error",
+        detail: `cannot check the platforms of ${host}/${reference.path}: ${describe(error)}`,
+        reason: "its platforms could not be read",
+      };
+    }
+    const missing = missingPlatforms(found, platforms);
+    if (missing === undefined) return answer;
+    return { status: "missing", httpStatus: 200, detail: missing, reason: missing };
   }
 
   async #head(url: string, host: string, authorization: string | undefined, signal?: AbortSignal): Promise<Response> {

@@ -7,6 +7,7 @@ import type { VerifyMetrics } from "./metrics.ts";
 import { NOT_ALLOWED_DETAIL, type RuleScope, VerifyPolicy } from "./policy.ts";
 import { DEFAULT_REQUEST_TIMEOUT_MS, RegistryClient, type RequestEvent } from "./registry.ts";
 import { Transport } from "./transport.ts";
+import { splitPlatforms } from "../rules/platforms.ts";
 
 /** Default time an admission waits for registry answers, well inside the webhook's timeoutSeconds. */
 export const DEFAULT_DEADLINE_MS = 2_000;
@@ -44,7 +45,10 @@ export const OVERDUE_DETAIL = "an earlier lookup of this image is still unanswer
 
 /** What the verifier needs from a registry client; {@linkcode RegistryClient} is the real one. */
 export interface ManifestChecker {
-  check(reference: ImageReference, options: { signal?: AbortSignal }): Promise<LookupAnswer>;
+  check(
+    reference: ImageReference,
+    options: { signal?: AbortSignal; platforms?: readonly string[] },
+  ): Promise<LookupAnswer>;
 }
 
 /** Options of {@linkcode Verifier}. */
@@ -92,7 +96,13 @@ export interface VerifierSetup extends Omit<VerifierOptions, "credentials" | "tr
 
 const REFUSED: LookupAnswer = { status: "error", detail: NOT_ALLOWED_DETAIL, reason: NOT_ALLOWED_DETAIL };
 
-type Parsed = { readonly ok: true; readonly key: string; readonly reference: ImageReference } | {
+type Parsed = {
+  readonly ok: true;
+  readonly key: string;
+  readonly reference: ImageReference;
+  /** Platforms the manifest must serve (lib/rules/platforms.ts): part of the cache key. */
+  readonly platforms: readonly string[];
+} | {
   readonly ok: false;
   readonly detail: string;
 };
@@ -218,7 +228,10 @@ export class Verifier {
         this.#count("error", "miss");
         continue;
       }
-      const { answer, source } = this.#cache.lookup(parsed.key, () => this.#load(parsed.key, parsed.reference));
+      const { answer, source } = this.#cache.lookup(
+        parsed.key,
+        () => this.#load(parsed.key, parsed.reference, parsed.platforms),
+      );
       waiting.push({ input, key: parsed.key, answer, source });
     }
     if (waiting.length === 0) return Promise.resolve(results);
@@ -322,9 +335,16 @@ export class Verifier {
   #parse(input: string): Parsed {
     let parsed = this.#parsed.get(input);
     if (parsed === undefined) {
-      const result = parseReference(input);
+      // A key may carry required platforms (`ref platforms=linux/amd64`): cached apart from the bare reference.
+      const { reference, platforms } = splitPlatforms(input);
+      const result = parseReference(reference);
       parsed = result.ok
-        ? { ok: true, key: lookupKey(result.reference), reference: result.reference }
+        ? {
+          ok: true,
+          key: platforms.length === 0 ? lookupKey(result.reference) : `${lookupKey(result.reference)} ${platforms}`,
+          reference: result.reference,
+          platforms,
+        }
         : { ok: false, detail: result.error.message };
       // Parsing is cheap to redo: a full memo is simply emptied, with no LRU upkeep on the hot path.
       if (this.#parsed.size >= MAX_PARSED) this.#parsed.clear();
@@ -337,7 +357,7 @@ export class Verifier {
     this.#metrics?.countCheck(status, cache);
   }
 
-  #load(key: string, reference: ImageReference): Promise<LookupAnswer> {
+  #load(key: string, reference: ImageReference, platforms: readonly string[]): Promise<LookupAnswer> {
     if (this.#closing.signal.aborted) return Promise.resolve({ status: "error", detail: "verifier closed" });
     const timeout = new AbortController();
     const timer = setTimeout(
@@ -346,7 +366,7 @@ export class Verifier {
     );
     const signal = AbortSignal.any([this.#closing.signal, timeout.signal]);
     this.#metrics?.lookupsInFlight.inc();
-    const running = this.#checker.check(reference, { signal })
+    const running = this.#checker.check(reference, { signal, ...(platforms.length === 0 ? {} : { platforms }) })
       .then((answer): LookupAnswer => {
         if (answer.status === "error") this.#onLookupError?.(key, answer.detail ?? "error");
         return answer;
