@@ -1,4 +1,5 @@
 // `deno task attack`: replays issue 10's attacks on a real `mirrorhook serve` (127.0.0.1, bounded) and prints figures.
+// deno-lint-ignore-file no-console -- a benchmark prints its figures
 
 import {
   type AttackDetail,

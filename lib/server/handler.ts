@@ -7,6 +7,7 @@ import { matchPatterns } from "../compat/load.ts";
 import { createDecider, type Decide, type DecisionDeps, failureAnswer, type OnError } from "./decision.ts";
 import { createRecorder, type RecordDeps, type Recorder } from "./record.ts";
 import { toFetchHandler } from "./transport.ts";
+import { jsonErrorPlace } from "../util/json_error.ts";
 
 /** Default limit on request bodies: an AdmissionReview carries object and oldObject (each up to ~1.5 MiB in etcd). */
 export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
@@ -183,12 +184,4 @@ async function readReview(request: WebhookRequest, limit: number): Promise<Admis
     throw new ReviewError(400, `Cannot decode AdmissionReview: invalid JSON (${jsonErrorPlace(error)})`);
   }
   return decodeReview(parsed);
-}
-
-/** Where JSON.parse failed, without any of the text: "at character N" when the message says, else "syntax error". */
-export function jsonErrorPlace(error: unknown): string {
-  const message = error instanceof Error ? error.message : "";
-  if (/Unexpected end of JSON input/i.test(message)) return "the body ends early";
-  const position = /at position (\d+)/.exec(message)?.[1];
-  return position === undefined ? "syntax error" : `syntax error at character ${position}`;
 }

@@ -6,7 +6,6 @@ import type { AdmissionRequest } from "../admission/review.ts";
 import type { ValidateOutcome } from "../admission/validate.ts";
 import type { ImageChange } from "../mutate/pod.ts";
 import { describeRule } from "../rules/engine.ts";
-import { parseReference } from "../image/reference.ts";
 import { truncate } from "../util/truncate.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -63,8 +62,8 @@ export function registryLabel(change: ImageChange): string {
   if (decision.action === "bypass") return "bypass";
   const rule = decision.rule;
   if (rule.type === "match" && (rule.replace ?? "").split("/")[0]?.includes("$") !== false) return "templated";
-  const target = parseReference(change.to);
-  return target.ok ? target.reference.registry : "invalid";
+  // The decision's output is normalized (registry first), so no second parse is needed.
+  return change.to.split("/")[0] ?? "invalid";
 }
 
 function podName(request: AdmissionRequest): string | undefined {

@@ -1,5 +1,6 @@
 // Registry credentials from Docker config files (a mounted `.dockerconfigjson` Secret), matched per registry host.
 
+import { jsonErrorPlace } from "../util/json_error.ts";
 import { DOCKER_HUB } from "../image/reference.ts";
 import { isRecord } from "../util/json.ts";
 
@@ -195,7 +196,8 @@ export async function readDockerConfigs(paths: readonly string[]): Promise<Crede
       try {
         parsed = JSON.parse(text);
       } catch (error) {
-        throw new DockerConfigError(file, `invalid JSON: ${error instanceof Error ? error.message : String(error)}`);
+        // Never the parser's message: it quotes the file around the error, and the file holds credentials.
+        throw new DockerConfigError(file, `invalid JSON (${jsonErrorPlace(error)})`);
       }
       store.add(parsed, file);
     } catch (error) {

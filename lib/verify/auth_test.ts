@@ -168,6 +168,13 @@ Deno.test("readDockerConfigs() reads files and mounted Secret directories", asyn
         await assert.rejects(readDockerConfigs([`${dir}/${path}`]), DockerConfigError);
       });
     }
+    await t.step("a malformed config is reported without any of its text", async () => {
+      await Deno.writeTextFile(`${dir}/leaky.json`, '{"auths": {"r.io": {"password": S3cr3t-Password}}}');
+      const error = await readDockerConfigs([`${dir}/leaky.json`]).then(() => undefined, (error: unknown) => error);
+      assert.ok(error instanceof DockerConfigError);
+      assert.match(error.message, /invalid JSON \(syntax error/);
+      assert.equal(error.message.includes("S3cr3t"), false, error.message);
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
