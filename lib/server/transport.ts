@@ -147,10 +147,13 @@ export class NodeTransport {
     let closeAfter = false;
     let bodyRead = false;
     let held = 0;
-    const release = () => {
+    // Bytes of a body that was read in full and answered are young garbage like any other: the collector's own pace
+    // handles them. Only bodies cut off (too large, too slow, refused, abandoned) count towards a forced collection.
+    let completed = false;
+    const release = (dropped: boolean) => {
       if (held === 0) return;
       this.#buffered -= held;
-      this.#dropBytes(held);
+      if (dropped) this.#dropBytes(held);
       held = 0;
     };
     const webhookRequest: WebhookRequest = {
@@ -178,7 +181,7 @@ export class NodeTransport {
             settle(() => {
               closeAfter = true;
               chunks = [];
-              release();
+              release(true);
               reject(error);
             });
           const timer = setTimeout(
@@ -198,7 +201,7 @@ export class NodeTransport {
               settle(() => {
                 closeAfter = true;
                 chunks = [];
-                release();
+                release(true);
                 resolve(undefined);
               });
               return;
@@ -214,10 +217,14 @@ export class NodeTransport {
             }
             this.#buffered += chunk.byteLength;
             held += chunk.byteLength;
-            // A copy: the chunk may be a view of a larger read buffer, which holding it would keep alive whole.
-            chunks.push(chunk.slice());
+            // A copy when the chunk is a view of a larger read buffer, which holding it would keep alive whole.
+            chunks.push(chunk.byteLength === chunk.buffer.byteLength ? chunk : chunk.slice());
           });
-          request.on("end", () => settle(() => resolve(concat(chunks, size))));
+          request.on("end", () =>
+            settle(() => {
+              completed = true;
+              resolve(concat(chunks, size));
+            }));
           const gone = () =>
             fail(
               new ReviewError(400, "Cannot decode AdmissionReview: the connection closed before the body was complete"),
@@ -230,7 +237,7 @@ export class NodeTransport {
         }),
     };
     const finish = () => {
-      release();
+      release(!completed);
       if (state !== undefined) {
         state.active--;
         state.served++;
