@@ -1,6 +1,7 @@
 // AdmissionReview v1: narrowing the request from unknown, and the one place responses are built.
 
 import { isRecord } from "../util/json.ts";
+import { truncate } from "../util/truncate.ts";
 /** The only AdmissionReview version served. */
 export const ADMISSION_API_VERSION = "admission.k8s.io/v1";
 
@@ -50,7 +51,9 @@ export function decodeReview(body: unknown): AdmissionRequest {
   if (body["kind"] !== "AdmissionReview") {
     throw new ReviewError(
       400,
-      `Cannot decode AdmissionReview: kind is ${JSON.stringify(body["kind"] ?? null)}, expected "AdmissionReview"`,
+      `Cannot decode AdmissionReview: kind is ${
+        truncate(JSON.stringify(body["kind"] ?? null))
+      }, expected "AdmissionReview"`,
       uid,
     );
   }
@@ -58,7 +61,7 @@ export function decodeReview(body: unknown): AdmissionRequest {
     throw new ReviewError(
       400,
       `Cannot decode AdmissionReview: apiVersion is ${
-        JSON.stringify(body["apiVersion"] ?? null)
+        truncate(JSON.stringify(body["apiVersion"] ?? null))
       }, expected "${ADMISSION_API_VERSION}"`,
       uid,
     );

@@ -634,3 +634,14 @@ Deno.test("createWebhookHandler() logs dry-run mode and API-server dry runs apar
   assert.equal(await value(live.metrics.requests, { operation: "CREATE", result: "rewritten", dry_run: "true" }), 1);
   resetSync();
 });
+
+Deno.test("createWebhookHandler() cuts values it echoes from a request to 256 bytes", async () => {
+  const { handle, logs } = setup();
+  const huge = "K".repeat(1024 * 1024);
+  const res = await handle(postJson({ ...podReview(), kind: huge }));
+  assert.equal(res.status, 400);
+  const text = await res.text();
+  assert.ok(text.length < 2048, `answer of ${text.length} bytes`);
+  assert.ok(JSON.stringify(logs).length < 8192);
+  resetSync();
+});
