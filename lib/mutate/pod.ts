@@ -289,7 +289,8 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
       case "bypass": {
         // An image already on any target of its rule is left alone (idempotent whichever target was chosen).
         const targets = decisionTargets(decision);
-        if (targets.some((target) => sameImage(target, slot.image))) break;
+        // Targets are normalized, and so is the engine's copy of the input: no parse of the image again.
+        if (decision.action === "rewrite" && targets.includes(decision.normalizedInput)) break;
         if (decision.action === "rewrite" && decision.rule.verify) {
           if (options.verified !== undefined) {
             const choice = chooseTarget(targets, decision.rule, options.verified);

@@ -19,6 +19,8 @@ export type Decision =
   | {
     readonly action: "rewrite";
     readonly input: string;
+    /** The input, normalized (parsed once here, so callers compare it with `output` without parsing again). */
+    readonly normalizedInput: string;
     readonly output: string;
     /** Every target of a rule written with `to`, in order (the first is `output`); absent for one target. */
     readonly outputs?: readonly string[];
@@ -94,7 +96,9 @@ export function decide(ruleSet: RuleSet, image: string, context: ImageContext, o
     const result = parseReference(output);
     if (!result.ok) return { action: "invalid-output", input: image, output, rule, error: result.error, notes };
     const first = formatReference(result.reference);
-    if (rule.alternatives.length === 0) return { action: "rewrite", input: image, output: first, rule, notes };
+    if (rule.alternatives.length === 0) {
+      return { action: "rewrite", input: image, normalizedInput: normalized, output: first, rule, notes };
+    }
     // Later targets that cannot yield a valid reference for this image are left out (noted for --explain).
     const outputs = [first];
     for (const replace of rule.alternatives) {
@@ -102,7 +106,7 @@ export function decide(ruleSet: RuleSet, image: string, context: ImageContext, o
       if (other.ok) outputs.push(formatReference(other.reference));
       else explain?.push(`${describeRule(rule)}: target ${JSON.stringify(replace)} skipped: ${other.error.message}`);
     }
-    return { action: "rewrite", input: image, output: first, outputs, rule, notes };
+    return { action: "rewrite", input: image, normalizedInput: normalized, output: first, outputs, rule, notes };
   }
   return { action: "none", input: image, notes };
 }
