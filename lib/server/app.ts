@@ -7,6 +7,7 @@ import { formatProblem, type Problem } from "../rules/problem.ts";
 import { FileRuleSource } from "../sources/file_source.ts";
 import { loadKubeConfig } from "../sources/kube/http.ts";
 import { KubeRuleSource } from "../sources/kube/source.ts";
+import type { RuleSource } from "../sources/source.ts";
 import { RuleStore } from "../sources/store.ts";
 import { type CertificateChain, mintCertificates } from "./certs.ts";
 import { createWebhookCore } from "./handler.ts";
@@ -134,19 +135,20 @@ export async function startServer(
   const screener = new PatternScreener();
   const screenForLoad = (sources: readonly string[]) =>
     screener.screen(sources, { deadlineMs: LOAD_SCREEN_DEADLINE_MS });
-  const files = rulePaths.length === 0 ? undefined : new FileRuleSource({
-    paths: rulePaths,
-    store,
-    metrics,
-    logger,
-    screen: screenForLoad,
-    ...(config.rulesPollMs === undefined ? {} : { pollIntervalMs: config.rulesPollMs }),
-  });
-  const problems = (await files?.start()) ?? [];
-  if (problems.some((p) => p.severity === "error")) {
-    files?.stop();
-    screener.close();
-    throw new StartupError(`Cannot start: the rules in ${rulePaths.join(", ")} have errors`, problems);
+  // Every source in one list, files first: the store lists their objects in this order (the first listed wins a
+  // conflict), and they start, stop and report in this order.
+  const sources: RuleSource[] = [];
+  if (rulePaths.length > 0) {
+    sources.push(
+      new FileRuleSource({
+        paths: rulePaths,
+        store,
+        metrics,
+        logger,
+        screen: screenForLoad,
+        ...(config.rulesPollMs === undefined ? {} : { pollIntervalMs: config.rulesPollMs }),
+      }),
+    );
   }
   let kube: KubeRuleSource | undefined;
   if (config.kube === true) {
@@ -159,20 +161,27 @@ export async function startServer(
         screen: screenForLoad,
       });
     } catch (error) {
-      files?.stop();
       screener.close();
       throw new StartupError(
         `Cannot start the Kubernetes source: ${error instanceof Error ? error.message : String(error)}`,
       );
     }
-    // Returns at once; /readyz stays 503 until the first complete lists.
-    kube.start();
+    sources.push(kube);
+  }
+  for (const source of sources) {
+    // Files load before serving (an error stops the start); the cluster source returns at once and /readyz stays
+    // 503 until its first complete lists.
+    const problems = await source.start();
+    if (problems.some((p) => p.severity === "error")) {
+      await Promise.all(sources.map((started) => started.stop()));
+      screener.close();
+      throw new StartupError(`Cannot start: the rules in ${rulePaths.join(", ")} have errors`, problems);
+    }
   }
   let closeVerifier = async () => {};
   /** Everything but the listeners; `withVerifier` false while requests may still need registry checks. */
   const stopSources = async (withVerifier = true) => {
-    files?.stop();
-    await kube?.stop();
+    await Promise.all(sources.map((source) => source.stop()));
     if (withVerifier) {
       await closeVerifier();
       screener.close();

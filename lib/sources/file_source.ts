@@ -6,8 +6,9 @@ import { loadRuleTexts, loadRuleTextsScreened, type ScreenPatterns } from "../co
 import { formatProblem, hasErrors, type Problem } from "../rules/problem.ts";
 import type { SourceMetrics } from "./metrics.ts";
 import { readRulePaths } from "./rule_files.ts";
-import type { RuleStore } from "./store.ts";
+import type { RuleStore, SourceStatus } from "./store.ts";
 import { fileSignature, type FileWatch, watchedDirectory, watchFiles } from "../util/watch.ts";
+import { type RuleSource, statusOf } from "./source.ts";
 
 /** Name of this source in the store, metrics and logs. */
 export const FILE_SOURCE = "file";
@@ -33,7 +34,8 @@ const READ_RETRY_MS = 150;
 export type LoadOutcome = "success" | "unchanged" | "error";
 
 /** Loads rule files into the store and keeps them current. */
-export class FileRuleSource {
+export class FileRuleSource implements RuleSource {
+  readonly name = FILE_SOURCE;
   #options: FileSourceOptions;
   #fingerprint: string | undefined;
   #objects = 0;
@@ -95,9 +97,15 @@ export class FileRuleSource {
   }
 
   /** Stops watching and polling. */
-  stop(): void {
+  stop(): Promise<void> {
     this.#stopped = true;
     this.#watch?.stop();
+    return Promise.resolve();
+  }
+
+  /** This source's line of /readyz. */
+  status(): SourceStatus {
+    return statusOf(this.#options.store, FILE_SOURCE);
   }
 
   async #load(trigger = "start"): Promise<{ outcome: LoadOutcome; problems: readonly Problem[] }> {

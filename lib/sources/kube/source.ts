@@ -8,7 +8,7 @@ import { matchPatterns } from "../../compat/load.ts";
 import type { RewriteObject } from "../../rules/schema.ts";
 import type { Labels } from "../../rules/selector.ts";
 import type { SourceMetrics } from "../metrics.ts";
-import type { RuleStore } from "../store.ts";
+import type { RuleStore, SourceStatus } from "../store.ts";
 import { conflictMessage, evaluateObjects, type ObjectVerdict, validMessage } from "./evaluate.ts";
 import { errorMessage, KubeHttp } from "./http.ts";
 import { Reflector } from "./reflector.ts";
@@ -26,6 +26,8 @@ import {
 import { isRecord, type Json } from "../../util/json.ts";
 import { StatusWriter } from "./status.ts";
 import { canonical } from "../../util/json.ts";
+import { type RuleSource, statusOf } from "../source.ts";
+import type { Problem } from "../../rules/problem.ts";
 
 /** Name of this source in the store, metrics and logs. */
 export const KUBE_SOURCE = "kube";
@@ -76,7 +78,8 @@ export interface KubeSourceOptions {
  * translations of the valid RegistryRewriteRules (with mutating-registry-webhook's Pod opt-out) when their CRD
  * is installed.
  */
-export class KubeRuleSource {
+export class KubeRuleSource implements RuleSource {
+  readonly name = KUBE_SOURCE;
   #options: KubeSourceOptions;
   #http: KubeHttp;
   #controller = new AbortController();
@@ -169,9 +172,9 @@ export class KubeRuleSource {
     return this.#synced.promise;
   }
 
-  /** Starts listing and watching in the background; readiness follows {@linkcode synced}. */
-  start(): void {
-    if (this.#started || this.#stopped) return;
+  /** Starts listing and watching in the background and resolves at once; readiness follows {@linkcode synced}. */
+  start(): Promise<readonly Problem[]> {
+    if (this.#started || this.#stopped) return Promise.resolve([]);
     this.#started = true;
     const signal = this.#controller.signal;
     for (const reflector of [this.#rewrites, this.#clusterRewrites, this.#namespaces, this.#registryRewriteRules]) {
@@ -181,6 +184,12 @@ export class KubeRuleSource {
       // Another source changed the rules: our objects may now conflict with its objects.
       if (!this.#updating) this.#schedule();
     });
+    return Promise.resolve([]);
+  }
+
+  /** This source's line of /readyz. */
+  status(): SourceStatus {
+    return statusOf(this.#options.store, KUBE_SOURCE);
   }
 
   /** Stops watching and writing; resolves when every connection is closed. */
