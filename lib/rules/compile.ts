@@ -70,6 +70,8 @@ export interface CompiledRule {
   readonly platforms: readonly string[];
   /** Secrets a Pod that gets an image from this rule must list in `spec.imagePullSecrets` (rule, else object). */
   readonly imagePullSecrets: readonly string[];
+  /** Verified only: a target that lacks the image gets it copied from the source, in the background. */
+  readonly mirror: boolean;
 }
 
 interface TrieNode {
@@ -365,6 +367,7 @@ function compileRule(
     verify: !keep && (rule.verify ?? spec.verify ?? false),
     onMissing: rule.onMissing ?? spec.onMissing ?? "keep",
     alternatives: [],
+    mirror: !keep && (rule.verify ?? spec.verify ?? false) && (rule.mirror ?? spec.mirror ?? false),
     platforms: rule.platforms ?? spec.platforms ?? [],
     imagePullSecrets: keep ? [] : rule.imagePullSecrets ?? spec.imagePullSecrets ?? [],
   } as const;

@@ -96,6 +96,7 @@ export const SPEC_FIELDS = new Set([
   "enforced",
   "platforms",
   "imagePullSecrets",
+  "mirror",
 ]);
 export const RULE_FIELDS = new Set([
   "exact",
@@ -109,6 +110,7 @@ export const RULE_FIELDS = new Set([
   "onMissing",
   "platforms",
   "imagePullSecrets",
+  "mirror",
 ]);
 export const SELECTOR_FIELDS = new Set(["matchLabels", "matchExpressions"]);
 export const REQUIREMENT_FIELDS = new Set(["key", "operator", "values"]);

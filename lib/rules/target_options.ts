@@ -9,6 +9,8 @@ export interface TargetOptions {
   readonly platforms?: readonly string[];
   /** Secrets appended to `spec.imagePullSecrets` of a Pod that gets an image from the rule (on CREATE). */
   readonly imagePullSecrets?: readonly string[];
+  /** With `verify`: copy an image its target lacks into the first target, in the background. */
+  readonly mirror?: boolean;
 }
 
 type Report = (code: ProblemCode, path: FieldPath, message: string) => void;
@@ -66,7 +68,11 @@ export function validateTargets(value: unknown, path: FieldPath, error: Report):
 
 /** Reads `platforms` and `imagePullSecrets` of `value` (a spec or a rule), reporting problems under `path`. */
 export function validateTargetOptions(value: Readonly<Record<string, unknown>>, path: FieldPath, error: Report) {
-  const out: { platforms?: readonly string[]; imagePullSecrets?: readonly string[] } = {};
+  const out: { platforms?: readonly string[]; imagePullSecrets?: readonly string[]; mirror?: boolean } = {};
+  if (value["mirror"] !== undefined) {
+    if (typeof value["mirror"] !== "boolean") error("type", [...path, "mirror"], "expected true or false");
+    else out.mirror = value["mirror"];
+  }
   if (value["platforms"] !== undefined) {
     const platforms = stringList(value["platforms"], [...path, "platforms"], error, platformProblem);
     if (platforms !== undefined) out.platforms = platforms;

@@ -21,6 +21,11 @@ import { createVerifyMetrics } from "../verify/metrics.ts";
 import { truncate } from "../util/truncate.ts";
 import { type ClusterRulesPolicy, refusedTargets, VerifyPolicy } from "../verify/policy.ts";
 import { Verifier } from "../verify/verifier.ts";
+import { readDockerConfigs } from "../verify/auth.ts";
+import { Transport } from "../verify/transport.ts";
+import { Mirrorer } from "../mirror/mirrorer.ts";
+import { createMirrorMetrics, formatMirrorEvent } from "../mirror/metrics.ts";
+import { OnDemandMirror } from "../mirror/on_demand.ts";
 
 /** Every setting of `mirrorhook serve`. */
 export interface ServeConfig {
@@ -216,7 +221,40 @@ export async function startServer(
       `Cannot set up registry verification: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
-  closeVerifier = () => verifier.close();
+  // Rules with `mirror: true` copy what their target lacks, in the background, with the verification credentials.
+  const mirrorMetrics = createMirrorMetrics(metrics.registry);
+  let onDemand: OnDemandMirror;
+  let mirrorer: Mirrorer;
+  let mirrorTransport: Transport;
+  try {
+    mirrorTransport = await Transport.create({
+      insecure: config.verify?.insecureRegistries ?? [],
+      caFiles: config.verify?.caFiles ?? {},
+    });
+    mirrorer = new Mirrorer({
+      credentials: await readDockerConfigs(config.verify?.dockerConfigs ?? []),
+      transport: mirrorTransport,
+      maxConcurrentCopies: 2,
+      onEvent: (event) => {
+        mirrorMetrics.record(event);
+        const line = formatMirrorEvent(event);
+        if (line === undefined) return;
+        if (line.level === "info") logger.info(line.message, line.fields);
+        else logger.warn(line.message, line.fields);
+      },
+    });
+    onDemand = new OnDemandMirror(mirrorer, { onCopied: (target) => verifier.forget(target) });
+  } catch (error) {
+    await verifier.close();
+    await stopSources();
+    throw new StartupError(`Cannot set up mirroring: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  closeVerifier = async () => {
+    mirrorer.close();
+    await onDemand.idle().catch(() => {});
+    mirrorTransport.close();
+    await verifier.close();
+  };
   logger.info("Rules with verify may check {registries}; cluster-wide rules: {clusterRules} registries", {
     registries: verifier.policy.listed.length === 0 ? "no registry" : verifier.policy.listed.join(", "),
     clusterRules: verifier.policy.clusterRules,
@@ -260,6 +298,7 @@ export async function startServer(
     verifyDeadlineMs: config.verify?.deadlineMs ?? 2000,
     verifyDecisions: verifyMetrics.decisions,
     verifyChosen: verifyMetrics.chosen,
+    mirror: onDemand,
     screenPatterns: (sources) => screener.screen(sources, { deadlineMs: VALIDATE_SCREEN_DEADLINE_MS }),
   });
   const tls = new ReloadingTlsServer({

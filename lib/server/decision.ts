@@ -34,6 +34,13 @@ export interface DecisionDeps {
   readonly verifier?: DecisionVerifier;
   /** Deadline for all registry checks of one admission (default 2 s, well inside the webhook's timeout). */
   readonly verifyDeadlineMs?: number;
+  /**
+   * On-demand mirroring (lib/mirror/on_demand.ts): for rules with `mirror: true`, a target the registry says lacks
+   * the image gets it copied from the source in the background. Never waited for; never for dryRun requests.
+   */
+  readonly mirror?: {
+    request(source: string, target: string, options: { readonly dryRun: boolean }): unknown;
+  };
 }
 
 /** Decides one Pod admission; a rejection is a bug in rule evaluation, for {@linkcode failureAnswer}. */
@@ -67,14 +74,36 @@ export function createDecider(deps: DecisionDeps): Decide {
       return answer;
     };
     const outcome = admit(review, { ...options, verified: lookup });
-    if (outcome.pendingTargets.length === 0) return outcome;
+    if (outcome.pendingTargets.length === 0) return requestCopies(outcome, review, deps);
     const fetched = await verifier.checkAll(outcome.pendingTargets, deps.verifyDeadlineMs ?? 2000);
     for (const [target, answer] of fetched) answers.set(target, answer);
-    return admit(review, {
-      ...options,
-      verified: (target, scope) => verifier.refusal(target, scope) ?? answers.get(target),
-    });
+    return requestCopies(
+      admit(review, {
+        ...options,
+        verified: (target, scope) => verifier.refusal(target, scope) ?? answers.get(target),
+      }),
+      review,
+      deps,
+    );
   };
+}
+
+/**
+ * Starts a background copy into the first target for each image of a `mirror: true` rule that no target has
+ * (the admission applied `onMissing` already); the copy is never waited for, and a dryRun request starts none.
+ */
+function requestCopies(outcome: AdmitOutcome, review: AdmissionRequest, deps: DecisionDeps): AdmitOutcome {
+  const mirror = deps.mirror;
+  if (mirror === undefined) return outcome;
+  const wanted = [
+    ...outcome.kept.filter((kept) => kept.status === "missing").map((kept) => kept.decision),
+    ...outcome.changes.filter((change) => change.verified === "missing").map((change) => change.decision),
+  ];
+  for (const decision of wanted) {
+    if (decision.action !== "rewrite" || !decision.rule.mirror) continue;
+    mirror.request(decision.input, decision.output, { dryRun: review.dryRun });
+  }
+  return outcome;
 }
 
 /** What `--on-error` asks for when rule evaluation fails. */

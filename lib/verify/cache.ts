@@ -133,6 +133,11 @@ export class LookupCache {
   }
 
   /** Forgets every answer (lookups under way still complete and are cached). */
+  /** Forgets the answer for `key` (a copy just put the image there). */
+  forget(key: string): void {
+    this.#answers.delete(key);
+  }
+
   clear(): void {
     this.#answers.clear();
   }

@@ -303,6 +303,12 @@ export class Verifier {
     return results.get(reference) ?? result("error", false, "invalid", "no result");
   }
 
+  /** Forgets the cached answer for one reference or verification key (after a copy put the image there). */
+  forget(reference: string): void {
+    const parsed = this.#parse(reference);
+    if (parsed.ok) this.#cache.forget(parsed.key);
+  }
+
   /** Forgets every cached answer. */
   clearCache(): void {
     this.#cache.clear();
