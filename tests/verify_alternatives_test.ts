@@ -10,6 +10,7 @@ import { loadRuleTexts } from "../lib/compat/load.ts";
 import { createVerifyMetrics } from "../lib/verify/metrics.ts";
 import { Verifier } from "../lib/verify/verifier.ts";
 import { mutatePod } from "../lib/mutate/pod.ts";
+import { run } from "../lib/cli/program.ts";
 import { registryInstalled, startRegistry } from "./support/registry.ts";
 import { pushPlatformImage } from "./support/images.ts";
 import { memoryLogger } from "./support/webhook.ts";
@@ -147,6 +148,44 @@ Deno.test({
         const result = await admitted(handlerFor("rewrite").handle, ["team/none:v1"]);
         assert.deepEqual(result.images, [`${one.host}/team/none:v1`]);
         assert.ok(result.warnings.some((w) => w.includes("although no target has it")));
+      });
+
+      await t.step("mirrorhook rewrite --verify --explain chooses the same way and says why", async () => {
+        const dir = await Deno.makeTempDir();
+        try {
+          await Deno.writeTextFile(`${dir}/r.yaml`, rules(one.host, two.host, "keep"));
+          let out = "";
+          let err = "";
+          const code = await run(
+            [
+              "rewrite",
+              "-r",
+              `${dir}/r.yaml`,
+              "--verify",
+              "--insecure-registry",
+              one.host,
+              "--insecure-registry",
+              two.host,
+              "--explain",
+              "team/both:v1",
+              "team/second:v1",
+              "team/none:v1",
+            ],
+            { stdout: (text) => void (out += text), stderr: (text) => void (err += text), readText: Deno.readTextFile },
+          );
+          assert.equal(code, 0, err);
+          const results = out.split("\n").filter((line) => line !== "" && !line.startsWith(" "));
+          assert.deepEqual(results, [`${one.host}/team/both:v1`, `${two.host}/hub/team/second:v1`, "team/none:v1"]);
+          assert.ok(
+            out.includes(
+              `final: rewrote team/second:v1 to ${two.host}/hub/team/second:v1: present in the registry; skipped ${one.host}/team/second:v1 is not in the registry`,
+            ),
+            out,
+          );
+          assert.ok(out.includes("final: kept team/none:v1: no target has it: "), out);
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
       });
 
       await t.step("metrics count the chosen position", async () => {

@@ -2,10 +2,12 @@
 
 import { normalizeReference } from "../image/reference.ts";
 import type { CompiledRule, ImageContext, RuleSet } from "../rules/compile.ts";
-import { decide, type Decision, describeRule } from "../rules/engine.ts";
+import { decide, type Decision, decisionTargets, describeRule } from "../rules/engine.ts";
 import { mutatePod, OPT_OUT_LABEL, type SkipReason } from "../mutate/pod.ts";
 import { explainLosers } from "../rules/explain.ts";
 import { Verifier, type VerifyResult } from "../verify/verifier.ts";
+import { chooseTarget } from "../mutate/targets.ts";
+import { withPlatforms } from "../rules/platforms.ts";
 import { type CliIo, EXIT } from "./io.ts";
 import { loadRulesForCli } from "./rules.ts";
 
@@ -147,7 +149,12 @@ async function verifyTargets(
     return null;
   }
   try {
-    const targets = decisions.flatMap((decision) => decision.action === "rewrite" ? [decision.output] : []);
+    // Every target of each rule (`to`), keyed with the rule's required platforms, as the webhook asks them.
+    const targets = decisions.flatMap((decision) =>
+      decision.action === "rewrite"
+        ? decisionTargets(decision).map((target) => withPlatforms(target, decision.rule.platforms))
+        : []
+    );
     return await verifier.checkAll(targets, setup.deadlineMs);
   } finally {
     await verifier.close();
@@ -173,47 +180,55 @@ export async function runRewrite(images: readonly string[], options: RewriteOpti
   );
   const checks = options.verify === undefined ? undefined : await verifyTargets(decisions, options.verify, io);
   if (checks === null) return EXIT.failed;
-  // With --verify, a rewrite whose target is not confirmed follows its rule's onMissing (default keep).
+  // With --verify, the first target the registry confirms wins; none confirmed → the rule's onMissing (default keep).
+  const choiceOf = (decision: Decision) =>
+    decision.action === "rewrite" && checks !== undefined
+      ? chooseTarget(decisionTargets(decision), decision.rule, (key) => checks.get(key))
+      : undefined;
   const final = (decision: Decision): string => {
-    const check = checks?.get(resultingImage(decision));
-    if (decision.action !== "rewrite" || check === undefined || check.status === "present") {
-      return resultingImage(decision);
-    }
+    const choice = choiceOf(decision);
+    if (decision.action !== "rewrite" || choice === undefined) return resultingImage(decision);
+    if (choice.chosen !== undefined) return choice.chosen;
     return decision.rule.onMissing === "rewrite" ? decision.output : decision.input;
   };
   const verifyLine = (decision: Decision): string | undefined => {
-    const check = decision.action === "rewrite" ? checks?.get(decision.output) : undefined;
+    const choice = choiceOf(decision);
+    if (choice === undefined || decision.action !== "rewrite") return undefined;
+    const shown = choice.chosen ?? decision.output;
+    const check = checks?.get(withPlatforms(shown, decision.rule.platforms));
     if (check === undefined) return undefined;
     const what = check.status === "present"
       ? "present in the registry"
       : check.status === "missing"
       ? "not in the registry"
       : `could not be checked (${check.status}${check.detail === undefined ? "" : `: ${check.detail}`})`;
-    return `verify: ${resultingImage(decision)} is ${what}${check.cached ? " (cached)" : ""}`;
+    const skipped = choice.chosen === undefined || choice.skipped.length === 0
+      ? ""
+      : `; skipped ${choice.skipped.join("; ")}`;
+    return `verify: ${shown} is ${what}${check.cached ? " (cached)" : ""}${skipped}`;
   };
   // With --explain and --verify, the last line says what finally happened and why.
   const finalLine = (decision: Decision): string | undefined => {
-    const check = decision.action === "rewrite" ? checks?.get(decision.output) : undefined;
-    if (check === undefined || decision.action !== "rewrite") return undefined;
-    if (check.status === "present") {
-      return `final: rewrote ${decision.input} to ${decision.output}: present in the registry`;
+    const choice = choiceOf(decision);
+    if (choice === undefined || decision.action !== "rewrite") return undefined;
+    if (choice.chosen !== undefined) {
+      return `final: rewrote ${decision.input} to ${choice.chosen}: present in the registry${
+        choice.skipped.length === 0 ? "" : `; skipped ${choice.skipped.join("; ")}`
+      }`;
     }
-    const why = check.status === "missing"
-      ? `${decision.output} is not in the registry`
-      : `${decision.output} could not be checked (${check.status}${
-        check.detail === undefined ? "" : `: ${check.detail}`
-      })`;
+    const why = choice.skipped.length === 1 ? choice.skipped[0] : `no target has it: ${choice.skipped.join("; ")}`;
     return decision.rule.onMissing === "rewrite"
       ? `final: rewrote ${decision.input} to ${decision.output} although ${why}, onMissing: rewrite`
       : `final: kept ${decision.input}: ${why}, onMissing: keep`;
   };
   if (options.output === "json") {
     const rows = decisions.map((decision) => {
-      const check = decision.action === "rewrite" ? checks?.get(decision.output) : undefined;
+      const choice = choiceOf(decision);
       return {
         ...toJson(decision),
         output: final(decision),
-        ...(check === undefined ? {} : { verified: check.status }),
+        ...(choice === undefined ? {} : { verified: choice.chosen === undefined ? choice.status : "present" }),
+        ...(choice?.chosen === undefined ? {} : { targetPosition: choice.position }),
       };
     });
     io.stdout(`${JSON.stringify(rows, null, 2)}\n`);
