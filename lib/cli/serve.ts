@@ -9,6 +9,7 @@ import { DEFAULT_MAX_BODY_BYTES } from "../server/handler.ts";
 import { DEFAULT_TRANSPORT_LIMITS } from "../server/transport.ts";
 import { configureLogging, LOG_LEVELS, logger, type MirrorhookLogLevel } from "../server/log.ts";
 import { type CliIo, EXIT, parseLabels, UsageError } from "./io.ts";
+import { parseByteSize } from "./mirror.ts";
 
 /** Environment variable for a flag: `--probe-port` → `MIRRORHOOK_PROBE_PORT`. */
 export function envName(flag: string): string {
@@ -35,6 +36,14 @@ function seconds(_name: string) {
     }
     return number;
   };
+}
+
+function byteSize(value: string): number {
+  try {
+    return parseByteSize(value);
+  } catch {
+    throw new InvalidArgumentError("It must be a size in bytes, or with a K, M, G or T suffix (2GiB).");
+  }
 }
 
 function positiveSeconds(name: string) {
@@ -153,6 +162,17 @@ export function addServeCommand(
       opt("--registry-ca <host=file>", "extra CA certificate file for a registry (repeatable)").argParser(list),
     )
     .addOption(
+      opt(
+        "--mirror-max-bytes <size>",
+        "largest image a mirror: true rule copies (larger copies are refused and logged)",
+      )
+        .argParser(byteSize).default(2 * 1024 ** 3),
+    )
+    .addOption(
+      opt("--mirror-concurrency <n>", "copies for mirror: true rules running at once (others wait their turn)")
+        .argParser(int("--mirror-concurrency", 1, 64)).default(2),
+    )
+    .addOption(
       opt("--verify-cache-size <n>", "registry answers kept").argParser(int("--verify-cache-size", 1, 10_000_000))
         .default(10_000),
     )
@@ -241,6 +261,7 @@ comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT
           dockerConfigs: options.dockerConfig ?? [],
           insecureRegistries: options.insecureRegistry ?? [],
           caFiles: parseLabels(options.registryCa ?? [], from("--registry-ca", "registryCa")),
+          mirror: { maxBytes: options.mirrorMaxBytes ?? 2 * 1024 ** 3, concurrency: options.mirrorConcurrency ?? 2 },
           cache: {
             maxEntries: options.verifyCacheSize ?? 10_000,
             presentMs: (options.verifyTtlPresent ?? 600) * 1000,

@@ -371,6 +371,17 @@ function compileRule(
     platforms: rule.platforms ?? spec.platforms ?? [],
     imagePullSecrets: keep ? [] : rule.imagePullSecrets ?? spec.imagePullSecrets ?? [],
   } as const;
+  // A copy pulls from the Pod's registry with the platform's credentials: only platform-written (cluster) objects.
+  if (object.kind === "ImageRewrite" && (rule.mirror ?? spec.mirror) === true) {
+    report(
+      "error",
+      "mirror-not-allowed",
+      rule.mirror === undefined ? undefined : "mirror",
+      "mirror: true is for cluster-wide objects (ClusterImageRewrite, rule files of the platform): an ImageRewrite " +
+        "cannot make the webhook copy images with the platform's credentials",
+    );
+    return undefined;
+  }
   if (rule.exact !== undefined) {
     const parsed = parseReference(rule.exact);
     if (!parsed.ok) {

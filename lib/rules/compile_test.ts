@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { compileRuleSet } from "./compile.ts";
+import { decide } from "./engine.ts";
 import { loadRuleTexts } from "../compat/load.ts";
 import type { Problem } from "./problem.ts";
 import { API_VERSION, type RewriteObject, type RuleSpec, validateObject } from "./schema.ts";
@@ -408,4 +409,29 @@ Deno.test("compileRuleSet() hashes the rules in force", async (t) => {
     assert.notEqual(compileRuleSet([renamed, b, c]).ruleSet.hash, hash);
   });
   await t.step("one object fewer", () => assert.notEqual(compileRuleSet([a, b]).ruleSet.hash, hash));
+});
+
+Deno.test("mirror: true is refused on a namespaced ImageRewrite, allowed on a ClusterImageRewrite", () => {
+  const text = (kind: string) =>
+    `apiVersion: ${API_VERSION}
+kind: ${kind}
+metadata:
+  name: copy
+${kind === "ImageRewrite" ? "  namespace: team-a\n" : ""}spec:
+  rules:
+    - prefix: docker.io
+      replace: mirror.example.com/hub
+      verify: true
+      mirror: true
+`;
+  const tenant = loadRuleTexts([{ name: "tenant.yaml", text: text("ImageRewrite") }]);
+  const refused = tenant.problems.filter((problem) => problem.code === "mirror-not-allowed");
+  assert.equal(refused.length, 1);
+  assert.equal(refused[0]!.severity, "error");
+  assert.equal(refused[0]!.line, 11);
+  assert.equal(decide(tenant.ruleSet, "nginx", { namespace: "team-a" }).action, "none");
+  const platform = loadRuleTexts([{ name: "platform.yaml", text: text("ClusterImageRewrite") }]);
+  assert.deepEqual(platform.problems.filter((problem) => problem.severity === "error"), []);
+  const decision = decide(platform.ruleSet, "nginx", { namespace: "team-a" });
+  assert.equal(decision.action === "rewrite" && decision.rule.mirror, true);
 });

@@ -10,6 +10,8 @@ export type ProblemCode =
   | "too-many-rules"
   /** A reload found no rule object where some were in force (an emptied ConfigMap). */
   | "no-rules"
+  /** `mirror: true` on a namespaced ImageRewrite: a tenant may not make the webhook copy from any registry. */
+  | "mirror-not-allowed"
   | "not-an-object"
   | "unknown-kind"
   | "unknown-field"

@@ -73,6 +73,8 @@ export interface VerifyConfig {
   readonly registries?: readonly string[];
   /** What cluster-wide rules may verify against (`--verify-cluster-rules`, default `listed`). */
   readonly clusterRules?: ClusterRulesPolicy;
+  /** Copies of `mirror: true` rules: largest image, and copies at once (defaults 2 GiB and 2). */
+  readonly mirror?: { readonly maxBytes?: number; readonly concurrency?: number };
   readonly cache?: {
     readonly maxEntries?: number;
     readonly presentMs?: number;
@@ -234,7 +236,8 @@ export async function startServer(
     mirrorer = new Mirrorer({
       credentials: await readDockerConfigs(config.verify?.dockerConfigs ?? []),
       transport: mirrorTransport,
-      maxConcurrentCopies: 2,
+      maxConcurrentCopies: config.verify?.mirror?.concurrency ?? 2,
+      maxBytes: config.verify?.mirror?.maxBytes ?? 2 * 1024 ** 3,
       onEvent: (event) => {
         mirrorMetrics.record(event);
         const line = formatMirrorEvent(event);
