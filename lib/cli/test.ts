@@ -1,9 +1,8 @@
 // `mirrorhook test [PATH]`: finds cases files and their rules, runs every case, prints a pass/fail table.
 
 import { basename, dirname, join, relative, resolve } from "node:path";
-import { loadRuleTexts } from "../compat/load.ts";
-import { formatProblem, hasErrors, type Problem } from "../rules/problem.ts";
-import { readRulePaths } from "../sources/rule_files.ts";
+import { formatProblem, hasErrors } from "../rules/problem.ts";
+import { readAndLoadRules } from "../sources/rule_files.ts";
 import { type CaseResult, parseCasesText, runCase } from "./cases.ts";
 import { type CliIo, EXIT } from "./io.ts";
 
@@ -111,9 +110,7 @@ async function runSuite(casesPath: string, options: TestOptions): Promise<SuiteR
     rules = [conventional];
   }
   const shownRules = rules.map(display);
-  const read = await readRulePaths(rules);
-  const loaded = loadRuleTexts(read.texts);
-  const problems: Problem[] = [...read.problems, ...loaded.problems];
+  const { loaded, problems } = await readAndLoadRules(rules);
   const warnings = problems.filter((p) => p.severity !== "error").map(formatProblem);
   if (hasErrors(problems)) {
     return { ...failed(shownRules, problems.filter((p) => p.severity === "error").map(formatProblem)), warnings };

@@ -2,9 +2,9 @@
 
 import { isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit } from "yaml";
 import { detectFormat } from "../compat/formats.ts";
-import { loadRuleTexts, type RuleText } from "../compat/load.ts";
+import type { RuleText } from "../compat/load.ts";
 import { formatProblem, hasErrors, type Problem } from "../rules/problem.ts";
-import { readRulePaths } from "../sources/rule_files.ts";
+import { readAndLoadRules } from "../sources/rule_files.ts";
 import { type CliIo, EXIT } from "./io.ts";
 
 /** Plain scalars YAML 1.1 reads as booleans (yaml.org/type/bool.html); as keys, kubectl turns them into true/false. */
@@ -105,13 +105,9 @@ export function arrangeProblems(problems: readonly Problem[]): Problem[] {
 
 /** Runs `validate` over files and directories together, so conflicts across files are found. */
 export async function runValidate(paths: readonly string[], output: "text" | "json", io: CliIo): Promise<number> {
-  const read = await readRulePaths(paths);
-  const loaded = loadRuleTexts(read.texts);
-  const problems = arrangeProblems([
-    ...read.problems,
-    ...loaded.problems,
-    ...read.texts.flatMap(booleanKeyProblems),
-  ]);
+  const read = await readAndLoadRules(paths);
+  const loaded = read.loaded;
+  const problems = arrangeProblems([...read.problems, ...read.texts.flatMap(booleanKeyProblems)]);
   const errors = problems.filter((problem) => problem.severity === "error").length;
   const warnings = problems.length - errors;
   if (output === "json") {

@@ -1,6 +1,6 @@
 // Reads rule files and directories (ConfigMap mounts included) into texts for the loader, whatever their format.
 
-import { MAX_RULE_FILE_BYTES, type RuleText } from "../compat/load.ts";
+import { type LoadResult, loadRuleTexts, MAX_RULE_FILE_BYTES, type RuleText } from "../compat/load.ts";
 import type { Problem } from "../rules/problem.ts";
 
 /** Texts read, and problems with paths that could not be read. */
@@ -112,4 +112,19 @@ export async function readRulePaths(paths: readonly string[], options: ReadOptio
     }
   }
   return { texts, problems };
+}
+
+/** What {@linkcode readAndLoadRules} read and compiled. */
+export interface ReadAndLoadResult {
+  readonly texts: readonly RuleText[];
+  readonly loaded: LoadResult;
+  /** The problems of reading, then those of loading. */
+  readonly problems: readonly Problem[];
+}
+
+/** Reads `paths` ({@linkcode readRulePaths}) and loads what was read, with the problems of both steps together. */
+export async function readAndLoadRules(paths: readonly string[]): Promise<ReadAndLoadResult> {
+  const read = await readRulePaths(paths);
+  const loaded = loadRuleTexts(read.texts);
+  return { texts: read.texts, loaded, problems: [...read.problems, ...loaded.problems] };
 }
