@@ -44,6 +44,7 @@ import {
 } from "../lib/sources/kube/resources.ts";
 import { KubeMount } from "./support/kube_mount.ts";
 import { decodePatch, freePort, memoryLogger } from "./support/webhook.ts";
+import { admissionReview } from "./support/admission_review.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const DEPLOY = `${ROOT}deploy/`;
@@ -886,48 +887,27 @@ Deno.test("the rules ConfigMap holds rule files that load without errors, copies
 function review(
   options: { namespace: string; labels?: Record<string, string>; image?: string; username?: string },
 ): Json {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: crypto.randomUUID(),
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      requestKind: { group: "", version: "v1", kind: "Pod" },
-      requestResource: { group: "", version: "v1", resource: "pods" },
-      namespace: options.namespace,
-      operation: "CREATE",
-      userInfo: { username: options.username ?? "system:serviceaccount:kube-system:replicaset-controller" },
-      object: {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { generateName: "check-", namespace: options.namespace, labels: options.labels ?? { app: "check" } },
-        spec: { containers: [{ name: "main", image: options.image ?? "k8s.gcr.io/pause:3.9" }] },
-      },
-      oldObject: null,
-      dryRun: false,
-      options: { kind: "CreateOptions", apiVersion: "meta.k8s.io/v1" },
+  return admissionReview({
+    namespace: options.namespace,
+    userInfo: { username: options.username ?? "system:serviceaccount:kube-system:replicaset-controller" },
+    object: {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { generateName: "check-", namespace: options.namespace, labels: options.labels ?? { app: "check" } },
+      spec: { containers: [{ name: "main", image: options.image ?? "k8s.gcr.io/pause:3.9" }] },
     },
-  };
+    asApiServer: true,
+  });
 }
 
 function ruleReview(): Json {
   const object = { apiVersion: API_VERSION, kind: "ClusterImageRewrite", metadata: { name: "x" }, spec: { rules: [] } };
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: crypto.randomUUID(),
-      kind: { group: API_GROUP, version: "v1alpha1", kind: "ClusterImageRewrite" },
-      resource: { group: API_GROUP, version: "v1alpha1", resource: "clusterimagerewrites" },
-      name: "x",
-      operation: "CREATE",
-      userInfo: { username: "admin" },
-      object,
-      oldObject: null,
-      dryRun: false,
-    },
-  };
+  return admissionReview({
+    name: "x",
+    userInfo: { username: "admin" },
+    object,
+    fields: { oldObject: null, dryRun: false },
+  });
 }
 
 function imagesAfter(answer: Json): string[] {

@@ -23,6 +23,7 @@ import {
   testConfig,
   waitFor,
 } from "./support/webhook.ts";
+import { admissionReview } from "./support/admission_review.ts";
 
 /** Accepted by the static analysis (it misses overlapping alternatives), yet exponential on a backtracking engine. */
 const SNEAKY = "^(a|a)*c$";
@@ -54,27 +55,18 @@ function review(image: string, namespace: string): Record<string, unknown> {
 }
 
 function ruleReview(spec: unknown, name = "tenant"): Record<string, unknown> {
-  const uid = crypto.randomUUID();
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid,
-      kind: { group: "mirrorhook.dev", version: "v1alpha1", kind: "ImageRewrite" },
-      resource: { group: "mirrorhook.dev", version: "v1alpha1", resource: "imagerewrites" },
-      name,
-      namespace: "team-a",
-      operation: "CREATE",
-      userInfo: { username: "alice" },
-      object: {
-        apiVersion: "mirrorhook.dev/v1alpha1",
-        kind: "ImageRewrite",
-        metadata: { name, namespace: "team-a" },
-        spec,
-      },
-      dryRun: false,
+  return admissionReview({
+    name,
+    namespace: "team-a",
+    userInfo: { username: "alice" },
+    object: {
+      apiVersion: "mirrorhook.dev/v1alpha1",
+      kind: "ImageRewrite",
+      metadata: { name, namespace: "team-a" },
+      spec,
     },
-  };
+    dryRun: false,
+  });
 }
 
 async function post(

@@ -11,6 +11,7 @@ import { KubeRuleSource } from "../lib/sources/kube/source.ts";
 import { RuleStore } from "../lib/sources/store.ts";
 import { FakeKubeApi } from "./support/fake_kube_api.ts";
 import { patchedImage, podReview } from "./support/webhook.ts";
+import { admissionReview } from "./support/admission_review.ts";
 
 const records: LogRecord[] = [];
 configureSync({
@@ -198,24 +199,14 @@ Deno.test("a file's ClusterImageRewrite and cluster objects: the file wins confl
 
     // POST /validate: a new cluster object deciding Docker Hub otherwise is refused; a tenant's is allowed, warned.
     const handle = createWebhookHandler({ rules: () => store.current, metrics, logger });
-    const review = (object: Json) => ({
-      apiVersion: "admission.k8s.io/v1",
-      kind: "AdmissionReview",
-      request: {
+    const review = (object: Json) =>
+      admissionReview({
         uid: "b2a4c0de-6393-11e8-b7cc-42010a800002",
-        kind: { group: "mirrorhook.dev", version: "v1alpha1", kind: object["kind"] },
-        resource: {
-          group: "mirrorhook.dev",
-          version: "v1alpha1",
-          resource: object["kind"] === "ImageRewrite" ? "imagerewrites" : "clusterimagerewrites",
-        },
-        name: (object["metadata"] as Json)["name"],
+        name: String((object["metadata"] as Json)["name"]),
         ...(object["kind"] === "ImageRewrite" ? { namespace: "team-a" } : {}),
-        operation: "CREATE",
         userInfo: { username: "alice" },
         object,
-      },
-    });
+      });
     const post = async (object: Json) => {
       const res = await handle(
         new Request("https://x/validate", {

@@ -11,6 +11,7 @@ import { Verifier } from "../lib/verify/verifier.ts";
 import { pushImage, registryInstalled, startRegistry } from "./support/registry.ts";
 import { memoryLogger } from "./support/webhook.ts";
 import { run } from "../lib/cli/program.ts";
+import { admissionReview } from "./support/admission_review.ts";
 
 const ignore = Deno.env.get("MIRRORHOOK_SKIP_REGISTRY") === "1" && !registryInstalled();
 
@@ -29,23 +30,15 @@ spec:
 }
 
 function review(images: string[]): Record<string, unknown> {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: crypto.randomUUID(),
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      namespace: "default",
-      operation: "CREATE",
-      object: {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { name: "p", namespace: "default" },
-        spec: { containers: images.map((image, i) => ({ name: `c${i}`, image })) },
-      },
+  return admissionReview({
+    namespace: "default",
+    object: {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "p", namespace: "default" },
+      spec: { containers: images.map((image, i) => ({ name: `c${i}`, image })) },
     },
-  };
+  });
 }
 
 async function admitted(

@@ -14,6 +14,7 @@ import { run } from "../lib/cli/program.ts";
 import { registryInstalled, startRegistry } from "./support/registry.ts";
 import { pushPlatformImage } from "./support/images.ts";
 import { memoryLogger } from "./support/webhook.ts";
+import { admissionReview } from "./support/admission_review.ts";
 
 const ignore = Deno.env.get("MIRRORHOOK_SKIP_REGISTRY") === "1" && !registryInstalled();
 
@@ -31,19 +32,12 @@ spec:
 `;
 }
 
-function review(images: string[], annotations: Record<string, string> = {}) {
+function podOf(images: string[], annotations: Record<string, string> = {}) {
   return {
-    uid: crypto.randomUUID(),
-    kind: { group: "", version: "v1", kind: "Pod" },
-    resource: { group: "", version: "v1", resource: "pods" },
-    namespace: "default",
-    operation: "CREATE",
-    object: {
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: { name: "p", namespace: "default", annotations },
-      spec: { containers: images.map((image, i) => ({ name: `c${i}`, image })) },
-    },
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "p", namespace: "default", annotations },
+    spec: { containers: images.map((image, i) => ({ name: `c${i}`, image })) },
   };
 }
 
@@ -51,16 +45,16 @@ async function admitted(
   handle: (request: Request) => Promise<Response>,
   images: string[],
 ): Promise<{ images: string[]; warnings: string[]; pod: unknown; patched: boolean }> {
-  const request = review(images);
+  const object = podOf(images);
   const res = await handle(
     new Request("https://x/mutate", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request }),
+      body: JSON.stringify(admissionReview({ namespace: "default", object })),
     }),
   );
   const { response } = await res.json();
-  let pod: unknown = request.object;
+  let pod: unknown = object;
   if (typeof response.patch === "string") {
     pod = jsonpatch.applyPatch(structuredClone(pod), JSON.parse(atob(response.patch)), true, false).newDocument;
   }
@@ -203,7 +197,7 @@ Deno.test({
           assert.deepEqual(again.patch, []);
           // The prefix docker.io/team does not match the mirrors' names; a match rule that would is covered by the
           // original-images annotation above, and an image written as the second target is no candidate at all.
-          const direct = mutatePod(review([`${two.host}/hub/team/second:v1`]).object, {
+          const direct = mutatePod(podOf([`${two.host}/hub/team/second:v1`]), {
             ruleSet: keep.ruleSet,
             verified: () => ({ status: "missing" }),
           });
@@ -232,7 +226,7 @@ spec:
   assert.deepEqual(loaded.problems.filter((p) => p.severity === "error"), []);
   const ruleSet = loaded.ruleSet;
   const images = (pod: unknown) => (pod as { spec: { containers: { image: string }[] } }).spec.containers;
-  const pod = review(["team/app:1", "a.example/team/app:1", "b.example/team/app:1"]).object;
+  const pod = podOf(["team/app:1", "a.example/team/app:1", "b.example/team/app:1"]);
   const result = mutatePod(pod, { ruleSet });
   const patched = jsonpatch.applyPatch(structuredClone(pod), result.patch as jsonpatch.Operation[], true, false)
     .newDocument;

@@ -9,6 +9,7 @@ import { Verifier } from "../lib/verify/verifier.ts";
 import { freePort, pushImage, registryInstalled, startRegistry } from "./support/registry.ts";
 import { startTokenRegistry } from "./support/token_registry.ts";
 import { memoryLogger, tempDir } from "./support/webhook.ts";
+import { admissionReview } from "./support/admission_review.ts";
 
 const ignore = Deno.env.get("MIRRORHOOK_SKIP_REGISTRY") === "1" && !registryInstalled();
 
@@ -75,23 +76,15 @@ function garbageServer(): { host: string; close: () => Promise<void> } {
 }
 
 function review(namespace: string, images: readonly string[]): Record<string, unknown> {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: crypto.randomUUID(),
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      namespace,
-      operation: "CREATE",
-      object: {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { name: "p", namespace },
-        spec: { containers: images.map((image, i) => ({ name: `c${i}`, image })) },
-      },
+  return admissionReview({
+    namespace,
+    object: {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "p", namespace },
+      spec: { containers: images.map((image, i) => ({ name: `c${i}`, image })) },
     },
-  };
+  });
 }
 
 /** The webhook core as `serve` builds it: the verifier with a policy, bounded by the admission deadline. */

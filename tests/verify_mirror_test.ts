@@ -14,6 +14,7 @@ import { OnDemandMirror } from "../lib/mirror/on_demand.ts";
 import { registryInstalled, startRegistry } from "./support/registry.ts";
 import { head, pushPlatformImage } from "./support/images.ts";
 import { memoryLogger } from "./support/webhook.ts";
+import { admissionReview } from "./support/admission_review.ts";
 
 const ignore = Deno.env.get("MIRRORHOOK_SKIP_REGISTRY") === "1" && !registryInstalled();
 
@@ -32,19 +33,7 @@ async function admitted(
     new Request("https://x/mutate", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        apiVersion: "admission.k8s.io/v1",
-        kind: "AdmissionReview",
-        request: {
-          uid: crypto.randomUUID(),
-          kind: { group: "", version: "v1", kind: "Pod" },
-          resource: { group: "", version: "v1", resource: "pods" },
-          namespace: "default",
-          operation: "CREATE",
-          dryRun,
-          object,
-        },
-      }),
+      body: JSON.stringify(admissionReview({ namespace: "default", dryRun, object })),
     }),
   );
   const { response } = await res.json();

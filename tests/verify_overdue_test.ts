@@ -9,6 +9,7 @@ import { VerifyPolicy } from "../lib/verify/policy.ts";
 import { Verifier } from "../lib/verify/verifier.ts";
 import { startSilentServer } from "./support/registry.ts";
 import { memoryLogger } from "./support/webhook.ts";
+import { admissionReview } from "./support/admission_review.ts";
 
 function rules(host: string): string {
   return `apiVersion: mirrorhook.dev/v1alpha1
@@ -25,23 +26,15 @@ spec:
 }
 
 function body(): string {
-  return JSON.stringify({
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: crypto.randomUUID(),
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      namespace: "default",
-      operation: "CREATE",
-      object: {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { generateName: "web-", namespace: "default" },
-        spec: { containers: [{ name: "web", image: "team/app:v1" }] },
-      },
+  return JSON.stringify(admissionReview({
+    namespace: "default",
+    object: {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { generateName: "web-", namespace: "default" },
+      spec: { containers: [{ name: "web", image: "team/app:v1" }] },
     },
-  });
+  }));
 }
 
 /** The webhook core with a verifier built as `serve` builds it; `lookupDeadlineMs` is the verifier's own. */

@@ -12,6 +12,7 @@ import { validateObject } from "../lib/rules/schema.ts";
 import { registryInstalled, startRegistry } from "./support/registry.ts";
 import { pushPlatformImage } from "./support/images.ts";
 import { memoryLogger } from "./support/webhook.ts";
+import { admissionReview } from "./support/admission_review.ts";
 
 const ignore = Deno.env.get("MIRRORHOOK_SKIP_REGISTRY") === "1" && !registryInstalled();
 
@@ -50,18 +51,7 @@ async function admitted(
     new Request("https://x/mutate", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        apiVersion: "admission.k8s.io/v1",
-        kind: "AdmissionReview",
-        request: {
-          uid: crypto.randomUUID(),
-          kind: { group: "", version: "v1", kind: "Pod" },
-          resource: { group: "", version: "v1", resource: "pods" },
-          namespace: "default",
-          operation: "CREATE",
-          object,
-        },
-      }),
+      body: JSON.stringify(admissionReview({ namespace: "default", object })),
     }),
   );
   const { response } = await res.json();

@@ -7,6 +7,7 @@ import type { RuleSet } from "../rules/compile.ts";
 import { ORIGINAL_IMAGES_ANNOTATION, REWRITTEN_LABEL } from "../mutate/pod.ts";
 import { admit, type AdmitOptions, type AdmitOutcome, type AdmitSkip } from "./admit.ts";
 import { type AdmissionRequest, decodeReview } from "./review.ts";
+import { admissionReview } from "../../tests/support/admission_review.ts";
 
 function compile(text: string): RuleSet {
   const { ruleSet, problems } = loadRuleTexts([{ name: "test.yaml", text }]);
@@ -58,22 +59,13 @@ const WEB = pod({
 
 /** A request decoded from an AdmissionReview, as the handler would pass it. */
 function request(fields: Record<string, unknown>): AdmissionRequest {
-  return decodeReview({
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: UID,
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      namespace: "shop",
-      operation: "CREATE",
-      userInfo: { username: "alice" },
-      object: WEB,
-      oldObject: null,
-      dryRun: false,
-      ...fields,
-    },
-  });
+  return decodeReview(admissionReview({
+    uid: UID,
+    namespace: "shop",
+    userInfo: { username: "alice" },
+    object: WEB,
+    fields: { oldObject: null, dryRun: false, ...fields },
+  }));
 }
 
 function responseOf(outcome: AdmitOutcome): Record<string, unknown> {

@@ -11,6 +11,7 @@ import { createRecorder } from "./record.ts";
 import { toFetchHandler } from "./transport.ts";
 import { configureLogging, logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { admissionReview } from "../../tests/support/admission_review.ts";
 
 function compile(text: string): RuleSet {
   const { ruleSet, problems } = loadRuleTexts([{ name: "test.yaml", text }]);
@@ -46,36 +47,25 @@ const SECRET = "hunter2-do-not-log";
 const URL_MUTATE = "https://x/mutate";
 
 function podReview(fields: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: UID,
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      requestKind: { group: "", version: "v1", kind: "Pod" },
-      requestResource: { group: "", version: "v1", resource: "pods" },
-      namespace: "shop",
-      operation: "CREATE",
-      userInfo: { username: "system:serviceaccount:kube-system:replicaset-controller" },
-      object: {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { generateName: "web-7d9c8b6f5-", namespace: "shop", labels: { app: "web" } },
-        spec: {
-          initContainers: [{ name: "migrate", image: "busybox:1.36" }],
-          containers: [
-            { name: "web", image: "nginx:1.27", env: [{ name: "DB_PASSWORD", value: SECRET }] },
-            { name: "metrics", image: "quay.io/prometheus/node-exporter:v1.8.2" },
-          ],
-        },
+  return admissionReview({
+    uid: UID,
+    namespace: "shop",
+    userInfo: { username: "system:serviceaccount:kube-system:replicaset-controller" },
+    object: {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { generateName: "web-7d9c8b6f5-", namespace: "shop", labels: { app: "web" } },
+      spec: {
+        initContainers: [{ name: "migrate", image: "busybox:1.36" }],
+        containers: [
+          { name: "web", image: "nginx:1.27", env: [{ name: "DB_PASSWORD", value: SECRET }] },
+          { name: "metrics", image: "quay.io/prometheus/node-exporter:v1.8.2" },
+        ],
       },
-      oldObject: null,
-      dryRun: false,
-      options: { kind: "CreateOptions", apiVersion: "meta.k8s.io/v1" },
-      ...fields,
     },
-  };
+    asApiServer: true,
+    fields,
+  });
 }
 
 function post(body: BodyInit | null, headers: Record<string, string> = { "content-type": "application/json" }) {
@@ -541,18 +531,12 @@ Deno.test("createWebhook() applies onError when rule evaluation fails", async (t
 });
 
 function ruleObjectReview(spec: Record<string, unknown>, operation = "CREATE"): Record<string, unknown> {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: UID,
-      kind: { group: "mirrorhook.dev", version: "v1alpha1", kind: "ClusterImageRewrite" },
-      resource: { group: "mirrorhook.dev", version: "v1alpha1", resource: "clusterimagerewrites" },
-      name: "hub",
-      operation,
-      object: { apiVersion: "mirrorhook.dev/v1alpha1", kind: "ClusterImageRewrite", metadata: { name: "hub" }, spec },
-    },
-  };
+  return admissionReview({
+    uid: UID,
+    name: "hub",
+    operation,
+    object: { apiVersion: "mirrorhook.dev/v1alpha1", kind: "ClusterImageRewrite", metadata: { name: "hub" }, spec },
+  });
 }
 
 Deno.test("POST /validate answers for rule objects with the compiler's verdict", async (t) => {

@@ -5,6 +5,7 @@ import { admit } from "../admission/admit.ts";
 import { decodeReview } from "../admission/review.ts";
 import { loadRuleTexts } from "../compat/load.ts";
 import { operationLabel, registryLabel } from "./record.ts";
+import { admissionReview } from "../../tests/support/admission_review.ts";
 
 const RULES = loadRuleTexts([{
   name: "test.yaml",
@@ -22,18 +23,11 @@ spec:
 }]).ruleSet;
 
 function changesOf(image: string) {
-  const review = decodeReview({
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: "u",
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      namespace: "shop",
-      operation: "CREATE",
-      object: { kind: "Pod", metadata: {}, spec: { containers: [{ name: "c", image }] } },
-    },
-  });
+  const review = decodeReview(admissionReview({
+    uid: "u",
+    namespace: "shop",
+    object: { kind: "Pod", metadata: {}, spec: { containers: [{ name: "c", image }] } },
+  }));
   return admit(review, { ruleSet: RULES, bypassPrefix: "direct.to/" }).changes;
 }
 

@@ -3,6 +3,7 @@
 import { configureSync, getLogger, type Logger, type LogRecord } from "@logtape/logtape";
 import { DEFAULT_BYPASS_PREFIX } from "../../lib/rules/engine.ts";
 import type { ServeConfig } from "../../lib/server/app.ts";
+import { admissionReview } from "./admission_review.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../../lib/server/handler.ts";
 
 /** Repository root, for running `main.ts` as a subprocess. */
@@ -24,29 +25,18 @@ export const HARBOR_NGINX = "harbor.example.com/dockerhub/library/nginx:1.27";
 
 /** An AdmissionReview for a Pod with one container `nginx:1.27`, CREATE in namespace default. */
 export function podReview(uid: string = crypto.randomUUID()): Record<string, unknown> {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid,
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      requestKind: { group: "", version: "v1", kind: "Pod" },
-      requestResource: { group: "", version: "v1", resource: "pods" },
-      namespace: "default",
-      operation: "CREATE",
-      userInfo: { username: "system:serviceaccount:kube-system:replicaset-controller" },
-      object: {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { generateName: "web-", namespace: "default", labels: { app: "web" } },
-        spec: { containers: [{ name: "web", image: "nginx:1.27" }] },
-      },
-      oldObject: null,
-      dryRun: false,
-      options: { kind: "CreateOptions", apiVersion: "meta.k8s.io/v1" },
+  return admissionReview({
+    uid,
+    namespace: "default",
+    userInfo: { username: "system:serviceaccount:kube-system:replicaset-controller" },
+    object: {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { generateName: "web-", namespace: "default", labels: { app: "web" } },
+      spec: { containers: [{ name: "web", image: "nginx:1.27" }] },
     },
-  };
+    asApiServer: true,
+  });
 }
 
 /** The JSON Patch of a response, decoded; undefined when there is none. */
