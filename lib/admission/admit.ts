@@ -126,7 +126,7 @@ function auditEntry(annotations: Record<string, string>, name: string, entries: 
 }
 
 /** FNV-1a, 32 bits, as 8 hex digits: short, stable across replicas and versions. */
-export function fnv1a(text: string): string {
+function fnv1a(text: string): string {
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i);

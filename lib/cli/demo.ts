@@ -8,7 +8,7 @@ import { type CliIo, EXIT } from "./io.ts";
 import { loadRulesForCli } from "./rules.ts";
 
 /** The preset the demo uses, shipped in `rules/`. */
-export const DEMO_PRESET = decodeURIComponent(new URL("../../rules/dockerhub-harbor.yaml", import.meta.url).pathname);
+const DEMO_PRESET = decodeURIComponent(new URL("../../rules/dockerhub-harbor.yaml", import.meta.url).pathname);
 
 /** Runs the demo: before and after for each image, the JSON Patch, and the Pod as admitted. */
 export async function runDemo(rules: readonly string[], io: CliIo): Promise<number> {

@@ -12,7 +12,7 @@ import { type CliIo, EXIT } from "./io.ts";
  * The format to read `text` as: `from` when it fits, the detected one without `from`; else a message saying what
  * the file looks like.
  */
-export function chooseFormat(
+function chooseFormat(
   described: TextDescription,
   from: ForeignFormat | undefined,
   file: string,

@@ -105,7 +105,7 @@ function parseImage(text: string, what: string): ImageReference {
 }
 
 /** True when a reference as written names a tag or a digest (`host:5000/app` names neither). */
-export function namesVersion(text: string): boolean {
+function namesVersion(text: string): boolean {
   return text.includes("@") || text.slice(text.lastIndexOf("/") + 1).includes(":");
 }
 
@@ -146,7 +146,7 @@ async function targets(
 }
 
 /** Runs `mirror`: exit 0 when every image is in place, 1 when any copy failed or setup failed. */
-export async function runMirror(images: readonly string[], options: MirrorCliOptions, io: CliIo): Promise<number> {
+async function runMirror(images: readonly string[], options: MirrorCliOptions, io: CliIo): Promise<number> {
   if ((options.to === undefined) === (options.rules.length === 0)) {
     throw new UsageError("mirror needs exactly one of --to REF and --rules FILE");
   }

@@ -19,7 +19,7 @@ export interface MutateCliOptions {
 }
 
 /** The documents of a YAML or JSON stream; a message naming the file and line when one does not parse. */
-export function readDocumentsText(text: string, file: string): { documents: Document[] } | { error: string } {
+function readDocumentsText(text: string, file: string): { documents: Document[] } | { error: string } {
   const documents = parseAllDocuments(text, { prettyErrors: false });
   if (!Array.isArray(documents)) return { documents: [] };
   for (const [index, doc] of documents.entries()) {
@@ -50,7 +50,7 @@ function pad(text: string, width: number): string {
 }
 
 /** The `--summary` table: one line per changed image. */
-export function formatSummary(pods: readonly PodSpecResult[]): string {
+function formatSummary(pods: readonly PodSpecResult[]): string {
   const rows = pods.flatMap((pod) =>
     pod.changes.map((change) => [
       pod.object,

@@ -30,19 +30,19 @@ export interface RewriteOptions {
 }
 
 /** The image a decision leaves in the Pod. */
-export function resultingImage(decision: Decision): string {
+function resultingImage(decision: Decision): string {
   return decision.action === "rewrite" || decision.action === "bypass" ? decision.output : decision.input;
 }
 
 /** `match "^docker\.io/(.*)$" → "cache/$1"`: patterns and replacements as written in the file, not JSON-escaped. */
-export function describeSpec(rule: CompiledRule): string {
+function describeSpec(rule: CompiledRule): string {
   const spec = rule.object.source.spec.rules[rule.index];
   const what = `${rule.type} "${rule.type === "match" ? spec?.match ?? "" : rule.key}"`;
   return rule.keep ? `${what}, keep` : `${what} → "${spec?.replace ?? ""}"`;
 }
 
 /** Human explanation lines for one decision. */
-export function explainDecision(decision: Decision): string[] {
+function explainDecision(decision: Decision): string[] {
   const lines: string[] = [];
   const normalized = normalizeReference(decision.input);
   if (normalized !== undefined && normalized !== decision.input) lines.push(`normalized: ${normalized}`);

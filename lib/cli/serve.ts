@@ -280,7 +280,7 @@ comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT
 }
 
 /** Starts the server and resolves with the exit status once it has stopped. */
-export async function runServe(config: ServeConfig, level: MirrorhookLogLevel, io: CliIo): Promise<number> {
+async function runServe(config: ServeConfig, level: MirrorhookLogLevel, io: CliIo): Promise<number> {
   configureLogging(level);
   if (!hasLinearEngine()) {
     // Without V8's linear engine a rule's pattern could backtrack for minutes on one crafted image.

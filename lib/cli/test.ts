@@ -7,7 +7,7 @@ import { type CaseResult, parseCasesText, runCase } from "./cases.ts";
 import { type CliIo, EXIT } from "./io.ts";
 
 /** The file a directory may hold to name its rules and cases together. */
-export const TEST_FILE = "mirrorhook-test.yaml";
+const TEST_FILE = "mirrorhook-test.yaml";
 const CASES_DIR = "cases";
 const YAML_SUFFIXES = [".yaml", ".yml"];
 

@@ -16,7 +16,7 @@ const YAML12_STRINGS = /^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/
  * Warns about unquoted keys such as `on:` that mirrorhook (YAML 1.2) reads as the string "on" but kubectl and other
  * YAML 1.1 readers read as the boolean `true`, so the object applied with kubectl loses the field.
  */
-export function booleanKeyProblems(input: RuleText): Problem[] {
+function booleanKeyProblems(input: RuleText): Problem[] {
   if (detectFormat(input.text) !== "objects") return [];
   const problems: Problem[] = [];
   const lineCounter = new LineCounter();
@@ -77,7 +77,7 @@ function compareProblems(a: Problem, b: Problem): number {
  * Sorts problems by file, line and column, and keeps one of each: a problem between two rules reported from both
  * sides appears once, at the first place, and identical problems once.
  */
-export function arrangeProblems(problems: readonly Problem[]): Problem[] {
+function arrangeProblems(problems: readonly Problem[]): Problem[] {
   const sorted = [...problems].sort(compareProblems);
   const kept = new Map<string, number>();
   const out: Problem[] = [];

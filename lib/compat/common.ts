@@ -158,25 +158,6 @@ export function escapePattern(text: string): string {
   return text.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&");
 }
 
-/** 1-based position of a character index in a text, given the start offsets of its lines. */
-export function positionAt(lineStarts: readonly number[], index: number): Position {
-  let low = 0;
-  let high = lineStarts.length - 1;
-  while (low < high) {
-    const mid = (low + high + 1) >> 1;
-    if ((lineStarts[mid] ?? 0) <= index) low = mid;
-    else high = mid - 1;
-  }
-  return { line: low + 1, column: index - (lineStarts[low] ?? 0) + 1 };
-}
-
-/** Start offset of every line in a text. */
-export function lineStarts(text: string): number[] {
-  const starts = [0];
-  for (let i = 0; i < text.length; i++) if (text[i] === "\n") starts.push(i + 1);
-  return starts;
-}
-
 /** JSON-quoted value for messages. */
 export function q(value: string): string {
   return JSON.stringify(value);

@@ -46,7 +46,7 @@ export interface CompareOptions {
 }
 
 /** Compiles translated objects on their own, for probing; undefined when they have errors. */
-export function compileTranslation(objects: readonly TranslatedObject[]): RuleSet | undefined {
+function compileTranslation(objects: readonly TranslatedObject[]): RuleSet | undefined {
   const valid: RewriteObject[] = [];
   for (const entry of objects) {
     const result = validateObject(entry.raw);

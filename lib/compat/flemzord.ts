@@ -22,7 +22,7 @@ export const FLEMZORD_GROUP = "dev.flemzord.fr";
 /** The kind mutating-registry-webhook reads. */
 export const FLEMZORD_KIND = "RegistryRewriteRule";
 /** Pods with this annotation set to "true" are never rewritten by mutating-registry-webhook. */
-export const FLEMZORD_OPT_OUT_ANNOTATION = "rewrite-disabled";
+const FLEMZORD_OPT_OUT_ANNOTATION = "rewrite-disabled";
 
 /** True for an object (or List item) that is a RegistryRewriteRule. */
 export function isFlemzordObject(value: unknown): boolean {
@@ -89,7 +89,7 @@ function conditionsHold(conditions: Conditions, context: ImageContext): boolean 
 }
 
 /** What mutating-registry-webhook does to one image: the first rule (priority, name, index) whose pattern matches. */
-export function simulateFlemzord(rules: readonly FlatRule[], image: string, context: ImageContext): ToolResult {
+function simulateFlemzord(rules: readonly FlatRule[], image: string, context: ImageContext): ToolResult {
   const normalized = flemzordNormalize(image);
   for (const rule of rules) {
     if (!conditionsHold(rule.conditions, context)) continue;

@@ -10,7 +10,7 @@ import { describeObject, type RewriteObject } from "../rules/schema.ts";
 import { isRecord, type Json } from "../util/json.ts";
 
 /** `registryrewriterules.dev.flemzord.fr`: where problems found only by reading all of them together are reported. */
-export const REGISTRY_REWRITE_RULES_RESOURCE = "registryrewriterules.dev.flemzord.fr";
+const REGISTRY_REWRITE_RULES_RESOURCE = "registryrewriterules.dev.flemzord.fr";
 
 /** What was decided about one RegistryRewriteRule: the same shape as the verdict on one of our objects. */
 export interface ForeignVerdict {
@@ -59,7 +59,7 @@ function labelOf(object: unknown): string {
  * ClusterImageRewrites, where two objects of one name would drop one of them; a real object whose name a
  * translation would take anyway wins, and the RegistryRewriteRule is not used.
  */
-export const TRANSLATED_PREFIX = "flemzord-";
+const TRANSLATED_PREFIX = "flemzord-";
 
 /** Result of {@linkcode evaluateRegistryRewriteRules}. */
 export interface ForeignEvaluation {

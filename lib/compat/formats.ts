@@ -26,7 +26,7 @@ export interface Format {
 export type TextFormat = "objects" | "imageswap" | "proxy-url" | "imagemap";
 
 /** Every foreign format, in the order texts are recognised. */
-export const FORMATS: readonly Format[] = [
+const FORMATS: readonly Format[] = [
   {
     name: "imagemap",
     detect: isImageMapText,

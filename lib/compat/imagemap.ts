@@ -15,9 +15,9 @@ import {
 import { isRecord, type Json } from "../util/json.ts";
 
 /** API group of kubernetes-image-mapper's ImageMap. */
-export const IMAGEMAP_GROUP = "mapper.imagerelocation.pivotal.io";
+const IMAGEMAP_GROUP = "mapper.imagerelocation.pivotal.io";
 /** Namespace an ImageMap without one lands in, as `kubectl apply` in the default context would put it. */
-export const IMAGEMAP_DEFAULT_NAMESPACE = "default";
+const IMAGEMAP_DEFAULT_NAMESPACE = "default";
 
 /** True for an ImageMap object (or List item). */
 export function isImageMapObject(value: unknown): boolean {

@@ -20,13 +20,13 @@ import { compareWithTool, type Sample, type ToolResult } from "./compare.ts";
 export { fnmatchPattern };
 
 /** The key of the fallback map. */
-export const DEFAULT_KEY = "default";
+const DEFAULT_KEY = "default";
 /** The key of the substring exclusions. */
-export const NOSWAP_KEY = "noswap_wildcards";
+const NOSWAP_KEY = "noswap_wildcards";
 const EXACT_KEYWORD = "[EXACT]";
 const REPLACE_KEYWORD = "[REPLACE]";
 /** The label ImageSwap reads (unless IMAGESWAP_DISABLE_LABEL changes it); value `disabled` skips the workload. */
-export const IMAGESWAP_DISABLE_LABEL = "k8s.twr.io/imageswap";
+const IMAGESWAP_DISABLE_LABEL = "k8s.twr.io/imageswap";
 const LIBRARY_KEY = "docker.io/library";
 
 /** One `key::value` line as ImageSwap reads it (spaces removed, comment cut). */

@@ -14,7 +14,7 @@ import { type DraftObject, type RewriteObject, validateObject } from "../rules/s
 export const MAX_RULE_FILE_BYTES = 2 * 1024 * 1024;
 
 /** The most rules loaded together (from every file): the supported scale, measured by `deno task bench:scale`. */
-export const MAX_RULES = 20_000;
+const MAX_RULES = 20_000;
 
 /** One rule text and the name problems should carry. */
 export interface RuleText {

@@ -6,7 +6,7 @@ export const DOCKER_HUB = "docker.io";
  * Longest allowed repository path (normalized, without the registry), as distribution/reference sets it since
  * v0.6.0 (2024): `docker.io/library/` or a long registry host do not count.
  */
-export const NAME_TOTAL_LENGTH_MAX = 255;
+const NAME_TOTAL_LENGTH_MAX = 255;
 
 const LEGACY_DOCKER_HUB = "index.docker.io";
 const OFFICIAL_REPO_PREFIX = "library/";

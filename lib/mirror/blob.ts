@@ -39,7 +39,7 @@ export interface BlobCopyOptions {
 /** Default chunk size: a chunked upload holds at most this much in memory per blob. */
 export const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
 /** Default bound on a source blob stream that stops sending. */
-export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
 /** The next read, or a rejection when nothing arrives within `idleMs`. */
 async function readIdle(

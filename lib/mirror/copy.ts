@@ -19,7 +19,7 @@ import {
 import { MirrorError, type RegistrySession, type SessionPool } from "./session.ts";
 
 /** Default number of blobs copied at once within one image. */
-export const DEFAULT_BLOB_CONCURRENCY = 3;
+const DEFAULT_BLOB_CONCURRENCY = 3;
 const MAX_NESTING = 2;
 
 /** Options of {@linkcode copyImage}. */
@@ -65,7 +65,7 @@ interface ManifestNode {
 }
 
 /** Runs `fn` on every item with at most `limit` running at once; rejects with the first failure. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   let failed = false;

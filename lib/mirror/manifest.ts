@@ -5,8 +5,8 @@ import { isRecord } from "../util/json.ts";
 
 export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
-export const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
-export const DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
+const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /** Media types a copy accepts (v1 signed manifests are refused: their signature names the source repository). */
 export const COPY_MEDIA_TYPES: readonly string[] = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
@@ -92,7 +92,7 @@ function readDescriptor(value: unknown, where: string): Descriptor {
 }
 
 /** The media type of a manifest body: its `mediaType` field, else the Content-Type the registry sent. */
-export function manifestMediaType(body: unknown, contentType: string): string {
+function manifestMediaType(body: unknown, contentType: string): string {
   if (isRecord(body) && typeof body["mediaType"] === "string" && body["mediaType"] !== "") return body["mediaType"];
   return contentType.split(";")[0]?.trim() ?? "";
 }

@@ -7,9 +7,9 @@ import type { Platform } from "./manifest.ts";
 import { MirrorError, type MirrorFailure, type SessionOptions, SessionPool } from "./session.ts";
 
 /** Default number of images copied at once. */
-export const DEFAULT_MAX_CONCURRENT_COPIES = 2;
+const DEFAULT_MAX_CONCURRENT_COPIES = 2;
 /** Bound on a failure reason in events: logs and metrics stay small whatever a registry says. */
-export const MAX_REASON_LENGTH = 300;
+const MAX_REASON_LENGTH = 300;
 
 /** What happened to a copy, for metrics and logs. */
 export type MirrorEvent =
@@ -65,7 +65,7 @@ export interface MirrorCallOptions {
 }
 
 /** Shortens a message to `max` characters for events. */
-export function boundReason(message: string, max = MAX_REASON_LENGTH): string {
+function boundReason(message: string, max = MAX_REASON_LENGTH): string {
   const flat = message.replace(/\s+/g, " ").trim();
   return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
 }

@@ -40,9 +40,9 @@ export interface RetryPolicy {
 }
 
 /** Defaults: four attempts over about three seconds, enough for a registry restart or a proxy hiccup. */
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 250, maxDelayMs: 2_000 };
+const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 250, maxDelayMs: 2_000 };
 /** Default bound on waiting for a registry's response headers. */
-export const DEFAULT_HEADER_TIMEOUT_MS = 30_000;
+const DEFAULT_HEADER_TIMEOUT_MS = 30_000;
 const MAX_TOKEN_RESPONSE_BYTES = 1 << 20;
 const DEFAULT_TOKEN_SECONDS = 60;
 const TOKEN_SKEW_MS = 5_000;
@@ -92,7 +92,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Full-jitter exponential backoff for attempt `n` (0-based). */
-export function backoffMs(policy: RetryPolicy, attempt: number): number {
+function backoffMs(policy: RetryPolicy, attempt: number): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
   return Math.round(ceiling / 2 + Math.random() * ceiling / 2);
 }
@@ -111,7 +111,7 @@ function basicHeader(username: string, password: string): string {
 }
 
 /** A status worth retrying: the registry or something in front of it is briefly unwell. */
-export function isRetriableStatus(status: number): boolean {
+function isRetriableStatus(status: number): boolean {
   return status === 429 || status === 500 || status === 502 || status === 503 || status === 504;
 }
 

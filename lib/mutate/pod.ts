@@ -142,7 +142,7 @@ function stringMap(value: unknown): Record<string, string> {
 }
 
 /** RFC 6901: `~` → `~0`, `/` → `~1`. */
-export function escapePointer(segment: string): string {
+function escapePointer(segment: string): string {
   return segment.replaceAll("~", "~0").replaceAll("/", "~1");
 }
 
@@ -197,7 +197,7 @@ export function readPod(value: unknown): PodLike | undefined {
 }
 
 /** Parses the original-images annotation; anything unreadable counts as empty. */
-export function readOriginals(annotations: Readonly<Record<string, string>>): Record<string, string> {
+function readOriginals(annotations: Readonly<Record<string, string>>): Record<string, string> {
   const text = annotations[ORIGINAL_IMAGES_ANNOTATION];
   if (text === undefined) return stringMap(undefined);
   try {

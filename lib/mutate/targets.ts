@@ -20,7 +20,7 @@ export interface TargetChoice {
 }
 
 /** Why one target does not count: missing (or lacking platforms), or not checked. */
-export function whyNot(target: string, answer: VerifyAnswer | undefined): string {
+function whyNot(target: string, answer: VerifyAnswer | undefined): string {
   const status = answer?.status ?? "error";
   if (status === "missing") {
     return `${target} ${

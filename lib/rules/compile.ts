@@ -129,7 +129,7 @@ const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const REPLACEMENT_TOKEN = /\$(\$|&|`|'|<([^>]*)>|\d{1,2})/g;
 
 /** Decision order of objects: enforced first, priority (higher first), then namespaced before cluster-wide, then name. */
-export const compareObjects: (a: RewriteObject, b: RewriteObject) => number = compareDecisionOrder;
+const compareObjects: (a: RewriteObject, b: RewriteObject) => number = compareDecisionOrder;
 
 /**
  * Compiles objects into a rule set. Objects with errors (their own, a duplicate name, or a conflict with an

@@ -115,7 +115,7 @@ export function decide(ruleSet: RuleSet, image: string, options: DecideOptions):
 }
 
 /** Ensures a non-empty bypass prefix ends with `/`. */
-export function normalizeBypassPrefix(prefix: string): string {
+function normalizeBypassPrefix(prefix: string): string {
   return prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/`;
 }
 

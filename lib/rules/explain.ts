@@ -23,7 +23,7 @@ function allRules(ruleSet: RuleSet): CompiledRule[] {
 }
 
 /** Why `loser` comes after `winner` in the decision order (both matched and apply). */
-export function whyLost(loser: CompiledRule, winner: CompiledRule): string {
+function whyLost(loser: CompiledRule, winner: CompiledRule): string {
   const l = loser.object;
   const w = winner.object;
   if (w.enforced !== l.enforced) return `${w.label} is enforced and decides first`;

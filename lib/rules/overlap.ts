@@ -241,7 +241,7 @@ function classify(rule: CompiledRule, peer: CompiledRule): OverlapFinding | unde
 }
 
 /** False only when the two objects can never apply to the same Pod (disjoint namespaces). */
-export function scopesMayOverlap(a: CompiledObject, b: CompiledObject): boolean {
+function scopesMayOverlap(a: CompiledObject, b: CompiledObject): boolean {
   const nsA = a.kind === "ImageRewrite" ? new Set([a.namespace ?? ""]) : a.namespaces;
   const nsB = b.kind === "ImageRewrite" ? new Set([b.namespace ?? ""]) : b.namespaces;
   if (nsA === undefined || nsB === undefined) return true;

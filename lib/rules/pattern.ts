@@ -10,7 +10,7 @@ export const MAX_PATTERN_LENGTH = 1024;
  * V8's linear-time engine is bounded by how often counted repetitions copy their body: V8 refuses
  * patterns whose nested bounds multiply past 16, so mirrorhook refuses them too, before V8 is asked.
  */
-export const MAX_REPLICATION = 16;
+const MAX_REPLICATION = 16;
 
 /**
  * V8 flags every process that evaluates rules must run with (set once in deno.json's tasks and in

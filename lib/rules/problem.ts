@@ -105,7 +105,7 @@ export function formatProblem(problem: Problem): string {
 }
 
 /** `file:line:col`, parts omitted when unknown. */
-export function formatPlace(place: { source?: string; line?: number; column?: number }): string {
+function formatPlace(place: { source?: string; line?: number; column?: number }): string {
   return [place.source, place.line, place.column].filter((part) => part !== undefined).join(":");
 }
 

@@ -54,7 +54,7 @@ function stringList(
 }
 
 /** Bound on a rule's ordered alternatives (`to`). */
-export const MAX_TARGETS = 8;
+const MAX_TARGETS = 8;
 
 /** Reads a rule's `to`: its targets in order of preference, each a non-empty replacement. */
 export function validateTargets(value: unknown, path: FieldPath, error: Report): string[] | undefined {

@@ -111,7 +111,7 @@ export class StartupError extends Error {
 export const SELF_LABEL = { key: "app.kubernetes.io/name", value: "mirrorhook" } as const;
 
 /** The example rules `--dev` serves when no --rules is given. */
-export const DEV_RULES: readonly string[] = [
+const DEV_RULES: readonly string[] = [
   "dockerhub-harbor.yaml",
   "gcr-quay-ghcr-cache.yaml",
   "k8s-gcr-to-registry-k8s.yaml",

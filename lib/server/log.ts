@@ -41,7 +41,7 @@ function renderValue(value: unknown): string {
 }
 
 /** The message text with its values in place; the values also stay, typed, under `properties`. */
-export function renderMessage(parts: readonly unknown[]): string {
+function renderMessage(parts: readonly unknown[]): string {
   return parts.map((part, index) => index % 2 === 0 ? String(part) : renderValue(part)).join("");
 }
 

@@ -1,7 +1,7 @@
 // Bounding echoed values: any text copied from a request into a log line or an answer is cut to a fixed size.
 
 /** Longest value (in UTF-8 bytes) echoed from a request into logs, warnings or audit annotations. */
-export const MAX_ECHO_BYTES = 256;
+const MAX_ECHO_BYTES = 256;
 
 const encoder = new TextEncoder();
 

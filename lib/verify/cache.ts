@@ -23,9 +23,9 @@ export interface CacheTtls {
  * Defaults: images rarely disappear, so a present answer lasts longest; a missing one is short so a push or a
  * pull-through cache filling up is seen soon; an error is retried quickly but not on every Pod of a rollout.
  */
-export const DEFAULT_TTLS: CacheTtls = { presentMs: 10 * 60_000, missingMs: 30_000, errorMs: 10_000 };
+const DEFAULT_TTLS: CacheTtls = { presentMs: 10 * 60_000, missingMs: 30_000, errorMs: 10_000 };
 /** Default bound on cached answers. */
-export const DEFAULT_MAX_ENTRIES = 10_000;
+const DEFAULT_MAX_ENTRIES = 10_000;
 
 /** A map that forgets its least recently used entries beyond `maxEntries` and entries past their expiry. */
 export class LruMap<K, V> {

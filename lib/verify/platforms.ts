@@ -22,7 +22,7 @@ function format(platform: Platform): string {
 }
 
 /** True when `have` serves `want` (`os/arch[/variant]`): same os and architecture, same variant when named. */
-export function servesPlatform(have: Platform | undefined, want: string): boolean {
+function servesPlatform(have: Platform | undefined, want: string): boolean {
   if (have === undefined) return false;
   const [os, architecture, variant] = want.split("/");
   return have.os === os && have.architecture === architecture && (variant === undefined || have.variant === variant);

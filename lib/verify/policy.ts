@@ -11,9 +11,6 @@ export type RuleScope = "namespaced" | "cluster";
 /** What cluster-wide rules may verify against: only listed registries, or any registry (anonymously). */
 export type ClusterRulesPolicy = "listed" | "any";
 
-/** The values of {@linkcode ClusterRulesPolicy}. */
-export const CLUSTER_RULES_POLICIES: readonly ClusterRulesPolicy[] = ["listed", "any"];
-
 /** Options of {@linkcode VerifyPolicy}. */
 export interface VerifyPolicyOptions {
   /** Registries (`host` or `host:port`, as in image references) every verified rule may ask. */

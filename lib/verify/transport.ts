@@ -3,7 +3,7 @@
 import { DOCKER_HUB } from "../image/reference.ts";
 
 /** Where Docker Hub's registry API is served; `docker.io` itself only redirects browsers. */
-export const DOCKER_HUB_API_HOST = "registry-1.docker.io";
+const DOCKER_HUB_API_HOST = "registry-1.docker.io";
 
 /** Options of {@linkcode Transport.create}. */
 export interface TransportOptions {

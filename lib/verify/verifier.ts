@@ -10,11 +10,11 @@ import { Transport } from "./transport.ts";
 import { splitPlatforms } from "../rules/platforms.ts";
 
 /** Default time an admission waits for registry answers, well inside the webhook's timeoutSeconds. */
-export const DEFAULT_DEADLINE_MS = 2_000;
+const DEFAULT_DEADLINE_MS = 2_000;
 /** Default bound on one lookup, which may outlive its admission's deadline to warm the cache. */
-export const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
+const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
 /** Default bound on distinct lookups under way; beyond it new references are answered `error` at once. */
-export const DEFAULT_MAX_CONCURRENT_LOOKUPS = 256;
+const DEFAULT_MAX_CONCURRENT_LOOKUPS = 256;
 
 const MAX_PARSED = 10_000;
 
@@ -41,7 +41,7 @@ export interface VerifyResult {
 }
 
 /** Detail of an answer given at once because a lookup for the same reference is already past a deadline. */
-export const OVERDUE_DETAIL = "an earlier lookup of this image is still unanswered past the deadline";
+const OVERDUE_DETAIL = "an earlier lookup of this image is still unanswered past the deadline";
 
 /** What the verifier needs from a registry client; {@linkcode RegistryClient} is the real one. */
 export interface ManifestChecker {
