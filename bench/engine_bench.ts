@@ -24,7 +24,7 @@ function compileOrThrow(objects: readonly RewriteObject[]): RuleSet {
 function outcomes(ruleSet: RuleSet, images: readonly string[]): string {
   const counts = new Map<string, number>();
   for (const image of images) {
-    const decision = decide(ruleSet, image, CONTEXT);
+    const decision = decide(ruleSet, image, { context: CONTEXT });
     const key = decision.action === "rewrite" || decision.action === "keep" ? decision.rule.type : decision.action;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
@@ -48,7 +48,7 @@ const large = sets[3].ruleSet;
 let sink = 0;
 
 function decideAll(ruleSet: RuleSet, images: readonly string[]): void {
-  for (const image of images) sink += decide(ruleSet, image, CONTEXT).action.length;
+  for (const image of images) sink += decide(ruleSet, image, { context: CONTEXT }).action.length;
 }
 
 for (const [index, { label, ruleSet }] of sets.entries()) {

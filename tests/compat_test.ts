@@ -127,14 +127,14 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
 }
 
 function resulting(ruleSet: RuleSet, row: Case): string {
-  const decision = decide(ruleSet, row.image, contextOf(row));
+  const decision = decide(ruleSet, row.image, { context: contextOf(row) });
   ok(
     decision.action !== "invalid-input" && decision.action !== "invalid-output",
     `${row.image}: ${decision.action}${"error" in decision ? `: ${decision.error.message}` : ""}`,
   );
   const output = decision.action === "rewrite" || decision.action === "bypass" ? decision.output : decision.input;
   if (decision.action === "rewrite") {
-    const again = decide(ruleSet, output, contextOf(row));
+    const again = decide(ruleSet, output, { context: contextOf(row) });
     // A rewrite onto itself is stable too: an ImageSwap [REPLACE] glob can match its own output.
     const stable = again.action === "none" || again.action === "keep" ||
       (again.action === "rewrite" && again.output === output);

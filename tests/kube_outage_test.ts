@@ -44,7 +44,7 @@ function registryRewriteRule(name: string, rules: unknown[]): Json {
 
 /** Where the rules in force send `image`; undefined when they leave it alone. */
 function rewriteOf(store: RuleStore, image: string): string | undefined {
-  const decision = decide(store.current, image, { namespace: "default" });
+  const decision = decide(store.current, image, { context: { namespace: "default" } });
   return decision.action === "rewrite" ? decision.output : undefined;
 }
 

@@ -63,7 +63,7 @@ Deno.test("the cluster source screens patterns off its thread, refuses unbounded
   source.start();
   try {
     await until("the platform's rule in force", () => {
-      const decision = decide(store.current, `ghcr.io/${id}/app:1`, { namespace: "team-b" });
+      const decision = decide(store.current, `ghcr.io/${id}/app:1`, { context: { namespace: "team-b" } });
       return decision.action === "rewrite" && decision.output === "mirror.example.com/app:1";
     });
     assert.ok(asked.length >= 2, "refused once, then screened again");

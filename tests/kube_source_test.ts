@@ -73,8 +73,10 @@ function namespacedRewrite(namespace: string, name: string, rules: unknown[]): J
 /** Where the rules in force send `image` for a Pod in `namespace`; undefined when they leave it alone. */
 function rewriteOf(store: RuleStore, image: string, namespace = "default", namespaceLabels?: Json): string | undefined {
   const decision = decide(store.current, image, {
-    namespace,
-    ...(namespaceLabels === undefined ? {} : { namespaceLabels: namespaceLabels as Record<string, string> }),
+    context: {
+      namespace,
+      ...(namespaceLabels === undefined ? {} : { namespaceLabels: namespaceLabels as Record<string, string> }),
+    },
   });
   return decision.action === "rewrite" ? decision.output : undefined;
 }

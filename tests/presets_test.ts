@@ -160,7 +160,7 @@ for (const preset of presets) {
       await t.step(stepName(row), () => {
         ok(normalizeReference(row.expected) !== undefined, `expected ${JSON.stringify(row.expected)} is not valid`);
         const context = contextOf(row);
-        const decision = decide(loaded.ruleSet, row.image, context);
+        const decision = decide(loaded.ruleSet, row.image, { context });
         ok(
           decision.action !== "invalid-input" && decision.action !== "invalid-output",
           `${row.image}: ${decision.action}${"error" in decision ? `: ${decision.error.message}` : ""}`,
@@ -169,7 +169,7 @@ for (const preset of presets) {
         deepStrictEqual(actual, row.expected);
         if (decision.action === "rewrite") {
           // Admitting the rewritten Pod again must change nothing.
-          const again = decide(loaded.ruleSet, decision.output, context);
+          const again = decide(loaded.ruleSet, decision.output, { context });
           ok(
             again.action === "none" || again.action === "keep",
             `${decision.output} is rewritten again (${again.action}${"output" in again ? ` to ${again.output}` : ""})`,

@@ -65,7 +65,7 @@ const MIRROR_NGINX = "mirror.example.org/hub/library/nginx:1.27";
 
 /** What the rules in force do to `nginx:1.27` in namespace default. */
 function rewriteOfNginx(server: RunningServer): string | undefined {
-  const decision = decide(server.store.current, "nginx:1.27", { namespace: "default" });
+  const decision = decide(server.store.current, "nginx:1.27", { context: { namespace: "default" } });
   return decision.action === "rewrite" ? decision.output : undefined;
 }
 

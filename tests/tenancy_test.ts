@@ -58,7 +58,7 @@ function tenantRewrite(name: string, rules: unknown[]): Json {
 }
 
 function rewriteOf(store: RuleStore, namespace: string): string | undefined {
-  const decision = decide(store.current, "nginx", { namespace });
+  const decision = decide(store.current, "nginx", { context: { namespace } });
   return decision.action === "rewrite" ? decision.output : undefined;
 }
 

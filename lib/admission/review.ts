@@ -209,8 +209,10 @@ export interface StatusDetails {
   readonly causes?: readonly StatusCause[];
 }
 
-/** What a denial carries besides its code and message. */
+/** What a denial carries: its HTTP-style code and message, and optionally warnings and details. */
 export interface DenyOptions {
+  readonly code: number;
+  readonly message: string;
   readonly warnings?: readonly string[];
   readonly details?: StatusDetails;
 }
@@ -219,13 +221,8 @@ export interface DenyOptions {
  * A denied AdmissionReview with `status.code` and a message; `uid` echoed when known. The API server
  * passes `status` (details included) through to the client, prefixed with the webhook's name.
  */
-export function denyResponse(
-  uid: string | undefined,
-  code: number,
-  message: string,
-  options: DenyOptions | readonly string[] = {},
-): AdmissionReviewAnswer {
-  const { warnings = [], details }: DenyOptions = isStringList(options) ? { warnings: options } : options;
+export function denyResponse(uid: string | undefined, options: DenyOptions): AdmissionReviewAnswer {
+  const { code, message, warnings = [], details } = options;
   const status: AdmissionStatus = {
     code,
     message,
@@ -240,10 +237,6 @@ export function denyResponse(
     ...(warnings.length > 0 ? { warnings: boundedWarnings(warnings) } : {}),
   };
   return { apiVersion: ADMISSION_API_VERSION, kind: "AdmissionReview", response };
-}
-
-function isStringList(value: DenyOptions | readonly string[]): value is readonly string[] {
-  return Array.isArray(value);
 }
 
 function reasonFor(code: number): string {

@@ -268,7 +268,7 @@ Deno.test("denyResponse() builds a denied AdmissionReview", async (t) => {
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
-      const response = responseOf(denyResponse(row.uid, row.code, "Cannot decode AdmissionReview"));
+      const response = responseOf(denyResponse(row.uid, { code: row.code, message: "Cannot decode AdmissionReview" }));
       assert.equal(response["uid"], row.uid ?? "");
       assert.equal(response["allowed"], false);
       const status = response["status"] as Record<string, unknown>;
@@ -283,7 +283,11 @@ Deno.test("denyResponse() builds a denied AdmissionReview", async (t) => {
 
   await t.step("warnings bounded", () => {
     const response = responseOf(
-      denyResponse(UID, 500, "failed", Array.from({ length: 400 }, (_, i) => `warning number ${i}`)),
+      denyResponse(UID, {
+        code: 500,
+        message: "failed",
+        warnings: Array.from({ length: 400 }, (_, i) => `warning number ${i}`),
+      }),
     );
     assert.ok(Array.isArray(response["warnings"]));
     const total = response["warnings"].reduce((sum: number, w: unknown) => sum + String(w).length, 0);

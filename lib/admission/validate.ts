@@ -52,7 +52,10 @@ export function validateRewriteReview(request: AdmissionRequest, inForce?: RuleS
   const subject = describeRequest(request);
   if (request.object === undefined) {
     return {
-      review: denyResponse(request.uid, 400, `Cannot validate ${subject}: request.object is missing`),
+      review: denyResponse(request.uid, {
+        code: 400,
+        message: `Cannot validate ${subject}: request.object is missing`,
+      }),
       allowed: false,
       problems: [],
     };
@@ -85,7 +88,9 @@ export function validateRewriteReview(request: AdmissionRequest, inForce?: RuleS
     ...(problem.path === "" ? {} : { field: problem.path }),
   }));
   return {
-    review: denyResponse(request.uid, 422, message, {
+    review: denyResponse(request.uid, {
+      code: 422,
+      message,
       warnings,
       details: {
         ...(name === undefined ? {} : { name }),

@@ -211,7 +211,7 @@ export function runCase(row: Case, options: RunCaseOptions): CaseResult {
       podLabels: row.podLabels ?? {},
       ...(row.namespaceLabels === undefined ? {} : { namespaceLabels: row.namespaceLabels }),
     };
-    const again = decide(options.ruleSet, actual, context);
+    const again = decide(options.ruleSet, actual, { context });
     if (again.action === "rewrite" && again.output !== actual) {
       failures.push(`not idempotent: ${actual} is rewritten again to ${again.output} by ${describeRule(again.rule)}`);
     }

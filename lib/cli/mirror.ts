@@ -137,7 +137,7 @@ async function targets(
   const context = { ...(options.namespace === undefined ? {} : { namespace: options.namespace }), podLabels: {} };
   return images.map((image) => {
     const source = parseImage(image, "image");
-    const decision = decide(ruleSet, image, context);
+    const decision = decide(ruleSet, image, { context });
     if (decision.action !== "rewrite") {
       return { source, why: decision.action === "keep" ? "a keep rule matches it" : "no rule rewrites it" };
     }

@@ -173,7 +173,8 @@ export async function runRewrite(images: readonly string[], options: RewriteOpti
   const skipped = skipReason(ruleSet, options);
   if (skipped !== undefined) return printSkipped(images, skipped, options, io);
   const decisions = images.map((image) =>
-    decide(ruleSet, image, context, {
+    decide(ruleSet, image, {
+      context,
       explain: options.explain === true,
       ...(options.bypassPrefix === undefined ? {} : { bypassPrefix: options.bypassPrefix }),
     })

@@ -91,7 +91,7 @@ export function compareWithTool(options: CompareOptions): CompatProblem[] {
   for (const sample of options.samples) {
     const context = sample.context ?? {};
     const theirs = options.tool(sample.image, context);
-    const decision = decide(ruleSet, sample.image, context, { bypassPrefix: "" });
+    const decision = decide(ruleSet, sample.image, { context, bypassPrefix: "" });
     const ours = decision.action === "rewrite" ? decision.output : decision.input;
     const ourAt = "rule" in decision && decision.rule !== undefined
       ? locateRule(decision.rule.object.source, decision.rule.index)

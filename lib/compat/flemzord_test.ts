@@ -74,8 +74,10 @@ Deno.test("translateFlemzord() keeps the webhook's order: priority, then object 
   // Cases from mutating-registry-webhook's pod_mutator_test.go.
   const at = (image: string, namespace?: string, podLabels?: Record<string, string>) => {
     const decision = decide(ruleSet, image, {
-      ...(namespace === undefined ? {} : { namespace }),
-      podLabels: podLabels ?? {},
+      context: {
+        ...(namespace === undefined ? {} : { namespace }),
+        podLabels: podLabels ?? {},
+      },
     });
     return decision.action === "rewrite" ? decision.output : decision.input;
   };

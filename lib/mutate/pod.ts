@@ -266,7 +266,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
   const decideOnce = (image: string): Decision => {
     let decision = memo.get(image);
     if (decision === undefined) {
-      decision = decide(options.ruleSet, image, context, decideOptions);
+      decision = decide(options.ruleSet, image, { ...decideOptions, context });
       memo.set(image, decision);
     }
     return decision;

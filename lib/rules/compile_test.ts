@@ -429,9 +429,9 @@ ${kind === "ImageRewrite" ? "  namespace: team-a\n" : ""}spec:
   assert.equal(refused.length, 1);
   assert.equal(refused[0]!.severity, "error");
   assert.equal(refused[0]!.line, 11);
-  assert.equal(decide(tenant.ruleSet, "nginx", { namespace: "team-a" }).action, "none");
+  assert.equal(decide(tenant.ruleSet, "nginx", { context: { namespace: "team-a" } }).action, "none");
   const platform = loadRuleTexts([{ name: "platform.yaml", text: text("ClusterImageRewrite") }]);
   assert.deepEqual(platform.problems.filter((problem) => problem.severity === "error"), []);
-  const decision = decide(platform.ruleSet, "nginx", { namespace: "team-a" });
+  const decision = decide(platform.ruleSet, "nginx", { context: { namespace: "team-a" } });
   assert.equal(decision.action === "rewrite" && decision.rule.mirror, true);
 });

@@ -5,6 +5,8 @@ import type { CompiledRule, ImageContext, PriorityLevel, RuleSet } from "./compi
 
 /** Options that are not part of the rules themselves. */
 export interface DecideOptions {
+  /** The Pod's namespace and labels, against which each rule's scope is checked. */
+  readonly context: ImageContext;
   /** Images written as `<bypassPrefix><ref>` become `<ref>` and skip every rule; empty disables it. */
   readonly bypassPrefix?: string;
   /** Collect notes on rules that matched but were out of scope. */
@@ -58,7 +60,8 @@ export function decisionTargets(decision: Decision): readonly string[] {
 }
 
 /** Decides the fate of `image` (as written in the Pod) under `ruleSet`. Pure; never throws on any input. */
-export function decide(ruleSet: RuleSet, image: string, context: ImageContext, options: DecideOptions = {}): Decision {
+export function decide(ruleSet: RuleSet, image: string, options: DecideOptions): Decision {
+  const { context } = options;
   const notes: string[] = [];
   const bypass = normalizeBypassPrefix(options.bypassPrefix ?? DEFAULT_BYPASS_PREFIX);
   if (bypass !== "" && image.startsWith(bypass)) {

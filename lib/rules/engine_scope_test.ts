@@ -38,16 +38,16 @@ Deno.test("decide() checks a match rule's namespace before running its pattern",
   const spy = spyOn(ruleSet.levels[0]?.match[0]);
   try {
     await t.step("another namespace: the pattern never runs", () => {
-      assert.equal(decide(ruleSet, "nginx:1.27", { namespace: "team-b" }).action, "none");
-      assert.equal(decide(ruleSet, "a".repeat(32), {}).action, "none");
+      assert.equal(decide(ruleSet, "nginx:1.27", { context: { namespace: "team-b" } }).action, "none");
+      assert.equal(decide(ruleSet, "a".repeat(32), { context: {} }).action, "none");
       assert.equal(spy.runs(), 0);
     });
     await t.step("its own namespace: the pattern runs", () => {
-      assert.equal(decide(ruleSet, "nginx:1.27", { namespace: "team-a" }).action, "none");
+      assert.equal(decide(ruleSet, "nginx:1.27", { context: { namespace: "team-a" } }).action, "none");
       assert.equal(spy.runs(), 1);
     });
     await t.step("--explain still says an out-of-scope rule matched", () => {
-      const decision = decide(ruleSet, `${id}-aac`, { namespace: "team-b" }, { explain: true });
+      const decision = decide(ruleSet, `${id}-aac`, { context: { namespace: "team-b" }, explain: true });
       assert.equal(decision.action, "none");
       assert.equal(decision.notes.length, 1);
       assert.match(decision.notes[0] ?? "", /matched but ImageRewrite "team-a\/tenant"/);

@@ -52,7 +52,7 @@ function outcome(decision: Decision): Outcome {
 interface Row {
   image: string;
   context?: ImageContext;
-  options?: DecideOptions;
+  options?: Omit<DecideOptions, "context">;
   expect: Outcome;
   /** Step name when the image alone would repeat. */
   name?: string;
@@ -61,7 +61,7 @@ interface Row {
 async function table(t: Deno.TestContext, rules: RuleSet, rows: Row[]): Promise<void> {
   for (const row of rows) {
     await t.step(row.name ?? row.image, () => {
-      assert.deepEqual(outcome(decide(rules, row.image, row.context ?? {}, row.options)), row.expect);
+      assert.deepEqual(outcome(decide(rules, row.image, { ...row.options, context: row.context ?? {} })), row.expect);
     });
   }
 }
@@ -411,7 +411,7 @@ Deno.test("decide() honours scopes", async (t) => {
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
-      assert.deepEqual(outcome(decide(scoped(row.options), "nginx", row.context)), row.expect);
+      assert.deepEqual(outcome(decide(scoped(row.options), "nginx", { context: row.context })), row.expect);
     });
   }
 });
@@ -477,13 +477,13 @@ Deno.test("decide() reports invalid images and outputs, never rewriting them", a
   ];
   for (const [image, reason] of invalid) {
     await t.step(image === "" ? "an empty image" : image.slice(0, 40), () => {
-      const decision = decide(rules, image, {});
+      const decision = decide(rules, image, { context: {} });
       assert.equal(decision.action, "invalid-input");
       assert.equal(decision.action === "invalid-input" ? decision.error.reason : undefined, reason);
     });
   }
   await t.step(`match output over 255 characters for ${long}`, () => {
-    const decision = decide(rules, long, {});
+    const decision = decide(rules, long, { context: {} });
     assert.equal(decision.action, "invalid-output");
     if (decision.action !== "invalid-output") return;
     assert.equal(decision.error.reason, "name-too-long");
@@ -491,7 +491,7 @@ Deno.test("decide() reports invalid images and outputs, never rewriting them", a
     assert.equal(decision.rule?.index, 0);
   });
   await t.step("prefix output over 255 characters", () => {
-    const decision = decide(rules, `quay.io/${"p".repeat(60)}`, {});
+    const decision = decide(rules, `quay.io/${"p".repeat(60)}`, { context: {} });
     assert.equal(decision.action, "invalid-output");
     assert.equal(decision.action === "invalid-output" ? decision.rule?.index : undefined, 1);
   });
@@ -504,7 +504,7 @@ Deno.test("decide() explains matches that were out of scope", async (t) => {
     object("everywhere", [{ match: "^docker\\.io/.*$", replace: "all.io/x" }]),
   );
   await t.step("nginx in prod with explain", () => {
-    const decision = decide(rules, "nginx", { namespace: "prod" }, { explain: true });
+    const decision = decide(rules, "nginx", { context: { namespace: "prod" }, explain: true });
     assert.deepEqual(outcome(decision), {
       action: "rewrite",
       output: "all.io/x:latest",
@@ -515,15 +515,15 @@ Deno.test("decide() explains matches that were out of scope", async (t) => {
     assert.ok(decision.notes[1]?.includes("ImageRewrite team/hub, rule 0"));
   });
   await t.step("nginx in prod without explain", () => {
-    assert.deepEqual(decide(rules, "nginx", { namespace: "prod" }).notes, []);
+    assert.deepEqual(decide(rules, "nginx", { context: { namespace: "prod" } }).notes, []);
   });
   await t.step("nginx in canary with explain", () => {
-    const decision = decide(rules, "nginx", { namespace: "canary" }, { explain: true });
+    const decision = decide(rules, "nginx", { context: { namespace: "canary" }, explain: true });
     assert.equal(outcome(decision).by, "ClusterImageRewrite canary, rule 0");
     assert.deepEqual(decision.notes, []);
   });
   await t.step("quay.io/a/b in prod with explain", () => {
-    assert.deepEqual(decide(rules, "quay.io/a/b", { namespace: "prod" }, { explain: true }).notes, []);
+    assert.deepEqual(decide(rules, "quay.io/a/b", { context: { namespace: "prod" }, explain: true }).notes, []);
   });
 });
 
@@ -549,7 +549,7 @@ Deno.test("decide() looks rules up in an exact map and a prefix trie", async (t)
     assert.ok(compileMs < 20_000, `compiled in ${compileMs} ms`);
   });
   await t.step("registry9876.example.com/app:9876", () => {
-    const decision = decide(rules, "registry9876.example.com/app:9876", {});
+    const decision = decide(rules, "registry9876.example.com/app:9876", { context: {} });
     assert.deepEqual(outcome(decision), {
       action: "rewrite",
       output: "mirror.example.com/exact/app:9876",
@@ -557,7 +557,7 @@ Deno.test("decide() looks rules up in an exact map and a prefix trie", async (t)
     });
   });
   await t.step("team4321/app:1", () => {
-    assert.deepEqual(outcome(decide(rules, "team4321/app:1", {})), {
+    assert.deepEqual(outcome(decide(rules, "team4321/app:1", { context: {} })), {
       action: "rewrite",
       output: "mirror.example.com/team4321/app:1",
       by: "ClusterImageRewrite prefixes, rule 4321",
@@ -565,12 +565,12 @@ Deno.test("decide() looks rules up in an exact map and a prefix trie", async (t)
   });
   await t.step(
     "team43210/app:1",
-    () => assert.deepEqual(outcome(decide(rules, "team43210/app:1", {})), { action: "none" }),
+    () => assert.deepEqual(outcome(decide(rules, "team43210/app:1", { context: {} })), { action: "none" }),
   );
   await t.step("10,000 decisions", () => {
     const begin = performance.now();
     for (let i = 0; i < count; i++) {
-      decide(rules, i % 2 === 0 ? `team${i}/app` : `registry${i}.example.com/app:${i}`, {});
+      decide(rules, i % 2 === 0 ? `team${i}/app` : `registry${i}.example.com/app:${i}`, { context: {} });
     }
     const perDecision = (performance.now() - begin) / count;
     assert.ok(perDecision < 0.5, `${perDecision} ms per decision`);

@@ -94,7 +94,7 @@ Deno.test("explainLosers() lists every other matching rule in decision order, wi
   for (const row of rows) {
     await t.step(`${row.image} in ${row.namespace}`, () => {
       const context = { namespace: row.namespace };
-      const decision = decide(loaded.ruleSet, row.image, context);
+      const decision = decide(loaded.ruleSet, row.image, { context });
       assert.deepEqual(explainLosers(loaded.ruleSet, decision, { context }), row.lines);
     });
   }

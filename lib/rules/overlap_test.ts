@@ -201,8 +201,8 @@ Deno.test("a tenant's override changes its own namespace only", async (t) => {
   for (const objects of [[platform, mine], [mine, platform]]) {
     const { ruleSet } = compileRuleSet(objects);
     await t.step(`listed ${objects.map((o) => o.metadata.name).join(", ")}`, () => {
-      const there = decide(ruleSet, "nginx", { namespace: "team-a" });
-      const elsewhere = decide(ruleSet, "nginx", { namespace: "team-b" });
+      const there = decide(ruleSet, "nginx", { context: { namespace: "team-a" } });
+      const elsewhere = decide(ruleSet, "nginx", { context: { namespace: "team-b" } });
       assert.equal(
         there.action === "rewrite" && there.output,
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub/library/nginx:latest",
@@ -215,7 +215,7 @@ Deno.test("a tenant's override changes its own namespace only", async (t) => {
   }
   await t.step("an enforced platform object wins in the tenant's namespace too", () => {
     const { ruleSet } = compileRuleSet([mine, object("hub", [HARBOR], { enforced: true })]);
-    const there = decide(ruleSet, "nginx", { namespace: "team-a" });
+    const there = decide(ruleSet, "nginx", { context: { namespace: "team-a" } });
     assert.equal(there.action === "rewrite" && there.output, "harbor.example.com/dockerhub/library/nginx:latest");
   });
 });

@@ -112,7 +112,12 @@ export type OnError = "allow" | "deny";
 /** The answer when rule evaluation failed: admitted unchanged with a warning (allow), or denied (deny). */
 export function failureAnswer(review: AdmissionRequest, error: unknown, onError: OnError): AdmissionReviewAnswer {
   const message = truncate(error instanceof Error ? error.message : String(error));
-  if (onError === "deny") return denyResponse(review.uid, 500, `mirrorhook: rule evaluation failed: ${message}`);
+  if (onError === "deny") {
+    return denyResponse(review.uid, {
+      code: 500,
+      message: `mirrorhook: rule evaluation failed: ${message}`,
+    });
+  }
   return allowResponse(review.uid, {
     warnings: [`mirrorhook: rule evaluation failed, Pod admitted unchanged: ${message}`],
   });

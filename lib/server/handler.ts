@@ -95,7 +95,7 @@ function screenedValidate(
         path: "spec.rules",
         fieldPath: ["spec", "rules"],
       } as const;
-      return { review: denyResponse(review.uid, 503, message), allowed: false, problems: [problem] };
+      return { review: denyResponse(review.uid, { code: 503, message }), allowed: false, problems: [problem] };
     }
     return validateRewriteReview(review);
   };
@@ -151,10 +151,10 @@ export function createWebhook(parts: WebhookParts): (request: WebhookRequest) =>
     } catch (error) {
       if (error instanceof ReviewError) {
         record.rejected({ uid: error.uid ?? uid, operation, status: error.status, message: error.message });
-        return json(denyResponse(error.uid ?? uid, error.status, error.message), error.status);
+        return json(denyResponse(error.uid ?? uid, { code: error.status, message: error.message }), error.status);
       }
       record.unexpected({ uid, operation, error });
-      return json(denyResponse(uid, 500, "mirrorhook: internal error"), 500);
+      return json(denyResponse(uid, { code: 500, message: "mirrorhook: internal error" }), 500);
     } finally {
       timer.end(operation);
     }

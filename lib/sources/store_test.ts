@@ -17,7 +17,7 @@ const HARBOR = { prefix: "docker.io", replace: "harbor.example.com/dockerhub" };
 const ECR = { prefix: "docker.io", replace: "ecr.example.com/docker-hub" };
 
 function output(store: RuleStore, namespace: string): string | undefined {
-  const decision = decide(store.current, "nginx", { namespace });
+  const decision = decide(store.current, "nginx", { context: { namespace } });
   return decision.action === "rewrite" ? decision.output : undefined;
 }
 
