@@ -1,8 +1,10 @@
-// Checks the Containerfile without building it (no container engine here, and `deno compile` downloads Deno's
-// runtime, which this machine cannot reach): two stages, the binary from `deno task compile`, FROM scratch with what
-// scripts/copy-shared-libs.sh stages, USER 65532, ENTRYPOINT, OCI labels, a build context that holds every source the
-// binary needs. The library-copying script itself runs here on the Deno executable (glibc-dynamic, like a compiled
-// binary), and when this runs as root the staged libraries alone run it in a chroot.
+// Checks the Containerfile by its structure, without building it (no container engine here, and `deno compile`
+// downloads Deno's runtime, which this machine cannot reach): the file is parsed into instructions (continuations
+// joined) and its RUN lines into shell commands, and what matters is checked, not the text: a build stage on a pinned
+// Deno image, then FROM scratch; the compile by `deno task compile`; a non-root USER 65532; file modes and owners;
+// an ENTRYPOINT that runs the compiled binary's serve; a build context that holds every source the binary needs. The
+// library-copying script itself runs here on the Deno executable (glibc-dynamic, like a compiled binary), and when
+// this runs as root the staged libraries alone run it in a chroot.
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -80,8 +82,129 @@ const compileTask = denoJson.tasks["compile"] ?? "";
 /** `--output <path>` of the compile task: the binary the image takes. */
 const compiledBinary = /--output[ =](\S+)/.exec(compileTask)?.[1] ?? "";
 
-function runs(stage: Stage): string[] {
-  return stage.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args);
+/** One simple command of a RUN line, as `sh` would split it: words with quotes removed, and its `>` target. */
+interface ShellCommand {
+  readonly argv: readonly string[];
+  readonly writes?: string;
+}
+
+/** The simple commands of a shell line (`&&`, `||`, `;`, `|` separate them; quotes and `\` escapes understood). */
+function shellCommands(line: string): ShellCommand[] {
+  const commands: ShellCommand[] = [];
+  let argv: string[] = [];
+  let writes: string | undefined;
+  let word: string | undefined;
+  let redirect = false;
+  const endWord = () => {
+    if (word === undefined) return;
+    if (redirect) [writes, redirect] = [word, false];
+    else argv.push(word);
+    word = undefined;
+  };
+  const endCommand = () => {
+    endWord();
+    if (argv.length > 0) commands.push({ argv, ...(writes === undefined ? {} : { writes }) });
+    [argv, writes] = [[], undefined];
+  };
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i] as string;
+    if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      assert.ok(end > i, `unclosed ' in: ${line}`);
+      word = (word ?? "") + line.slice(i + 1, end);
+      i = end;
+    } else if (c === '"') {
+      let text = "";
+      for (i++; i < line.length && line[i] !== '"'; i++) {
+        if (line[i] === "\\" && /["\\$`]/.test(line[i + 1] ?? "")) i++;
+        text += line[i];
+      }
+      assert.ok(i < line.length, `unclosed " in: ${line}`);
+      word = (word ?? "") + text;
+    } else if (c === "\\") word = (word ?? "") + (line[++i] ?? "");
+    else if (/\s/.test(c)) endWord();
+    else if (c === ">") {
+      endWord();
+      redirect = true;
+    } else if (c === ";" || c === "|" || c === "&") {
+      if (line[i + 1] === c) i++;
+      endCommand();
+    } else word = (word ?? "") + c;
+  }
+  endCommand();
+  return commands;
+}
+
+function runs(stage: Stage): ShellCommand[] {
+  return stage.instructions.filter((i) => i.keyword === "RUN").flatMap((i) => shellCommands(i.args));
+}
+
+/** An `install` command: `-d` or not, its mode and owner, and its operands. */
+interface Install {
+  readonly directory: boolean;
+  readonly mode?: string;
+  readonly owner?: string;
+  readonly group?: string;
+  readonly operands: readonly string[];
+}
+
+function installs(stage: Stage): Install[] {
+  return runs(stage).filter((command) => command.argv[0] === "install").map(({ argv }) => {
+    const found: { directory: boolean; mode?: string; owner?: string; group?: string; operands: string[] } = {
+      directory: false,
+      operands: [],
+    };
+    for (let i = 1; i < argv.length; i++) {
+      const arg = argv[i] as string;
+      const long = /^--(mode|owner|group)=(.*)$/.exec(arg);
+      if (long) found[long[1] as "mode" | "owner" | "group"] = long[2] as string;
+      else if (arg === "-m" || arg === "-o" || arg === "-g") {
+        found[({ "-m": "mode", "-o": "owner", "-g": "group" } as const)[arg]] = argv[++i] as string;
+      } else if (arg === "-d" || arg === "--directory") found.directory = true;
+      else if (/^-[A-Za-z]+$/.test(arg)) found.directory ||= arg.includes("d");
+      else found.operands.push(arg);
+    }
+    return found;
+  });
+}
+
+/** The file the build stage installs at `target` (a path inside /rootfs), with its mode. */
+function installedAt(target: string): Install | undefined {
+  return installs(build).find((install) =>
+    install.directory ? install.operands.includes(target) : install.operands.at(-1) === target
+  );
+}
+
+/** Files the build stage writes with `printf … > path`, with the text printf gives them. */
+function printed(stage: Stage): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const command of runs(stage)) {
+    if (command.argv[0] !== "printf" || command.writes === undefined) continue;
+    files.set(command.writes, (command.argv[1] ?? "").replaceAll("\\n", "\n"));
+  }
+  return files;
+}
+
+/** A USER value (`name`, `uid`, `name:group`, `uid:gid`) as numbers, names looked up in the staged passwd/group. */
+function numericUser(value: string): { uid: number; gid?: number } {
+  const table = (path: string, name: string) => {
+    const line = (printed(build).get(path) ?? "").split("\n").find((entry) => entry.split(":")[0] === name);
+    assert.ok(line !== undefined, `${name} is not in the staged ${path}`);
+    return Number(line.split(":")[2]);
+  };
+  const [user, group] = value.split(":", 2) as [string, string | undefined];
+  const uid = /^\d+$/.test(user) ? Number(user) : table("/rootfs/etc/passwd", user);
+  if (group === undefined) return { uid };
+  return { uid, gid: /^\d+$/.test(group) ? Number(group) : table("/rootfs/etc/group", group) };
+}
+
+/** `${NAME}` and `$NAME` replaced by the global ARG defaults, as a FROM line is read. */
+function expandArgs(text: string): string {
+  return text.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, braced, bare) => {
+    const name = (braced ?? bare) as string;
+    assert.ok(globalArgs.has(name), `FROM uses ${name}, which no ARG before it defines`);
+    return globalArgs.get(name) as string;
+  });
 }
 
 function labels(stage: Stage): Map<string, string> {
@@ -103,77 +226,128 @@ function stageArg(stage: Stage, name: string): string | undefined {
   return undefined;
 }
 
+/** The serve command of the CLI, for its options. */
+function serveCommand() {
+  const serve = buildProgram({ stdout() {}, stderr() {}, readText: () => Promise.resolve("") }, () => {}).commands
+    .find((command) => command.name() === "serve");
+  assert.ok(serve !== undefined);
+  return serve;
+}
+
+const ciDenoVersion = /^DENO_VERSION=(\S+)$/m.exec(Deno.readTextFileSync(`${ROOT}.ci/run`))?.[1];
+
 Deno.test("Containerfile: a build stage, then FROM scratch", () => {
-  assert.equal(stages.length, 2);
-  assert.equal(build.name, "build");
-  assert.match(build.from, /^docker\.io\/denoland\/deno:debian-\$\{DENO_VERSION\}$/);
+  assert.equal(stages.length, 2, "two stages");
+  assert.ok(build.name !== undefined, "the build stage is named, for COPY --from");
+  assert.notEqual(build.from, "scratch");
   assert.equal(final.from, "scratch");
   assert.equal(final.name, undefined);
 });
 
-Deno.test("Containerfile: the image's Deno is the one CI installs", () => {
-  const ci = /^DENO_VERSION=(\S+)$/m.exec(Deno.readTextFileSync(`${ROOT}.ci/run`))?.[1];
-  assert.ok(ci !== undefined, ".ci/run sets DENO_VERSION");
-  assert.equal(globalArgs.get("DENO_VERSION"), ci);
+Deno.test("Containerfile: the base image is Deno's Debian image, pinned to the version CI installs", () => {
+  assert.ok(ciDenoVersion !== undefined, ".ci/run sets DENO_VERSION");
+  const reference = expandArgs(build.from);
+  const match = /^(?:docker\.io\/)?denoland\/deno(?::([^@]+))?(?:@(sha256:[0-9a-f]{64}))?$/.exec(reference);
+  assert.ok(match !== null, `${reference} is not denoland/deno`);
+  const [, tag, digest] = match;
+  assert.ok(tag !== undefined || digest !== undefined, `${reference} has neither tag nor digest`);
+  if (tag !== undefined) {
+    assert.match(tag, /(^|-)debian(-|$)/, "the Debian variant (apt-get, glibc, ldd)");
+    assert.ok(tag.split("-").includes(ciDenoVersion), `${reference} is not pinned to Deno ${ciDenoVersion}`);
+  }
 });
 
 Deno.test("Containerfile: the build stage compiles with the compile task of deno.json", async (t) => {
-  await t.step("the task: the mirrorhook permission set, the bundled presets, main.ts", () => {
+  await t.step("the task: the mirrorhook permission set, the V8 flags, the bundled presets, main.ts", () => {
     assert.match(compileTask, /^deno compile /);
     assert.match(compileTask, /(^| )-P=mirrorhook( |$)/);
+    assert.match(compileTask, /(^| )--v8-flags=\S*--enable-experimental-regexp-engine-on-excessive-backtracks/);
     assert.match(compileTask, /(^| )--include rules\/( |$)/);
     assert.match(compileTask, / main\.ts$/);
     assert.notEqual(compiledBinary, "");
   });
   await t.step("dependencies from the lock file, then `deno task compile`, flags nowhere else", () => {
-    const commands = runs(build);
-    const install = commands.findIndex((command) => /\bdeno install --frozen\b/.test(command));
-    const compile = commands.findIndex((command) => /^deno task compile$/.test(command));
+    const commands = runs(build).map((command) => command.argv);
+    const install = commands.findIndex((argv) =>
+      argv[0] === "deno" && argv[1] === "install" && argv.includes("--frozen")
+    );
+    const compile = commands.findIndex((argv) => argv.join(" ") === "deno task compile");
     assert.ok(install >= 0, "deno install --frozen");
     assert.ok(compile > install, "deno task compile after the dependencies");
-    assert.ok(!commands.some((command) => /\bdeno compile\b/.test(command)), "no second set of compile flags");
+    assert.ok(!commands.some((argv) => argv[0] === "deno" && argv[1] === "compile"), "no second set of compile flags");
   });
-  await t.step("the compiled binary is the one staged, with exactly the libraries ldd lists", () => {
-    const commands = runs(build).join("\n");
-    assert.ok(commands.includes(`sh ${COPY_LIBS} ${compiledBinary} /rootfs`), `${COPY_LIBS} ${compiledBinary}`);
-    assert.ok(commands.includes(`install -D -m 0755 ${compiledBinary} /rootfs/mirrorhook`));
-  });
-  await t.step("CA certificates, a passwd entry for 65532, a writable /tmp", () => {
-    const commands = runs(build).join("\n");
-    assert.match(commands, /apt-get install -y --no-install-recommends ca-certificates/);
-    assert.match(commands, /\/etc\/ssl\/certs\/ca-certificates\.crt \/rootfs\/etc\/ssl\/certs\/ca-certificates\.crt/);
-    assert.ok(commands.includes("nonroot:x:65532:65532::/home/nonroot:/sbin/nologin\\n' > /rootfs/etc/passwd"));
-    assert.ok(commands.includes("> /rootfs/etc/group"));
-    assert.ok(commands.includes("install -d -m 1777 /rootfs/tmp"));
+  await t.step("the compiled binary is staged with exactly the libraries ldd lists", () => {
+    assert.ok(
+      runs(build).some(({ argv }) => argv[0] === "sh" && argv[1] === COPY_LIBS && argv[2] === compiledBinary),
+      `${COPY_LIBS} ${compiledBinary}`,
+    );
   });
 });
 
 Deno.test("Containerfile: the final stage holds only the staged root and runs `mirrorhook serve` as 65532", async (t) => {
   const keywords = final.instructions.map((i) => i.keyword);
-  await t.step("only the staged root is copied, and nothing runs", () => {
-    assert.deepEqual(
-      final.instructions.filter((i) => i.keyword === "COPY" || i.keyword === "ADD").map((i) => i.args),
-      ["--from=build /rootfs/ /"],
-    );
+  await t.step("only the build stage's staged root is copied, and nothing runs", () => {
+    const copies = final.instructions.filter((i) => i.keyword === "COPY" || i.keyword === "ADD");
+    assert.deepEqual(copies.map((i) => i.args.split(/\s+/)), [[`--from=${build.name}`, "/rootfs/", "/"]]);
     assert.ok(!keywords.includes("RUN"), "scratch has no shell");
   });
-  await t.step("USER 65532, as the Deployment's runAsUser", async () => {
-    assert.deepEqual(final.instructions.filter((i) => i.keyword === "USER").map((i) => i.args), ["65532:65532"]);
+  await t.step("the last USER is not root, and is the Deployment's runAsUser", async () => {
+    const user = final.instructions.filter((i) => i.keyword === "USER").at(-1);
+    assert.ok(user !== undefined, "a USER (scratch would run as root)");
+    const { uid, gid } = numericUser(user.args);
+    assert.notEqual(uid, 0, "USER is root");
+    assert.notEqual(gid, 0, "the group is root");
     const deployment = parseAllDocuments(await Deno.readTextFile(`${ROOT}deploy/manager/deployment.yaml`))[0]
       ?.toJS() as { spec: { template: { spec: { securityContext: { runAsUser: number } } } } };
-    assert.equal(deployment.spec.template.spec.securityContext.runAsUser, 65532);
+    assert.equal(uid, deployment.spec.template.spec.securityContext.runAsUser);
+    assert.equal(uid, 65532);
   });
-  await t.step('ENTRYPOINT ["/mirrorhook", "serve"]', () => {
+  await t.step("the user has a passwd entry and a home it owns; /tmp is writable by all, sticky", () => {
+    const passwd = (printed(build).get("/rootfs/etc/passwd") ?? "").split("\n").map((line) => line.split(":"));
+    const entry = passwd.find((fields) => fields[2] === "65532");
+    assert.ok(entry !== undefined, "65532 in /etc/passwd");
+    assert.ok(printed(build).has("/rootfs/etc/group"), "an /etc/group");
+    const home = installedAt(`/rootfs${entry[5]}`);
+    assert.ok(home?.directory, `home ${entry[5]} is created`);
+    assert.equal(home.owner, "65532");
+    assert.equal(Number.parseInt(home.mode ?? "0755", 8) & 0o002, 0, "home is not world-writable");
+    const tmp = installedAt("/rootfs/tmp");
+    assert.ok(tmp?.directory, "/tmp is created");
+    assert.equal(Number.parseInt(tmp.mode ?? "0", 8), 0o1777);
+  });
+  await t.step("the binary: executable, writable by no one but root; the CA bundle, not executable", () => {
+    const entrypoint = JSON.parse(final.instructions.find((i) => i.keyword === "ENTRYPOINT")?.args ?? "[]")[0];
+    const binary = installedAt(`/rootfs${entrypoint}`);
+    assert.ok(binary !== undefined && !binary.directory, `${entrypoint} is installed`);
+    assert.deepEqual(binary.operands.slice(0, -1), [compiledBinary], "it is the compile task's output");
+    const mode = Number.parseInt(binary.mode ?? "0755", 8);
+    assert.equal(mode & 0o111, 0o111, "executable");
+    assert.equal(mode & 0o022, 0, "not group or world writable");
+    assert.equal(binary.owner ?? "0", "0", "owned by root, so 65532 cannot replace it");
+    const bundle = installedAt("/rootfs/etc/ssl/certs/ca-certificates.crt");
+    assert.ok(bundle !== undefined, "CA certificates");
+    assert.equal(Number.parseInt(bundle.mode ?? "0755", 8) & 0o133, 0, "the CA bundle is 0644 or stricter");
+  });
+  await t.step("ENTRYPOINT runs the compiled binary's serve, with serve's flags only", () => {
     const entrypoints = final.instructions.filter((i) => i.keyword === "ENTRYPOINT");
     assert.equal(entrypoints.length, 1);
-    assert.deepEqual(JSON.parse((entrypoints[0] as Instruction).args), ["/mirrorhook", "serve"]);
+    let argv: unknown;
+    try {
+      argv = JSON.parse((entrypoints[0] as Instruction).args);
+    } catch {
+      argv = undefined;
+    }
+    assert.ok(Array.isArray(argv) && argv.every((arg) => typeof arg === "string"), "exec form: scratch has no shell");
+    assert.equal(argv[1], "serve");
+    const flags = new Set(serveCommand().options.map((option) => option.long));
+    for (const arg of argv.slice(2).filter((arg) => arg.startsWith("--"))) {
+      assert.ok(flags.has(arg.split("=")[0]), `${arg} is not a serve flag`);
+    }
     assert.ok(!keywords.includes("CMD"));
   });
   await t.step("EXPOSE the server's default ports", () => {
-    const serve = buildProgram({ stdout() {}, stderr() {}, readText: () => Promise.resolve("") }, () => {}).commands
-      .find((command) => command.name() === "serve");
     const defaults = ["--port", "--probe-port"].map((flag) =>
-      String(serve?.options.find((option) => option.long === flag)?.defaultValue)
+      String(serveCommand().options.find((option) => option.long === flag)?.defaultValue)
     );
     const exposed = final.instructions.filter((i) => i.keyword === "EXPOSE").flatMap((i) => i.args.split(/\s+/));
     assert.deepEqual(exposed, defaults);
