@@ -24,6 +24,7 @@ import { Verifier } from "../verify/verifier.ts";
 import { readDockerConfigs } from "../verify/auth.ts";
 import { Transport } from "../verify/transport.ts";
 import { Mirrorer } from "../mirror/mirrorer.ts";
+import { checkedFetch } from "../verify/http.ts";
 import { createMirrorMetrics, formatMirrorEvent } from "../mirror/metrics.ts";
 import { OnDemandMirror } from "../mirror/on_demand.ts";
 
@@ -192,13 +193,15 @@ export async function startServer(
 
   const verifyMetrics = createVerifyMetrics(metrics.registry);
   let verifier: Verifier;
+  let verifyPolicy: VerifyPolicy;
   try {
+    verifyPolicy = VerifyPolicy.create({
+      registries: config.verify?.registries ?? [],
+      clusterRules: config.verify?.clusterRules ?? "listed",
+    });
     const cache = config.verify?.cache;
     verifier = await Verifier.create({
-      policy: VerifyPolicy.create({
-        registries: config.verify?.registries ?? [],
-        clusterRules: config.verify?.clusterRules ?? "listed",
-      }),
+      policy: verifyPolicy,
       deadlineMs: config.verify?.deadlineMs ?? 2000,
       onLookupError: (image, detail) =>
         logger.warn("Could not check {image} in its registry: {detail}", { image, detail: truncate(detail) }),
@@ -233,9 +236,13 @@ export async function startServer(
       insecure: config.verify?.insecureRegistries ?? [],
       caFiles: config.verify?.caFiles ?? {},
     });
+    // A copy pulls from the registry a Pod names: every hop is checked like a registry lookup (no loopback,
+    // link-local or metadata address unless the platform listed the host).
+    const listed = verifyPolicy.withListed(mirrorTransport.namedHosts);
     mirrorer = new Mirrorer({
       credentials: await readDockerConfigs(config.verify?.dockerConfigs ?? []),
       transport: mirrorTransport,
+      fetch: checkedFetch({ isListed: (host) => listed.isListed(host) }),
       maxConcurrentCopies: config.verify?.mirror?.concurrency ?? 2,
       maxBytes: config.verify?.mirror?.maxBytes ?? 2 * 1024 ** 3,
       onEvent: (event) => {

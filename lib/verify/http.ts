@@ -170,3 +170,46 @@ export function guardedFetch(options: GuardOptions): typeof fetch {
     });
   };
 }
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+
+/** Refuses `url` unless its host is listed or every address it resolves to is allowed. */
+async function checkAddresses(url: URL, isListed: (host: string) => boolean): Promise<void> {
+  if (isListed(url.host)) return;
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const addresses = net.isIP(host) !== 0
+    ? [host]
+    : (await dns.promises.lookup(host, { all: true })).map((a) => a.address);
+  const refused = addresses.find(isRefusedAddress);
+  if (refused !== undefined) throw new AddressRefusedError(url.host, refused);
+}
+
+/**
+ * A fetch for any body (the mirror's blob uploads stream) whose every hop is checked like {@linkcode guardedFetch}'s:
+ * an unlisted host that resolves to a loopback, link-local or metadata address is refused, redirects are followed
+ * here (at most 5), never from HTTPS down to plain HTTP unless the new host is listed, and `Authorization` is dropped
+ * when a redirect leaves the host. The check resolves the name just before the request (a name that changes its
+ * address in between is not caught; guardedFetch, for verification, checks the connection itself).
+ */
+export function checkedFetch(options: { readonly isListed: (host: string) => boolean }): typeof fetch {
+  return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    let url = new URL(input instanceof Request ? input.url : String(input));
+    let request: RequestInit = { ...init, redirect: "manual" };
+    for (let hop = 0;; hop++) {
+      await checkAddresses(url, options.isListed);
+      const response = await fetch(url, request);
+      const location = response.headers.get("location");
+      if (!REDIRECTS.has(response.status) || location === null || hop >= MAX_REDIRECTS) return response;
+      await response.body?.cancel().catch(() => {});
+      const next = new URL(location, url);
+      if (url.protocol === "https:" && next.protocol !== "https:" && !options.isListed(next.host)) {
+        throw new AddressRefusedError(next.host, "a redirect from HTTPS to plain HTTP");
+      }
+      const headers = new Headers(request.headers);
+      if (next.host !== url.host) headers.delete("authorization");
+      request = response.status === 303 ? { ...request, method: "GET", headers, body: null } : { ...request, headers };
+      url = next;
+    }
+  };
+}

@@ -1,7 +1,7 @@
 // Tests for the guarded registry fetch: refused address ranges, checked after name resolution, listed hosts exempt.
 
 import assert from "node:assert/strict";
-import { AddressRefusedError, guardedFetch, isRefusedAddress } from "./http.ts";
+import { AddressRefusedError, checkedFetch, guardedFetch, isRefusedAddress } from "./http.ts";
 
 Deno.test("isRefusedAddress() refuses loopback, link-local and metadata addresses, in every spelling", async (t) => {
   const rows: [string, boolean][] = [
@@ -86,5 +86,45 @@ Deno.test("guardedFetch() checks the address a name resolves to, not just the na
     assert.equal(hits, 2);
   } finally {
     await server.shutdown();
+  }
+});
+
+Deno.test("checkedFetch: unlisted loopback refused before any request; redirects checked hop by hop", async () => {
+  const seen: { port: number; authorization: string | null }[] = [];
+  const target = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    seen.push({ port: target.addr.port, authorization: request.headers.get("authorization") });
+    return new Response("ok");
+  });
+  const redirecting = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    seen.push({ port: redirecting.addr.port, authorization: request.headers.get("authorization") });
+    const to = new URL(request.url).searchParams.get("to") ?? "";
+    return new Response(null, { status: 307, headers: { location: to } });
+  });
+  try {
+    const a = `127.0.0.1:${redirecting.addr.port}`;
+    const b = `127.0.0.1:${target.addr.port}`;
+    const headers = { authorization: "Bearer secret" };
+    // Nothing listed: a loopback address is refused and never contacted.
+    const closed = checkedFetch({ isListed: () => false });
+    await assert.rejects(closed(`http://${b}/v2/`), AddressRefusedError);
+    assert.equal(seen.length, 0);
+    // The first host listed, the redirect's host not: refused at the second hop (localhost resolves to loopback).
+    const first = checkedFetch({ isListed: (host) => host === a });
+    await assert.rejects(
+      first(`http://${a}/?to=${encodeURIComponent(`http://localhost:${target.addr.port}/v2/`)}`, { headers }),
+      AddressRefusedError,
+    );
+    assert.deepEqual(seen.map((entry) => entry.port), [redirecting.addr.port]);
+    // Both listed: followed, and the credentials stay on the host they were meant for.
+    const both = checkedFetch({ isListed: (host) => host === a || host === b });
+    const response = await both(`http://${a}/?to=${encodeURIComponent(`http://${b}/v2/`)}`, { headers });
+    assert.equal(await response.text(), "ok");
+    assert.deepEqual(seen.slice(1), [
+      { port: redirecting.addr.port, authorization: "Bearer secret" },
+      { port: target.addr.port, authorization: null },
+    ]);
+  } finally {
+    await target.shutdown();
+    await redirecting.shutdown();
   }
 });
