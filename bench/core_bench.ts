@@ -105,6 +105,7 @@ for (const name of ["pod-admission.json", "pod-admission-large.json"]) {
 }
 
 globalThis.addEventListener("unload", () => {
-  if (sink < 0) console.log(sink); // keeps the results alive
+  // Keeps the results alive, so no work is optimized away.
+  if (sink < 0) devNull.writeSync(lineEncoder.encode(String(sink)));
   devNull.close();
 });
