@@ -1,0 +1,111 @@
+// Benchmarks the webhook core of `serve` (bytes in, answer bytes out, no transport) against a JSON-only floor.
+//
+// The core is built as lib/server/app.ts builds it: createWebhookCore with bench/rules.yaml, the metrics, a
+// registry verifier, and LogTape configured by configureLogging (JSON Lines written to /dev/null, so the
+// formatting work is the production one). The floor does what any webhook must: decode and JSON.parse the body,
+// JSON.stringify an answer of mirrorhook's size, encode it. Own work per admission = core − floor.
+//
+//   deno task bench:core
+//
+// Fixtures: ../shared/bench/fixtures (override with MIRRORHOOK_BENCH_FIXTURES).
+
+import { createWebhookCore, type WebhookRequest, type WebhookResponse } from "../lib/server/handler.ts";
+import { createMetrics } from "../lib/server/metrics.ts";
+import { configureLogging, logger } from "../lib/server/log.ts";
+import { readAndLoadRules } from "../lib/sources/rule_files.ts";
+import { Verifier } from "../lib/verify/verifier.ts";
+import { VerifyPolicy } from "../lib/verify/policy.ts";
+import { createVerifyMetrics } from "../lib/verify/metrics.ts";
+
+const here = (path: string) => decodeURIComponent(new URL(path, import.meta.url).pathname);
+const fixtures = Deno.env.get("MIRRORHOOK_BENCH_FIXTURES") ?? "/work/shared/bench/fixtures";
+
+const loaded = await readAndLoadRules([here("rules.yaml")]);
+const errors = loaded.problems.filter((problem) => problem.severity === "error");
+if (errors.length > 0) throw new Error(`Cannot load bench/rules.yaml: ${errors[0]?.message}`);
+const ruleSet = loaded.loaded.ruleSet;
+
+// Production formatting, output to the null device (one write per line, as on standard error).
+const devNull = Deno.openSync("/dev/null", { write: true });
+const lineEncoder = new TextEncoder();
+configureLogging("info", (line) => void devNull.writeSync(lineEncoder.encode(line)));
+
+const metrics = createMetrics();
+const verifyMetrics = createVerifyMetrics(metrics.registry);
+const verifier = await Verifier.create({
+  policy: VerifyPolicy.create({ registries: [], clusterRules: "listed" }),
+  deadlineMs: 2000,
+  dockerConfigs: [],
+  insecureRegistries: [],
+  caFiles: {},
+  metrics: verifyMetrics,
+});
+const core = createWebhookCore({
+  rules: () => ruleSet,
+  metrics,
+  logger: logger("server"),
+  maxBodyBytes: 8 * 1024 * 1024,
+  onError: "allow",
+  dryRun: false,
+  bypassPrefix: "direct.to/",
+  excludedNamespaces: new Set(["kube-system"]),
+  verifier,
+  verifyDeadlineMs: 2000,
+  verifyDecisions: verifyMetrics.decisions,
+  verifyChosen: verifyMetrics.chosen,
+  mirror: { request: () => undefined },
+});
+
+function request(body: Uint8Array): WebhookRequest {
+  return {
+    method: "POST",
+    path: "/mutate",
+    contentType: "application/json",
+    readBody: () => Promise.resolve(body),
+  };
+}
+
+const answerEncoder = new TextEncoder();
+let sink = 0;
+
+async function run(body: Uint8Array): Promise<WebhookResponse> {
+  const response = await core(request(body));
+  sink += answerEncoder.encode(response.body).byteLength;
+  return response;
+}
+
+for (const name of ["pod-admission.json", "pod-admission-large.json"]) {
+  const body = await Deno.readFile(`${fixtures}/${name}`);
+  const first = await run(body);
+  if (first.status !== 200 || !first.body.includes('"patch"')) {
+    throw new Error(`The core did not patch ${name}: ${first.status} ${first.body.slice(0, 200)}`);
+  }
+  // A constant answer of the same size and shape as mirrorhook's.
+  const answer = JSON.parse(first.body);
+  const answerBytes = answerEncoder.encode(JSON.stringify(answer)).byteLength;
+  const group = name.replace(".json", "");
+
+  Deno.bench({
+    name: `floor ${name}: decode + JSON.parse, JSON.stringify of a ${answerBytes}-byte answer, encode`,
+    group,
+    baseline: true,
+    fn: () => {
+      const parsed = JSON.parse(new TextDecoder().decode(body));
+      sink += parsed.request === undefined ? 0 : 1;
+      sink += answerEncoder.encode(JSON.stringify(answer)).byteLength;
+    },
+  });
+  Deno.bench({
+    name: `core ${name} (${body.byteLength}-byte request, ${answerBytes}-byte answer)`,
+    group,
+    fn: async () => {
+      await run(body);
+    },
+  });
+}
+
+globalThis.addEventListener("unload", () => {
+  // Keeps the results alive, so no work is optimized away.
+  if (sink < 0) devNull.writeSync(lineEncoder.encode(String(sink)));
+  devNull.close();
+});
