@@ -124,11 +124,12 @@ export interface AllowOptions {
 const MAX_WARNINGS_LENGTH = 4096;
 const MAX_WARNING_LENGTH = 256;
 
+const encoder = new TextEncoder();
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** Base64 of the UTF-8 bytes of `text`; ASCII (the usual patch) is its own UTF-8, so btoa takes it directly. */
 function toBase64(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary);
+  return NON_ASCII.test(text) ? encoder.encode(text).toBase64() : btoa(text);
 }
 
 function boundedWarnings(warnings: readonly string[]): string[] {
