@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# Load benchmark of /mutate against ../shared/bench's go-stdlib (a typical Go webhook) and deno-floor, in the same run:
-#   requests/s and p50/p99 for the typical (3+1 containers) and the 40-container Pod, with wrk (HTTP/1.1, keep-alive),
-#   then p99 at half of mirrorhook's measured maximum rate, wrk paced with delay() (bench/wrk-rate.lua).
-# Usage: bench/load.sh [SECONDS=10] [RUNS=3] [CONNECTIONS=16]     (deno task bench:load)
-# Servers are pinned to CPU 1, load generators to CPU 0. Only 127.0.0.1 is used; every run is bounded in time.
+# Load benchmark of /mutate, in one invocation and one run, against:
+#   go-stdlib   ../shared/bench/servers/go-stdlib: a typical Go webhook (net/http, encoding/json, 11 regex rules)
+#   deno-floor  ../shared/bench/servers/deno-floor: Deno.serve, parse the body, answer a tiny AdmissionReview
+#   own-floor   bench/servers/floor_sized.ts on mirrorhook's own transport, answering a constant patch of the size
+#               of mirrorhook's answer to the same fixture (measured live): the best any code can do on that transport
+# for the typical (3+1 containers) and the 40-container Pod: requests/s (wrk, keep-alive, 16 connections), medians of
+# RUNS, one table with the ratios. Then the open-loop p99 at half of mirrorhook's maximum rate (bench/openloop, a Go
+# client that schedules requests at a fixed rate and measures from the scheduled time), and memory: RSS at idle,
+# after a warm-up, after 100,000 admissions, and with 10,000 rules of each kind loaded (bench/scale.ts --rss).
+# Usage: bench/load.sh [SECONDS=8] [RUNS=3] [CONNECTIONS=16]     (deno task bench:load)
+# Servers are pinned to CPU 1, load generators to CPU 0. Only 127.0.0.1 is used; every run is bounded in time or count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 shared=${SHARED_BENCH:-$root/../shared/bench}
-secs=${1:-10}; runs=${2:-3}; conns=${3:-16}
+secs=${1:-8}; runs=${2:-3}; conns=${3:-16}
+admissions_target=${ADMISSIONS:-100000}
+own_transport=${OWN_FLOOR_TRANSPORT:-own}
 [ -d "$shared" ] || { echo "load.sh: $shared not found (set SHARED_BENCH)" >&2; exit 2; }
-for tool in wrk jq openssl taskset go; do
-  command -v "$tool" >/dev/null || { echo "load.sh: needs $tool (apt-get install wrk jq openssl util-linux golang-go)" >&2; exit 2; }
+for tool in wrk jq openssl taskset go curl python3; do
+  command -v "$tool" >/dev/null || { echo "load.sh: needs $tool (apt-get install wrk jq openssl util-linux golang-go curl)" >&2; exit 2; }
 done
 
 work=$(mktemp -d -t mirrorhook-load.XXXXXX)
@@ -22,9 +30,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+say() { echo "load.sh: $*" >&2; }
 
-# A CA and a serving certificate it signs (RSA 2048, as cert-manager makes by default): both servers use the
-# same pair, and the open-loop generator verifies it against the CA like an API server would.
+# A CA and a serving certificate it signs (RSA 2048, as cert-manager makes by default): every server uses the same
+# pair, and the open-loop client verifies it against the CA like an API server would.
 mkdir -p "$work/cert" "$work/tls"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -sha256 -subj "/CN=mirrorhook bench CA" \
   -addext "basicConstraints=critical,CA:TRUE" -keyout "$work/cert/ca.key" -out "$work/cert/ca.pem" 2>/dev/null
@@ -35,25 +44,25 @@ openssl x509 -req -in "$work/cert/req.csr" -CA "$work/cert/ca.pem" -CAkey "$work
 cp "$work/cert/cert.pem" "$work/tls/tls.crt"
 cp "$work/cert/key.pem" "$work/tls/tls.key"
 
+# Go programs, built offline (standard library only): the peer and the open-loop client.
+gobuild() { (cd "$1" && GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local go build -trimpath -o "$2" .); }
+gobuild "$shared/servers/go-stdlib" "$work/go-stdlib"
+gobuild "$root/bench/openloop" "$work/openloop"
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-floor_port=$(free_port); go_port=$(free_port); mh_port=$(free_port); probe_port=$(free_port); sized_deno_port=$(free_port); sized_node_port=$(free_port)
-# Sizes of mirrorhook's answers to the two fixtures with bench/rules.yaml (a patch, warnings, audit annotations).
-small_answer=2247; large_answer=16506
+floor_port=$(free_port); go_port=$(free_port); mh_port=$(free_port); probe_port=$(free_port); own_port=$(free_port)
+# The V8 flags of deno.json's run tasks (serve refuses to start without the linear-engine ones): one place.
+v8_flags=$(jq -r '.tasks.mirrorhook' deno.json | grep -o -- '--v8-flags=[^ ]*')
 
-# The same V8 flags as deno.json's run tasks (lib/rules/pattern.ts V8_FLAGS, then the young generation's size): serve
-# refuses to start without the first ones.
-v8_flags=--v8-flags=--enable-experimental-regexp-engine,--enable-experimental-regexp-engine-on-excessive-backtracks,--regexp-backtracks-before-fallback=10000,--max-semi-space-size=2
-
-wait_ready() { # URL
-  for _ in $(seq 1 100); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done
-  echo "load.sh: $1 did not come up" >&2; return 1
+wait_up() { # URL
+  for _ in $(seq 1 150); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done
+  say "$1 did not come up"; return 1
 }
+rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 taskset -c 1 deno run --no-prompt --allow-net="127.0.0.1:$floor_port" --allow-read="$work/cert" \
   "$shared/servers/deno-floor/server.ts" "$floor_port" "$work/cert" 2>"$work/floor.log" &
 pids+=($!)
-# go-stdlib: built offline from ../shared/bench (stdlib only), same certificate, its own 11 rules (the same rewrites).
-(cd "$shared/servers/go-stdlib" && GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local go build -trimpath -o "$work/go-stdlib" .)
 taskset -c 1 "$work/go-stdlib" -addr "127.0.0.1:$go_port" -cert "$work/cert/cert.pem" -key "$work/cert/key.pem" \
   -rules "$shared/rules/rules.json" 2>"$work/go.log" &
 pids+=($!)
@@ -61,70 +70,106 @@ taskset -c 1 deno run -P=mirrorhook "$v8_flags" main.ts serve --rules bench/rule
   --host 127.0.0.1 --port "$mh_port" --probe-port "$probe_port" --shutdown-delay 0 2>"$work/mirrorhook.log" &
 mh_pid=$!
 pids+=($mh_pid)
-for transport in deno node; do
-  port=$sized_deno_port; [ "$transport" = node ] && port=$sized_node_port
-  TRANSPORT=$transport taskset -c 1 deno run --no-prompt --allow-net=127.0.0.1 --allow-read="$work/cert" --allow-env=TRANSPORT \
-    bench/servers/floor_sized.ts "$port" "$work/cert" "$small_answer" "$large_answer" 2>>"$work/floor.log" &
-  pids+=($!)
-done
-wait_ready "https://127.0.0.1:$floor_port/healthz"
-for _ in $(seq 1 100); do curl -sk -o /dev/null "https://127.0.0.1:$go_port/" && break; sleep 0.1; done
-wait_ready "https://127.0.0.1:$sized_deno_port/healthz"
-wait_ready "https://127.0.0.1:$sized_node_port/healthz"
-wait_ready "http://127.0.0.1:$probe_port/readyz"
-rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-sleep 1
-rss_idle=$(rss_mb "$mh_pid")
+wait_up "http://127.0.0.1:$probe_port/readyz"
+wait_up "https://127.0.0.1:$floor_port/healthz"
+wait_up "https://127.0.0.1:$go_port/"
 
 typical=$shared/fixtures/pod-admission.json
 large=$shared/fixtures/pod-admission-large.json
+# The size of mirrorhook's answer to each fixture, so the own-transport floor answers exactly as many bytes.
+answer_bytes() { curl -sk --cacert "$work/cert/ca.pem" -H 'content-type: application/json' --data-binary "@$1" \
+  -o /dev/null -w '%{size_download}' "https://127.0.0.1:$mh_port/mutate"; }
+small_answer=$(answer_bytes "$typical"); large_answer=$(answer_bytes "$large")
+TRANSPORT=$own_transport taskset -c 1 deno run --no-prompt --allow-net=127.0.0.1 --allow-read="$work/cert" \
+  --allow-env=TRANSPORT bench/servers/floor_sized.ts "$own_port" "$work/cert" "$small_answer" "$large_answer" \
+  2>"$work/own-floor.log" &
+pids+=($!)
+wait_up "https://127.0.0.1:$own_port/healthz"
+say "answers of mirrorhook: typical $small_answer bytes, large $large_answer bytes; own floor on transport '$own_transport'"
+
+openloop() { # URL BODY ARGS...
+  local url=$1 body=$2; shift 2
+  timeout -k 5 660 taskset -c 0 "$work/openloop" -url "$url" -body "$body" -ca "$work/cert/ca.pem" "$@"
+}
+sent=0 # admissions mirrorhook has answered so far
+sleep 1
+rss_idle=$(rss_mb "$mh_pid")
+warm=$(openloop "https://127.0.0.1:$mh_port/mutate" "$typical" -count 2000 -conns "$conns")
+sent=$((sent + $(echo "$warm" | jq .requests)))
+sleep 1
+rss_warm=$(rss_mb "$mh_pid")
+
 results=$work/results.jsonl
 measure() { # NAME URL BODY
   local line
-  line=$(CPUS=0 "$shared/load.sh" "$2" "$3" "$secs" "$conns" 2>>"$work/load.log")
+  line=$(CPUS=0 "$shared/load.sh" "$2" "$3" "$secs" "$conns" 2>>"$work/load.log") || { say "$1 failed"; tail -5 "$work/load.log" >&2; exit 1; }
   echo "$line" | jq -c --arg name "$1" '{name:$name} + .' | tee -a "$results" >&2
 }
 for run in $(seq 1 "$runs"); do
-  echo "run $run/$runs" >&2
+  say "run $run/$runs"
   for pod in typical large; do
     body=$typical; [ "$pod" = large ] && body=$large
-    measure "floor-$pod" "https://127.0.0.1:$floor_port/mutate" "$body"
-    measure "go-stdlib-$pod" "https://127.0.0.1:$go_port/mutate" "$body"
-    measure "sized-deno-$pod" "https://127.0.0.1:$sized_deno_port/mutate" "$body"
-    measure "sized-node-$pod" "https://127.0.0.1:$sized_node_port/mutate" "$body"
     measure "mirrorhook-$pod" "https://127.0.0.1:$mh_port/mutate" "$body"
+    measure "go-stdlib-$pod" "https://127.0.0.1:$go_port/mutate" "$body"
+    measure "own-floor-$pod" "https://127.0.0.1:$own_port/mutate" "$body"
+    measure "deno-floor-$pod" "https://127.0.0.1:$floor_port/mutate" "$body"
   done
 done
-
-# Memory: mirrorhook's RSS at idle (ready, before any load) and after every admission of the runs above.
-admissions=$(jq -s '[.[] | select(.name | startswith("mirrorhook-")) | .requests] | add' "$results")
-jq -nc --argjson idle "$rss_idle" --argjson after "$(rss_mb "$mh_pid")" --argjson n "$admissions" \
-  '{memory:"mirrorhook", rss_idle_mb:$idle, rss_after_mb:$after, admissions:$n, growth:((($after / $idle) - 1) * 1000 | round / 1000)}'
+sent=$((sent + $(jq -s '[.[] | select(.name | startswith("mirrorhook-")) | .requests + .non2xx] | add' "$results")))
 
 median() { jq -s --arg n "$1" --arg k "$2" '[.[] | select(.name == $n) | .[$k]] | sort | .[(length / 2 | floor)]' "$results"; }
-# Ratios of mirrorhook's median requests/s to each floor's: deno-floor (../shared/bench, tiny answer), and the same
-# floor answering with mirrorhook-sized responses on Deno.serve (sized-deno) and on node:https (sized-node).
+summary=$work/summary.jsonl
 for pod in typical large; do
-  m=$(median "mirrorhook-$pod" rps)
-  jq -nc --arg pod "$pod" --argjson m "$m" \
-    --argjson f "$(median "floor-$pod" rps)" --argjson g "$(median "go-stdlib-$pod" rps)" --argjson d "$(median "sized-deno-$pod" rps)" --argjson n "$(median "sized-node-$pod" rps)" \
-    --argjson mp50 "$(median "mirrorhook-$pod" p50_ms)" --argjson mp99 "$(median "mirrorhook-$pod" p99_ms)" \
-    --argjson fp99 "$(median "floor-$pod" p99_ms)" --argjson dp99 "$(median "sized-deno-$pod" p99_ms)" --argjson np99 "$(median "sized-node-$pod" p99_ms)" \
-    '{pod:$pod, mirrorhook_rps:$m, go_stdlib_rps:$g, floor_rps:$f, sized_deno_rps:$d, sized_node_rps:$n,
-      vs_go_stdlib:(($m / $g * 1000 | round) / 1000), vs_floor:(($m / $f * 1000 | round) / 1000), vs_sized_deno:(($m / $d * 1000 | round) / 1000), vs_sized_node:(($m / $n * 1000 | round) / 1000),
-      mirrorhook_p50_ms:$mp50, mirrorhook_p99_ms:$mp99, floor_p99_ms:$fp99, sized_deno_p99_ms:$dp99, sized_node_p99_ms:$np99}'
-done | tee "$work/summary.jsonl"
+  jq -nc --arg pod "$pod" --argjson m "$(median "mirrorhook-$pod" rps)" --argjson g "$(median "go-stdlib-$pod" rps)" \
+    --argjson o "$(median "own-floor-$pod" rps)" --argjson f "$(median "deno-floor-$pod" rps)" \
+    --argjson mp99 "$(median "mirrorhook-$pod" p99_ms)" --argjson gp99 "$(median "go-stdlib-$pod" p99_ms)" \
+    '{pod:$pod, mirrorhook_rps:$m, go_stdlib_rps:$g, own_floor_rps:$o, deno_floor_rps:$f,
+      vs_go_stdlib:(($m / $g * 100 | round) / 100), vs_own_floor:(($m / $o * 100 | round) / 100),
+      vs_deno_floor:(($m / $f * 100 | round) / 100), mirrorhook_p99_ms:$mp99, go_stdlib_p99_ms:$gp99}'
+done >"$summary"
 
-# p99 at half of the maximum rate mirrorhook reached on the typical Pod: wrk paced with delay() (bench/wrk-rate.lua),
-# 8 connections each waiting 8000/half ms between requests; the same pacing against the floor, in the same run.
-max=$(median mirrorhook-typical rps)
-half=$(jq -n --argjson m "$max" '($m / 2) | floor')
-pace_conns=8
-delay_ms=$(jq -n --argjson h "$half" --argjson c "$pace_conns" '($c * 1000 / $h) | floor')
-for target in mirrorhook floor; do
-  port=$mh_port; [ "$target" = floor ] && port=$floor_port
-  out=$(WRK_BODY_FILE=$typical WRK_DELAY_MS=$delay_ms timeout -k 5 $((secs + 30)) taskset -c 0 \
-    wrk -t1 -c"$pace_conns" -d"${secs}s" --timeout 10s --latency -s bench/wrk-rate.lua "https://127.0.0.1:$port/mutate" 2>&1)
-  echo "$out" | grep '^WRK_JSON ' | sed 's/^WRK_JSON //' |
-    jq -c --arg t "$target" --argjson target_rps "$half" '{target:$t, pod:"typical", paced_at_rps:$target_rps} + .'
+# Open loop at half of mirrorhook's maximum rate on the typical Pod, the same schedule against the own floor.
+half=$(jq -n --argjson m "$(median mirrorhook-typical rps)" '($m / 2) | floor')
+paced=$work/paced.jsonl
+for target in mirrorhook own-floor; do
+  port=$mh_port; [ "$target" = own-floor ] && port=$own_port
+  openloop "https://127.0.0.1:$port/mutate" "$typical" -rate "$half" -duration "${secs}s" -conns "$conns" |
+    jq -c --arg t "$target" '{target:$t, pod:"typical"} + .' | tee -a "$paced" >&2
 done
+sent=$((sent + $(jq -s '[.[] | select(.target == "mirrorhook") | .requests + .non2xx] | add' "$paced")))
+
+# Memory after 100,000 admissions in all: top up with a fixed count of typical ones.
+if [ "$sent" -lt "$admissions_target" ]; then
+  top=$(openloop "https://127.0.0.1:$mh_port/mutate" "$typical" -count $((admissions_target - sent)) -conns "$conns")
+  sent=$((sent + $(echo "$top" | jq .requests)))
+fi
+sleep 1
+rss_after=$(rss_mb "$mh_pid")
+memory=$(jq -nc --argjson idle "$rss_idle" --argjson warm "$rss_warm" --argjson after "$rss_after" --argjson n "$sent" \
+  '{rss_idle_mb:$idle, rss_warm_mb:$warm, rss_after_mb:$after, admissions:$n,
+    growth_vs_warm:((($after / $warm) - 1) * 1000 | round / 1000), growth_vs_idle:((($after / $idle) - 1) * 1000 | round / 1000)}')
+echo "$memory" >&2
+# RSS of a server with 10,000 rules of each kind (bench/scale.ts --rss: one JSON line per kind).
+rules_rss=$(SCALE_RUNS=1 deno run -A bench/scale.ts --rss 10000 2>>"$work/scale.log" || true)
+
+# One table.
+{
+  echo
+  echo "| Pod | mirrorhook | go-stdlib | own-transport floor | deno-floor | × go-stdlib | × own floor | p99 mirrorhook / go (ms) |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  jq -r '"| \(.pod) | \(.mirrorhook_rps) | \(.go_stdlib_rps) | \(.own_floor_rps) | \(.deno_floor_rps) | \(.vs_go_stdlib) | \(.vs_own_floor) | \(.mirrorhook_p99_ms) / \(.go_stdlib_p99_ms) |"' "$summary"
+  echo
+  echo "Requests/s, medians of $runs runs of ${secs} s, $conns connections; server on CPU 1, wrk on CPU 0."
+  echo
+  echo "| open loop, typical Pod, at $half req/s | p50 ms | p99 ms | max ms | answered | errors | late sends |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  jq -r '"| \(.target) | \(.p50_ms) | \(.p99_ms) | \(.max_ms) | \(.requests) | \(.errors + .non2xx) | \(.late) |"' "$paced"
+  echo
+  echo "$memory" | jq -r '"Memory (RSS): idle \(.rss_idle_mb) MB, after 2,000 admissions \(.rss_warm_mb) MB, after \(.admissions) admissions \(.rss_after_mb) MB (growth \(.growth_vs_warm * 100 | round) % since the warm-up, \(.growth_vs_idle * 100 | round) % since idle)."'
+  if [ -n "$rules_rss" ]; then
+    echo "$rules_rss" | jq -r -s '"With 10,000 rules: " + (map("\(.kind) \(.rss_mb) MB") | join(", ")) + "."'
+  else
+    echo "With 10,000 rules: not measured (bench/scale.ts --rss failed; see its output)."
+  fi
+} | tee "$work/table.md"
+jq -c . "$summary"

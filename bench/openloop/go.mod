@@ -1,0 +1,3 @@
+module mirrorhook.dev/bench/openloop
+
+go 1.19
