@@ -125,7 +125,7 @@ const MAX_WARNINGS_LENGTH = 4096;
 const MAX_WARNING_LENGTH = 256;
 
 const encoder = new TextEncoder();
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /** Base64 of the UTF-8 bytes of `text`; ASCII (the usual patch) is its own UTF-8, so btoa takes it directly. */
 function toBase64(text: string): string {
