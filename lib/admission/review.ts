@@ -91,7 +91,7 @@ export function decodeReview(body: unknown): AdmissionRequest {
   const name = str(request["name"]);
   const namespace = str(request["namespace"]);
   const username = isRecord(userInfo) ? str(userInfo["username"]) : undefined;
-  return {
+  const decoded: { -readonly [K in keyof AdmissionRequest]: AdmissionRequest[K] } = {
     uid,
     kind: { group: str(kind["group"]) ?? "", version: kind["version"], kind: kind["kind"] },
     resource: {
@@ -101,13 +101,16 @@ export function decodeReview(body: unknown): AdmissionRequest {
     },
     operation,
     dryRun: request["dryRun"] === true,
-    ...(subResource === undefined || subResource === "" ? {} : { subResource }),
-    ...(name === undefined || name === "" ? {} : { name }),
-    ...(namespace === undefined || namespace === "" ? {} : { namespace }),
-    ...(request["object"] === undefined || request["object"] === null ? {} : { object: request["object"] }),
-    ...(request["oldObject"] === undefined || request["oldObject"] === null ? {} : { oldObject: request["oldObject"] }),
-    ...(username === undefined ? {} : { username }),
   };
+  if (subResource !== undefined && subResource !== "") decoded.subResource = subResource;
+  if (name !== undefined && name !== "") decoded.name = name;
+  if (namespace !== undefined && namespace !== "") decoded.namespace = namespace;
+  const object = request["object"];
+  if (object !== undefined && object !== null) decoded.object = object;
+  const oldObject = request["oldObject"];
+  if (oldObject !== undefined && oldObject !== null) decoded.oldObject = oldObject;
+  if (username !== undefined) decoded.username = username;
+  return decoded;
 }
 
 /** What an allowed response carries. */
