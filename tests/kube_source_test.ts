@@ -534,7 +534,7 @@ Deno.test("connects over TLS with a kubeconfig file and a bearer token; a wrong 
     await Deno.writeTextFile(path, f.api.kubeConfigYaml());
     const store = new RuleStore();
     const source = new KubeRuleSource({
-      kubeConfig: loadKubeConfig({ path }),
+      kubeConfig: await loadKubeConfig({ path }),
       store,
       logger,
       backoff: { initialMs: 20, maxMs: 100 },
@@ -551,7 +551,7 @@ Deno.test("connects over TLS with a kubeconfig file and a bearer token; a wrong 
     const denied = new RuleStore();
     const metrics = createMetrics({ defaultMetrics: false });
     const intruder = new KubeRuleSource({
-      kubeConfig: loadKubeConfig({ path }),
+      kubeConfig: await loadKubeConfig({ path }),
       store: denied,
       metrics,
       logger,

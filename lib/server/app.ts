@@ -157,7 +157,7 @@ export async function startServer(
   if (config.kube === true) {
     try {
       kube = new KubeRuleSource({
-        kubeConfig: loadKubeConfig(config.kubeconfig === undefined ? {} : { path: config.kubeconfig }),
+        kubeConfig: await loadKubeConfig(config.kubeconfig === undefined ? {} : { path: config.kubeconfig }),
         store,
         metrics,
         logger,

@@ -2,24 +2,23 @@
 
 import http from "node:http";
 import https from "node:https";
-import { KubeConfig } from "@kubernetes/client-node";
+import { InClusterAccess, type KubeAccess } from "./in_cluster.ts";
 import { stringField } from "./resources.ts";
 import { isRecord } from "../../util/json.ts";
 
 /**
- * A KubeConfig for the API server: from `path` (`--kubeconfig`), else the in-cluster service account.
- * Throws when neither is available.
+ * Access to the API server: from the kubeconfig at `path` (`--kubeconfig`), else the in-cluster service account.
+ * Throws when neither is available. @kubernetes/client-node (~80 MB resident once loaded) is loaded only for a
+ * kubeconfig file, whose users may need its authentication plugins (exec, OIDC); in a cluster it is not needed.
  */
-export function loadKubeConfig(options: { readonly path?: string } = {}): KubeConfig {
-  const config = new KubeConfig();
-  if (options.path !== undefined) config.loadFromFile(options.path);
+export async function loadKubeConfig(options: { readonly path?: string } = {}): Promise<KubeAccess> {
+  let config: KubeAccess;
+  if (options.path === undefined) config = new InClusterAccess();
   else {
-    if (!Deno.env.get("KUBERNETES_SERVICE_HOST") || !Deno.env.get("KUBERNETES_SERVICE_PORT")) {
-      throw new Error(
-        "Cannot connect to the Kubernetes API: not running in a cluster (KUBERNETES_SERVICE_HOST is unset) and no --kubeconfig given",
-      );
-    }
-    config.loadFromCluster();
+    const { KubeConfig } = await import("@kubernetes/client-node");
+    const file = new KubeConfig();
+    file.loadFromFile(options.path);
+    config = file;
   }
   const cluster = config.getCurrentCluster();
   if (cluster === null) throw new Error("Cannot connect to the Kubernetes API: the kubeconfig has no current cluster");
@@ -75,11 +74,11 @@ export interface Answer {
 
 /** Requests to one API server, authenticated as the kubeconfig says. */
 export class KubeHttp {
-  readonly #config: KubeConfig;
+  readonly #config: KubeAccess;
   readonly #server: string;
   readonly #timeoutMs: number;
 
-  constructor(config: KubeConfig, timeoutMs: number) {
+  constructor(config: KubeAccess, timeoutMs: number) {
     const cluster = config.getCurrentCluster();
     if (cluster === null) {
       throw new Error("Cannot connect to the Kubernetes API: the kubeconfig has no current cluster");
@@ -136,7 +135,7 @@ export class KubeHttp {
     signal: AbortSignal,
   ): Promise<http.IncomingMessage> {
     signal.throwIfAborted();
-    // Per request, so that a rotated service account token (re-read by KubeConfig) is picked up.
+    // Per request, so that a rotated service account token (re-read by the access) is picked up.
     const options: https.RequestOptions = {};
     await this.#config.applyToHTTPSOptions(options);
     const url = new URL(this.#server + path);

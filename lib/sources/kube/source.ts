@@ -1,6 +1,5 @@
 // The cluster rule source: list-and-watch of ImageRewrite, ClusterImageRewrite and Namespace objects (and RegistryRewriteRules when installed), the older of two conflicting objects wins, each of our objects gets a Ready status.
 
-import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "@logtape/logtape";
 import { evaluateRegistryRewriteRules, type ForeignEvaluation } from "../../compat/flemzord_objects.ts";
 import type { PodOptOut } from "../../rules/compile.ts";
@@ -11,6 +10,7 @@ import type { SourceMetrics } from "../metrics.ts";
 import type { RuleStore, SourceStatus } from "../store.ts";
 import { conflictMessage, evaluateObjects, type ObjectVerdict, validMessage } from "./evaluate.ts";
 import { errorMessage, KubeHttp } from "./http.ts";
+import type { KubeAccess } from "./in_cluster.ts";
 import { Reflector } from "./reflector.ts";
 import {
   CLUSTER_IMAGE_REWRITES,
@@ -35,7 +35,7 @@ export const KUBE_SOURCE = "kube";
 /** Settings of {@linkcode KubeRuleSource}. */
 export interface KubeSourceOptions {
   /** Where the API server is and how to authenticate: see {@linkcode loadKubeConfig}. */
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeAccess;
   readonly store: RuleStore;
   readonly logger: Logger;
   readonly metrics?: SourceMetrics;
