@@ -145,7 +145,10 @@ const DEFAULT_EXCLUDED: ReadonlySet<string> = new Set(DEFAULT_EXCLUDED_NAMESPACE
 function stringMap(value: unknown): Record<string, string> {
   const out: Record<string, string> = Object.create(null);
   if (!isRecord(value)) return out;
-  for (const [key, item] of Object.entries(value)) if (typeof item === "string") out[key] = item;
+  for (const key in value) {
+    const item = value[key];
+    if (typeof item === "string") out[key] = item;
+  }
   return out;
 }
 
