@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import fc from "fast-check";
-import { type ParseEvent, type RequestHead, RequestParser } from "./http1.ts";
+import { encodeAnswer, type ParseEvent, type RequestHead, RequestParser } from "./http1.ts";
 
 interface Parsed {
   readonly method: string;
@@ -214,4 +214,24 @@ Deno.test("http1: random bytes never throw out of the parser", () => {
     ),
     { numRuns: 500 },
   );
+});
+
+Deno.test("http1: an answer is one buffer; HEAD gets no body; header names and values cannot break the framing", () => {
+  const answer = {
+    status: 405,
+    contentType: "text/plain",
+    body: "method not allowed: use POST \u00e9\n",
+    headers: { allow: "POST", "x-bad\r\nname": "1", "x-value": "a\r\nset-cookie: x" },
+  };
+  assert.equal(
+    encodeAnswer(answer, false, 1, false).toString("utf8"),
+    "HTTP/1.1 405 Method Not Allowed\r\ncontent-type: text/plain\r\ncontent-length: 32\r\nallow: POST\r\n" +
+      "x-value: a  set-cookie: x\r\n\r\nmethod not allowed: use POST \u00e9\n",
+  );
+  assert.equal(
+    encodeAnswer(answer, true, 0, true).toString("latin1"),
+    "HTTP/1.1 405 Method Not Allowed\r\ncontent-type: text/plain\r\ncontent-length: 32\r\nallow: POST\r\n" +
+      "x-value: a  set-cookie: x\r\nconnection: close\r\n\r\n",
+  );
+  assert.match(encodeAnswer(answer, false, 0, false).toString("latin1"), /\r\nconnection: keep-alive\r\n\r\n/);
 });

@@ -1,15 +1,13 @@
 // The HTTPS listener (HTTP/1.1): serves from tls.crt/tls.key and swaps the certificate in place when they change.
 
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import https from "node:https";
 import type { Socket } from "node:net";
-import type { TLSSocket } from "node:tls";
+import tls, { type TLSSocket } from "node:tls";
 import type { Logger } from "@logtape/logtape";
 import { certificateNotAfter, certificateValidity } from "./certs.ts";
 import type { Metrics } from "./metrics.ts";
 import { fileSignature, type FileWatch, watchFiles } from "../util/watch.ts";
-import { type ConnectionState, NodeTransport, type TransportLimits, type WebhookCore } from "./transport.ts";
+import { type ConnectionState, Http1Transport, type TransportLimits, type WebhookCore } from "./transport.ts";
 
 /** A certificate and key, PEM. */
 export interface KeyPair {
@@ -60,22 +58,24 @@ export const KEY_FILE = "tls.key";
 const FIRST_REQUEST_GRACE_MS = 1000;
 
 /**
- * HTTPS for the webhook. It runs on node:https (HTTP/1.1) rather than Deno.serve: Deno's TLS connections keep
- * Nagle's algorithm on and expose no setNoDelay, so every response over ~400 bytes (any patch) waited ~40 ms for
- * the client's delayed ACK. Not node:http2: Deno 2.9's nghttp2 binding aborts the process (assertion in
+ * HTTPS for the webhook: a node:tls server offering HTTP/1.1 alone by ALPN, with our own HTTP/1.1 framing
+ * (transport.ts, http1.ts). Not Deno.serve: Deno's TLS connections keep Nagle's algorithm on and expose no
+ * setNoDelay, so every response over ~400 bytes (any patch) waited ~40 ms for the client's delayed ACK. Not
+ * node:https: the same floor answers ~1.6x more requests/s on node:tls with one write per answer
+ * (bench/transports.md). Not node:http2: Deno 2.9's nghttp2 binding aborts the process (assertion in
  * find_stream_on_goaway_func, or SIGSEGV) when clients close HTTP/2 connections (denoland/deno#36788). A
  * changed certificate goes into service through setSecureContext: new handshakes get it, open connections
  * finish undisturbed, and a pair that does not load is refused while the old one stays.
  */
 export class ReloadingTlsServer {
   #options: TlsServerOptions;
-  #server: https.Server | undefined;
+  #server: tls.Server | undefined;
   #fingerprint: string | undefined;
   #notAfter: Date | undefined;
   #rejected: RejectedCertificate | undefined;
   #port = 0;
   #sockets = new Map<Socket, ConnectionState>();
-  #transport: NodeTransport;
+  #transport: Http1Transport;
   #watch: FileWatch | undefined;
   #reloading: Promise<boolean> | undefined;
   #stopping = false;
@@ -83,7 +83,7 @@ export class ReloadingTlsServer {
 
   constructor(options: TlsServerOptions) {
     this.#options = options;
-    this.#transport = new NodeTransport({
+    this.#transport = new Http1Transport({
       core: options.handler,
       logger: options.logger,
       ...(options.limits === undefined ? {} : { limits: options.limits }),
@@ -100,20 +100,34 @@ export class ReloadingTlsServer {
     ]);
     const pair = await this.#readPair();
     this.#check(pair);
-    const server = https.createServer({ cert: pair.cert, key: pair.key, ...this.#transport.serverOptions() });
-    this.#transport.configure(server);
-    server.on("secureConnection", (socket: TLSSocket) => {
-      this.#sockets.set(socket, { active: 0, served: 0 });
-      socket.on("close", () => this.#sockets.delete(socket));
+    const server = tls.createServer({ cert: pair.cert, key: pair.key, ...this.#transport.serverOptions() });
+    // Deno's node:tls ignores handshakeTimeout: a connection that has not completed its handshake in time is dropped.
+    // (Off if a runtime no longer links a TLS socket to its TCP socket: a timer could then not be told apart.)
+    const handshakes = new Map<Socket, ReturnType<typeof setTimeout>>();
+    let linked = true;
+    server.on("connection", (raw: Socket) => {
+      if (!linked) return;
+      handshakes.set(raw, setTimeout(() => raw.destroy(), this.#transport.limits.headersTimeoutMs));
+      raw.once("close", () => {
+        clearTimeout(handshakes.get(raw));
+        handshakes.delete(raw);
+      });
     });
-    server.on(
-      "request",
-      (request: IncomingMessage, response: ServerResponse) =>
-        this.#transport.serve(request, response, {
-          draining: () => this.#draining,
-          state: this.#sockets.get(request.socket as Socket),
-        }),
-    );
+    server.on("secureConnection", (socket: TLSSocket) => {
+      const raw = (socket as TLSSocket & { _parent?: Socket })._parent;
+      if (raw !== undefined) {
+        clearTimeout(handshakes.get(raw));
+        handshakes.delete(raw);
+      } else if (linked) {
+        linked = false;
+        for (const timer of handshakes.values()) clearTimeout(timer);
+        handshakes.clear();
+      }
+      const state: ConnectionState = { active: 0, served: 0 };
+      this.#sockets.set(socket, state);
+      socket.on("close", () => this.#sockets.delete(socket));
+      this.#transport.serve(socket, { draining: () => this.#draining, state });
+    });
     server.on("tlsClientError", () => {}); // handshake failures are the client's business, not a crash
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
