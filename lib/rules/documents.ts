@@ -67,24 +67,21 @@ export function readDocuments(text: string, source: string): DocumentsResult {
 /**
  * The last text read and its documents, held weakly: recognising a file's format reads it once to look, and
  * loading reads it again in the same synchronous run (see `parseRuleText`), where a weak reference is
- * guaranteed to hold, so the second read is free; afterwards only the text stays referenced, until the next read.
+ * guaranteed to hold, so the second read is free; the second read forgets it.
  */
 let recent: { text: string; documents: WeakRef<unknown[]> } | undefined;
 
 /** The non-empty documents of a clean text, or undefined when `js-yaml` cannot read it as plain data. */
 function readFast(text: string): unknown[] | undefined {
   const cached = recent?.text === text ? recent.documents.deref() : undefined;
-  if (cached !== undefined) return cached;
   recent = undefined;
+  // Once read again the text is not held any longer (a rules file may be 2 MiB).
+  if (cached !== undefined) return cached;
   try {
     const documents = loadAll(text, { schema: CORE_SCHEMA, maxAliases: 0 })
       .filter((value) => value !== null && value !== undefined);
     documents.forEach(detachStrings);
     recent = { text, documents: new WeakRef(documents) };
-    // Only for the read that follows in this synchronous run: afterwards the text (up to 2 MiB) is not held.
-    queueMicrotask(() => {
-      if (recent?.text === text) recent = undefined;
-    });
     return documents;
   } catch {
     return undefined;
