@@ -132,10 +132,9 @@ function auditEntry<T>(
   keyOf: (item: T) => string,
   textOf: (item: T) => string,
 ): void {
-  // Null prototype: a key such as `__proto__` is data, as Object.fromEntries made it.
-  const entries: Record<string, string> = Object.create(null);
-  for (const item of items) entries[truncate(keyOf(item))] = textOf(item);
-  const value = JSON.stringify(entries);
+  const entries = new Map<string, string>();
+  for (const item of items) entries.set(truncate(keyOf(item)), textOf(item));
+  const value = JSON.stringify(Object.fromEntries(entries));
   annotations[`${name}-${fnv1a(value)}`] = value;
 }
 

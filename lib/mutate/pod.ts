@@ -268,7 +268,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
     ...(options.namespaceLabels === undefined ? {} : { namespaceLabels: options.namespaceLabels }),
   };
   const originals = readOriginals(read.annotations);
-  const recorded: Record<string, string> = Object.assign(Object.create(null), originals);
+  const recorded = new Map<string, string>(Object.entries(originals));
   const changes: ImageChange[] = [];
   const problems: ImageProblem[] = [];
   const decisions: { slot: ImageSlot; decision: Decision }[] = [];
@@ -285,7 +285,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
 
   for (const slot of read.slots) {
     // On UPDATE, an image that did not change is never a candidate: a rules change must not restart containers.
-    if (oldImages.get(`${slot.field}\u0000${slot.key}`) === slot.image) continue;
+    if (oldImages.size > 0 && oldImages.get(`${slot.field}\u0000${slot.key}`) === slot.image) continue;
     const original = originals[slot.key];
     if (original !== undefined && original !== slot.image) {
       const earlier = cache.decide(original, scope);
@@ -323,7 +323,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
                 position: choice.position,
                 ...(choice.skipped.length === 0 ? {} : { skipped: choice.skipped }),
               });
-              recorded[slot.key] = slot.image;
+              recorded.set(slot.key, slot.image);
               warnings.push(
                 `mirrorhook: ${rewrote} ${slot.image} to ${to} (${rule}; verified in the registry${skipped})`,
               );
@@ -347,7 +347,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
               position: 0,
               skipped: choice.skipped,
             });
-            recorded[slot.key] = slot.image;
+            recorded.set(slot.key, slot.image);
             warnings.push(
               `mirrorhook: ${rewrote} ${slot.image} to ${decision.output} although ${why} (${rule}, onMissing: rewrite)`,
             );
@@ -357,7 +357,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
           verifyTargets.add(withPlatforms(decision.output, decision.rule.platforms));
         }
         changes.push({ slot, from: slot.image, to: decision.output, decision });
-        recorded[slot.key] = slot.image;
+        recorded.set(slot.key, slot.image);
         warnings.push(
           decision.action === "rewrite"
             ? `mirrorhook: ${rewrote} ${slot.image} to ${decision.output} (${describeRule(decision.rule)})`
@@ -408,10 +408,9 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
       );
     }
   }
-  // Keys sorted (an object puts integer-like keys first whatever the order, as Object.fromEntries did).
-  const sorted: Record<string, string> = Object.create(null);
-  for (const key of Object.keys(recorded).sort()) sorted[key] = recorded[key] as string;
-  const sortedOriginals = JSON.stringify(sorted);
+  const sorted = new Map<string, string>();
+  for (const key of [...recorded.keys()].sort()) sorted.set(key, recorded.get(key) as string);
+  const sortedOriginals = JSON.stringify(Object.fromEntries(sorted));
   if (!read.hasMetadata) {
     patch.push({
       op: "add",

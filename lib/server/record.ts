@@ -112,13 +112,23 @@ export function createRecorder(deps: RecordDeps): Recorder {
       const result = dryRun && outcome.result === "rewritten" ? "would-rewrite" : outcome.result;
       metrics.requests.inc({ operation: operationLabel(review.operation), result, dry_run: String(review.dryRun) });
       if (outcome.skipped !== undefined) metrics.skips.inc({ reason: outcome.skipped });
+      // One increment per label set (a Pod's images mostly share a rule and registry), by the count.
+      let rewrites:
+        | Map<string, { labels: { kind: string; object: string; registry: string }; count: number }>
+        | undefined;
       for (const change of outcome.changes) {
         const decision = change.decision;
-        metrics.rewrites.inc({
-          kind: decision.action === "rewrite" ? decision.rule.object.kind : "bypass",
-          object: decision.action === "rewrite" ? objectLabel(decision.rule.object) : "bypass",
-          registry: registryLabel(change),
-        });
+        const kind = decision.action === "rewrite" ? decision.rule.object.kind : "bypass";
+        const object = decision.action === "rewrite" ? objectLabel(decision.rule.object) : "bypass";
+        const registry = registryLabel(change);
+        const key = `${kind}\u0000${object}\u0000${registry}`;
+        rewrites ??= new Map();
+        const entry = rewrites.get(key);
+        if (entry === undefined) rewrites.set(key, { labels: { kind, object, registry }, count: 1 });
+        else entry.count++;
+      }
+      if (rewrites !== undefined) {
+        for (const { labels, count } of rewrites.values()) metrics.rewrites.inc(labels, count);
       }
       for (const problem of outcome.problems) metrics.invalidImages.inc({ reason: problem.decision.action });
       for (const change of outcome.changes) {
