@@ -68,18 +68,19 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
   if (!POD_SUBRESOURCES.has(request.subResource)) return skip("subresource");
   if (request.operation !== "CREATE" && request.operation !== "UPDATE") return skip("operation");
 
-  const result = mutatePod(request.object, {
+  const mutateOptions: { -readonly [K in keyof MutateOptions]: MutateOptions[K] } = {
     ruleSet: options.ruleSet,
     dryRun: options.dryRun === true,
     operation: request.operation,
-    ...(request.namespace === undefined ? {} : { namespace: request.namespace }),
-    ...(options.namespaceLabels === undefined ? {} : { namespaceLabels: options.namespaceLabels }),
-    ...(request.operation === "UPDATE" && request.oldObject !== undefined ? { oldPod: request.oldObject } : {}),
-    ...(options.bypassPrefix === undefined ? {} : { bypassPrefix: options.bypassPrefix }),
-    ...(options.excludedNamespaces === undefined ? {} : { excludedNamespaces: options.excludedNamespaces }),
-    ...(options.isOwnPod === undefined ? {} : { isOwnPod: options.isOwnPod }),
-    ...(options.verified === undefined ? {} : { verified: options.verified }),
-  });
+  };
+  if (request.namespace !== undefined) mutateOptions.namespace = request.namespace;
+  if (options.namespaceLabels !== undefined) mutateOptions.namespaceLabels = options.namespaceLabels;
+  if (request.operation === "UPDATE" && request.oldObject !== undefined) mutateOptions.oldPod = request.oldObject;
+  if (options.bypassPrefix !== undefined) mutateOptions.bypassPrefix = options.bypassPrefix;
+  if (options.excludedNamespaces !== undefined) mutateOptions.excludedNamespaces = options.excludedNamespaces;
+  if (options.isOwnPod !== undefined) mutateOptions.isOwnPod = options.isOwnPod;
+  if (options.verified !== undefined) mutateOptions.verified = options.verified;
+  const result = mutatePod(request.object, mutateOptions);
   if (result.skipped !== undefined) return skip(result.skipped);
 
   const dryRun = options.dryRun === true;
@@ -88,14 +89,18 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
     auditEntry(
       auditAnnotations,
       dryRun ? "would-rewrite" : "rewritten-images",
-      result.changes.map((change) => [change.slot.key, `${truncate(change.from)} -> ${truncate(change.to)}`]),
+      result.changes,
+      (change) => change.slot.key,
+      (change) => `${truncate(change.from)} -> ${truncate(change.to)}`,
     );
   }
   if (result.problems.length > 0) {
     auditEntry(
       auditAnnotations,
       "invalid-images",
-      result.problems.map((problem) => [problem.slot.key, truncate(problem.slot.image)]),
+      result.problems,
+      (problem) => problem.slot.key,
+      (problem) => truncate(problem.slot.image),
     );
   }
   const patched = !dryRun && result.patch.length > 0;
@@ -120,8 +125,16 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
  * refuses (and logs) a different one under the same key, which happens when a Pod is admitted again (reinvocation
  * after another webhook changed it): a key named by its content's hash never collides with an earlier answer.
  */
-function auditEntry(annotations: Record<string, string>, name: string, entries: [string, string][]): void {
-  const value = JSON.stringify(Object.fromEntries(entries.map(([key, text]) => [truncate(key), text])));
+function auditEntry<T>(
+  annotations: Record<string, string>,
+  name: string,
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  textOf: (item: T) => string,
+): void {
+  const entries = new Map<string, string>();
+  for (const item of items) entries.set(truncate(keyOf(item)), textOf(item));
+  const value = JSON.stringify(Object.fromEntries(entries));
   annotations[`${name}-${fnv1a(value)}`] = value;
 }
 

@@ -91,7 +91,7 @@ export function decodeReview(body: unknown): AdmissionRequest {
   const name = str(request["name"]);
   const namespace = str(request["namespace"]);
   const username = isRecord(userInfo) ? str(userInfo["username"]) : undefined;
-  return {
+  const decoded: { -readonly [K in keyof AdmissionRequest]: AdmissionRequest[K] } = {
     uid,
     kind: { group: str(kind["group"]) ?? "", version: kind["version"], kind: kind["kind"] },
     resource: {
@@ -101,13 +101,16 @@ export function decodeReview(body: unknown): AdmissionRequest {
     },
     operation,
     dryRun: request["dryRun"] === true,
-    ...(subResource === undefined || subResource === "" ? {} : { subResource }),
-    ...(name === undefined || name === "" ? {} : { name }),
-    ...(namespace === undefined || namespace === "" ? {} : { namespace }),
-    ...(request["object"] === undefined || request["object"] === null ? {} : { object: request["object"] }),
-    ...(request["oldObject"] === undefined || request["oldObject"] === null ? {} : { oldObject: request["oldObject"] }),
-    ...(username === undefined ? {} : { username }),
   };
+  if (subResource !== undefined && subResource !== "") decoded.subResource = subResource;
+  if (name !== undefined && name !== "") decoded.name = name;
+  if (namespace !== undefined && namespace !== "") decoded.namespace = namespace;
+  const object = request["object"];
+  if (object !== undefined && object !== null) decoded.object = object;
+  const oldObject = request["oldObject"];
+  if (oldObject !== undefined && oldObject !== null) decoded.oldObject = oldObject;
+  if (username !== undefined) decoded.username = username;
+  return decoded;
 }
 
 /** What an allowed response carries. */
@@ -124,11 +127,12 @@ export interface AllowOptions {
 const MAX_WARNINGS_LENGTH = 4096;
 const MAX_WARNING_LENGTH = 256;
 
+const encoder = new TextEncoder();
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/** Base64 of the UTF-8 bytes of `text`; ASCII (the usual patch) is its own UTF-8, so btoa takes it directly. */
 function toBase64(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary);
+  return NON_ASCII.test(text) ? encoder.encode(text).toBase64() : btoa(text);
 }
 
 function boundedWarnings(warnings: readonly string[]): string[] {

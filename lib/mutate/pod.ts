@@ -1,8 +1,14 @@
 // Finds every image in a Pod, decides each under the rules, and builds the RFC 6902 patch and warnings.
 
-import { sameImage } from "../image/reference.ts";
 import type { ImageContext, RuleSet } from "../rules/compile.ts";
-import { decide, type Decision, decisionTargets, describeRule } from "../rules/engine.ts";
+import {
+  type Decision,
+  decisionCache,
+  decisionTargets,
+  DEFAULT_BYPASS_PREFIX,
+  describeRule,
+  RuleScope,
+} from "../rules/engine.ts";
 import { chooseTarget } from "./targets.ts";
 import { withPlatforms } from "../rules/platforms.ts";
 import { pullSecretsPatch } from "./pull_secrets.ts";
@@ -133,11 +139,16 @@ export interface PodLike {
   readonly slots: readonly ImageSlot[];
 }
 
+const DEFAULT_EXCLUDED: ReadonlySet<string> = new Set(DEFAULT_EXCLUDED_NAMESPACES);
+
 /** Null-prototype, so keys such as `constructor` or `__proto__` (container names, label keys) are plain data. */
 function stringMap(value: unknown): Record<string, string> {
   const out: Record<string, string> = Object.create(null);
   if (!isRecord(value)) return out;
-  for (const [key, item] of Object.entries(value)) if (typeof item === "string") out[key] = item;
+  for (const key in value) {
+    const item = value[key];
+    if (typeof item === "string") out[key] = item;
+  }
   return out;
 }
 
@@ -146,6 +157,8 @@ function escapePointer(segment: string): string {
   return segment.replaceAll("~", "~0").replaceAll("/", "~1");
 }
 
+const CONTAINER_FIELDS = ["containers", "initContainers", "ephemeralContainers"] as const;
+
 /** Reads the parts of a Pod mirrorhook needs; undefined when `value` is not a Pod-shaped object. */
 export function readPod(value: unknown): PodLike | undefined {
   if (!isRecord(value)) return undefined;
@@ -153,21 +166,25 @@ export function readPod(value: unknown): PodLike | undefined {
   const metadata = isRecord(value["metadata"]) ? value["metadata"] : undefined;
   const spec = isRecord(value["spec"]) ? value["spec"] : {};
   const slots: ImageSlot[] = [];
-  for (const field of ["containers", "initContainers", "ephemeralContainers"] as const) {
+  for (const field of CONTAINER_FIELDS) {
     const list = spec[field];
     if (!Array.isArray(list)) continue;
-    list.forEach((container, index) => {
-      if (!isRecord(container) || typeof container["image"] !== "string") return;
+    for (let index = 0; index < list.length; index++) {
+      const container: unknown = list[index];
+      if (!isRecord(container)) continue;
+      const image = container["image"];
+      if (typeof image !== "string") continue;
       const name = typeof container["name"] === "string" ? container["name"] : `${field}[${index}]`;
-      slots.push({ key: name, pointer: `/spec/${field}/${index}/image`, image: container["image"], field });
-    });
+      slots.push({ key: name, pointer: `/spec/${field}/${index}/image`, image, field });
+    }
   }
   const volumes = spec["volumes"];
   if (Array.isArray(volumes)) {
-    volumes.forEach((volume, index) => {
-      if (!isRecord(volume) || !isRecord(volume["image"])) return;
+    for (let index = 0; index < volumes.length; index++) {
+      const volume: unknown = volumes[index];
+      if (!isRecord(volume) || !isRecord(volume["image"])) continue;
       const reference = volume["image"]["reference"];
-      if (typeof reference !== "string") return;
+      if (typeof reference !== "string") continue;
       const name = typeof volume["name"] === "string" ? volume["name"] : String(index);
       slots.push({
         key: `volume:${name}`,
@@ -175,7 +192,7 @@ export function readPod(value: unknown): PodLike | undefined {
         image: reference,
         field: "volumes",
       });
-    });
+    }
   }
   const str = (
     key: string,
@@ -234,7 +251,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
     }
   }
   if (read.annotations[MIRROR_POD_ANNOTATION] !== undefined) return { ...empty, skipped: "mirror-pod" };
-  const excluded = options.excludedNamespaces ?? new Set(DEFAULT_EXCLUDED_NAMESPACES);
+  const excluded = options.excludedNamespaces ?? DEFAULT_EXCLUDED;
   if (namespace !== undefined && excluded.has(namespace)) return { ...empty, skipped: "excluded-namespace" };
   if (options.namespaceLabels?.[OPT_OUT_LABEL] === "disabled") return { ...empty, skipped: "opted-out" };
   if (options.isOwnPod?.(read) === true) return { ...empty, skipped: "own-pod" };
@@ -250,9 +267,8 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
     podLabels: read.labels,
     ...(options.namespaceLabels === undefined ? {} : { namespaceLabels: options.namespaceLabels }),
   };
-  const decideOptions = options.bypassPrefix === undefined ? {} : { bypassPrefix: options.bypassPrefix };
   const originals = readOriginals(read.annotations);
-  const recorded: Record<string, string> = Object.assign(Object.create(null), originals);
+  const recorded = new Map<string, string>(Object.entries(originals));
   const changes: ImageChange[] = [];
   const problems: ImageProblem[] = [];
   const decisions: { slot: ImageSlot; decision: Decision }[] = [];
@@ -260,29 +276,27 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
   const verifyTargets = new Set<string>();
   const pendingTargets = new Set<string>();
   const kept: KeptImage[] = [];
-  const memo = new Map<string, Decision>();
   // The verb of every rewrite warning: in dry-run mode nothing is patched, and the warning says so.
   const rewrote = options.dryRun === true ? "dry-run, would rewrite" : "rewrote";
-  const decideOnce = (image: string): Decision => {
-    let decision = memo.get(image);
-    if (decision === undefined) {
-      decision = decide(options.ruleSet, image, { ...decideOptions, context });
-      memo.set(image, decision);
-    }
-    return decision;
-  };
+  // Decisions come from the rule set's cache (each image parsed and matched once while the rules stand); the
+  // rules' scope is checked for this Pod only.
+  const cache = decisionCache(options.ruleSet, options.bypassPrefix ?? DEFAULT_BYPASS_PREFIX);
+  const scope = new RuleScope(context);
 
   for (const slot of read.slots) {
     // On UPDATE, an image that did not change is never a candidate: a rules change must not restart containers.
-    if (oldImages.get(`${slot.field}\u0000${slot.key}`) === slot.image) continue;
+    if (oldImages.size > 0 && oldImages.get(`${slot.field}\u0000${slot.key}`) === slot.image) continue;
     const original = originals[slot.key];
     if (original !== undefined && original !== slot.image) {
-      const earlier = decideOnce(original);
-      if (decisionTargets(earlier).some((target) => sameImage(target, slot.image))) {
-        continue;
+      const earlier = cache.decide(original, scope);
+      const targets = decisionTargets(earlier);
+      if (targets.length > 0) {
+        // Targets are normalized: the image is normalized once (from the cache) to compare.
+        const image = cache.normalized(slot.image) ?? slot.image;
+        if (targets.some((target) => target === slot.image || target === image)) continue;
       }
     }
-    const decision = decideOnce(slot.image);
+    const decision = cache.decide(slot.image, scope);
     decisions.push({ slot, decision });
     switch (decision.action) {
       case "rewrite":
@@ -309,7 +323,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
                 position: choice.position,
                 ...(choice.skipped.length === 0 ? {} : { skipped: choice.skipped }),
               });
-              recorded[slot.key] = slot.image;
+              recorded.set(slot.key, slot.image);
               warnings.push(
                 `mirrorhook: ${rewrote} ${slot.image} to ${to} (${rule}; verified in the registry${skipped})`,
               );
@@ -333,7 +347,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
               position: 0,
               skipped: choice.skipped,
             });
-            recorded[slot.key] = slot.image;
+            recorded.set(slot.key, slot.image);
             warnings.push(
               `mirrorhook: ${rewrote} ${slot.image} to ${decision.output} although ${why} (${rule}, onMissing: rewrite)`,
             );
@@ -343,7 +357,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
           verifyTargets.add(withPlatforms(decision.output, decision.rule.platforms));
         }
         changes.push({ slot, from: slot.image, to: decision.output, decision });
-        recorded[slot.key] = slot.image;
+        recorded.set(slot.key, slot.image);
         warnings.push(
           decision.action === "rewrite"
             ? `mirrorhook: ${rewrote} ${slot.image} to ${decision.output} (${describeRule(decision.rule)})`
@@ -394,9 +408,9 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
       );
     }
   }
-  const sortedOriginals = JSON.stringify(
-    Object.fromEntries(Object.entries(recorded).sort(([a], [b]) => (a < b ? -1 : 1))),
-  );
+  const sorted = new Map<string, string>();
+  for (const key of [...recorded.keys()].sort()) sorted.set(key, recorded.get(key) as string);
+  const sortedOriginals = JSON.stringify(Object.fromEntries(sorted));
   if (!read.hasMetadata) {
     patch.push({
       op: "add",

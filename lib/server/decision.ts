@@ -50,14 +50,14 @@ export type Decide = (review: AdmissionRequest) => Promise<AdmitOutcome>;
 export function createDecider(deps: DecisionDeps): Decide {
   return async (review) => {
     const namespaceLabels = review.namespace === undefined ? undefined : deps.namespaceLabels?.(review.namespace);
-    const options: AdmitOptions = {
+    const options: { -readonly [K in keyof AdmitOptions]: AdmitOptions[K] } = {
       ruleSet: deps.rules(),
-      ...(namespaceLabels === undefined ? {} : { namespaceLabels }),
-      ...(deps.bypassPrefix === undefined ? {} : { bypassPrefix: deps.bypassPrefix }),
-      ...(deps.excludedNamespaces === undefined ? {} : { excludedNamespaces: deps.excludedNamespaces }),
-      ...(deps.isOwnPod === undefined ? {} : { isOwnPod: deps.isOwnPod }),
       dryRun: deps.dryRun === true,
     };
+    if (namespaceLabels !== undefined) options.namespaceLabels = namespaceLabels;
+    if (deps.bypassPrefix !== undefined) options.bypassPrefix = deps.bypassPrefix;
+    if (deps.excludedNamespaces !== undefined) options.excludedNamespaces = deps.excludedNamespaces;
+    if (deps.isOwnPod !== undefined) options.isOwnPod = deps.isOwnPod;
     const verifier = deps.verifier;
     if (verifier === undefined) return admit(review, options);
     // A warm cache decides in this one pass. Otherwise admission stays pure with a second pass: ask the
@@ -73,18 +73,13 @@ export function createDecider(deps: DecisionDeps): Decide {
       }
       return answer;
     };
-    const outcome = admit(review, { ...options, verified: lookup });
+    options.verified = lookup;
+    const outcome = admit(review, options);
     if (outcome.pendingTargets.length === 0) return requestCopies(outcome, review, deps);
     const fetched = await verifier.checkAll(outcome.pendingTargets, deps.verifyDeadlineMs ?? 2000);
     for (const [target, answer] of fetched) answers.set(target, answer);
-    return requestCopies(
-      admit(review, {
-        ...options,
-        verified: (target, scope) => verifier.refusal(target, scope) ?? answers.get(target),
-      }),
-      review,
-      deps,
-    );
+    options.verified = (target, scope) => verifier.refusal(target, scope) ?? answers.get(target);
+    return requestCopies(admit(review, options), review, deps);
   };
 }
 
@@ -94,7 +89,7 @@ export function createDecider(deps: DecisionDeps): Decide {
  */
 function requestCopies(outcome: AdmitOutcome, review: AdmissionRequest, deps: DecisionDeps): AdmitOutcome {
   const mirror = deps.mirror;
-  if (mirror === undefined) return outcome;
+  if (mirror === undefined || (outcome.kept.length === 0 && outcome.verifyTargets.length === 0)) return outcome;
   const wanted = [
     ...outcome.kept.filter((kept) => kept.status === "missing").map((kept) => kept.decision),
     ...outcome.changes.filter((change) => change.verified === "missing").map((change) => change.decision),

@@ -18,7 +18,7 @@ export type MirrorhookLogLevel = (typeof LOG_LEVELS)[number];
 export function configureLogging(level: MirrorhookLogLevel, write?: (line: string) => void): void {
   const encoder = new TextEncoder();
   const out = write ?? ((line: string) => void Deno.stderr.writeSync(encoder.encode(line)));
-  const sink = (record: LogRecord) => out(jsonLinesFormatter({ ...record, message: [renderMessage(record.message)] }));
+  const sink = (record: LogRecord) => out(formatLine(record));
   resetSync();
   configureSync({
     sinks: { json: sink },
@@ -43,6 +43,58 @@ function renderValue(value: unknown): string {
 /** The message text with its values in place; the values also stay, typed, under `properties`. */
 function renderMessage(parts: readonly unknown[]): string {
   return parts.map((part, index) => index % 2 === 0 ? String(part) : renderValue(part)).join("");
+}
+
+/** DEL and C1 controls, which JSON.stringify leaves raw and LogTape's formatter escapes (a terminal reads them). */
+const CONTROL = /[\u007f-\u009f]/;
+const CONTROLS = /[\u007f-\u009f]/g;
+/** `"logger":"mirrorhook.server"` by category array (a logger's category is one array for its life). */
+const loggerFields = new WeakMap<readonly string[], string>();
+
+/**
+ * One JSON Lines record, byte for byte what LogTape's `jsonLinesFormatter` writes for the record with its message
+ * rendered by {@linkcode renderMessage}, without its per-key replacer when the properties are plain JSON data (the
+ * replacer only changes errors, bigints and cycles, which then take LogTape's own path).
+ */
+export function formatLine(record: LogRecord): string {
+  const message = [renderMessage(record.message)];
+  if (!isPlainData(record.properties, 0)) return jsonLinesFormatter({ ...record, message });
+  let category = loggerFields.get(record.category);
+  if (category === undefined) {
+    category = `,"logger":${JSON.stringify(record.category.join("."))}`;
+    loggerFields.set(record.category, category);
+  }
+  const level = record.level === "warning" ? "WARN" : record.level.toUpperCase();
+  const line = `{"@timestamp":"${new Date(record.timestamp).toISOString()}","level":"${level}","message":${
+    JSON.stringify(message[0])
+  }${category},"properties":${JSON.stringify(record.properties)}}`;
+  return (CONTROL.test(line) ? line.replace(CONTROLS, escapeControl) : line) + "\n";
+}
+
+function escapeControl(char: string): string {
+  return `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`;
+}
+
+/**
+ * True when JSON.stringify writes `value` as LogTape's replacer would: strings, finite or not numbers, booleans,
+ * null, undefined, and arrays and plain objects of those, a few levels deep (deeper: maybe a cycle, LogTape's path).
+ */
+function isPlainData(value: unknown, depth: number): boolean {
+  if (value === null || value === undefined) return true;
+  const type = typeof value;
+  if (type === "string" || type === "number" || type === "boolean") return true;
+  if (type !== "object" || depth > 6) return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (!isPlainData(item, depth + 1)) return false;
+    return true;
+  }
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return false;
+  if (typeof (value as { toJSON?: unknown }).toJSON === "function") return false;
+  for (const key in value) {
+    if (!isPlainData((value as Record<string, unknown>)[key], depth + 1)) return false;
+  }
+  return true;
 }
 
 /** The logger for a part of mirrorhook, e.g. `logger("admission")`. */

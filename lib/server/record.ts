@@ -5,6 +5,7 @@ import type { AdmitOutcome } from "../admission/admit.ts";
 import type { AdmissionRequest } from "../admission/review.ts";
 import type { ValidateOutcome } from "../admission/validate.ts";
 import type { ImageChange } from "../mutate/pod.ts";
+import type { CompiledObject } from "../rules/compile.ts";
 import { describeRule } from "../rules/engine.ts";
 import { truncate } from "../util/truncate.ts";
 import type { Metrics } from "./metrics.ts";
@@ -63,7 +64,20 @@ export function registryLabel(change: ImageChange): string {
   const rule = decision.rule;
   if (rule.type === "match" && (rule.replace ?? "").split("/")[0]?.includes("$") !== false) return "templated";
   // The decision's output is normalized (registry first), so no second parse is needed.
-  return change.to.split("/")[0] ?? "invalid";
+  const slash = change.to.indexOf("/");
+  return slash < 0 ? change.to : change.to.slice(0, slash);
+}
+
+/** The `object` label of each rule object (`namespace/name` or `name`), built once. */
+const objectLabels = new WeakMap<CompiledObject, string>();
+
+function objectLabel(object: CompiledObject): string {
+  let label = objectLabels.get(object);
+  if (label === undefined) {
+    label = object.namespace === undefined ? object.name : `${object.namespace}/${object.name}`;
+    objectLabels.set(object, label);
+  }
+  return label;
 }
 
 function podName(request: AdmissionRequest): string | undefined {
@@ -98,17 +112,23 @@ export function createRecorder(deps: RecordDeps): Recorder {
       const result = dryRun && outcome.result === "rewritten" ? "would-rewrite" : outcome.result;
       metrics.requests.inc({ operation: operationLabel(review.operation), result, dry_run: String(review.dryRun) });
       if (outcome.skipped !== undefined) metrics.skips.inc({ reason: outcome.skipped });
+      // One increment per label set (a Pod's images mostly share a rule and registry), by the count.
+      let rewrites:
+        | Map<string, { labels: { kind: string; object: string; registry: string }; count: number }>
+        | undefined;
       for (const change of outcome.changes) {
         const decision = change.decision;
-        metrics.rewrites.inc({
-          kind: decision.action === "rewrite" ? decision.rule.object.kind : "bypass",
-          object: decision.action === "rewrite"
-            ? (decision.rule.object.namespace === undefined
-              ? decision.rule.object.name
-              : `${decision.rule.object.namespace}/${decision.rule.object.name}`)
-            : "bypass",
-          registry: registryLabel(change),
-        });
+        const kind = decision.action === "rewrite" ? decision.rule.object.kind : "bypass";
+        const object = decision.action === "rewrite" ? objectLabel(decision.rule.object) : "bypass";
+        const registry = registryLabel(change);
+        const key = `${kind}\u0000${object}\u0000${registry}`;
+        rewrites ??= new Map();
+        const entry = rewrites.get(key);
+        if (entry === undefined) rewrites.set(key, { labels: { kind, object, registry }, count: 1 });
+        else entry.count++;
+      }
+      if (rewrites !== undefined) {
+        for (const { labels, count } of rewrites.values()) metrics.rewrites.inc(labels, count);
       }
       for (const problem of outcome.problems) metrics.invalidImages.inc({ reason: problem.decision.action });
       for (const change of outcome.changes) {
@@ -120,16 +140,17 @@ export function createRecorder(deps: RecordDeps): Recorder {
         if (change.position !== undefined) deps.verifyChosen?.inc({ position: String(change.position) });
       }
       for (const kept of outcome.kept) deps.verifyDecisions?.inc({ result: kept.status, action: "keep" });
-      const fields = {
+      // One record, its keys in the order operators know; no spread of partial records.
+      const fields: Record<string, unknown> = {
         uid: echo(review.uid),
         namespace: echo(review.namespace),
         pod: podName(review),
         operation: echo(review.operation),
-        ...(review.subResource === undefined ? {} : { subResource: echo(review.subResource) }),
-        dryRun,
-        ...(review.dryRun ? { requestDryRun: true } : {}),
-        durationMs: Math.round(durationMs * 1000) / 1000,
       };
+      if (review.subResource !== undefined) fields["subResource"] = echo(review.subResource);
+      fields["dryRun"] = dryRun;
+      if (review.dryRun) fields["requestDryRun"] = true;
+      fields["durationMs"] = Math.round(durationMs * 1000) / 1000;
       if (outcome.changes.length > 0 || outcome.problems.length > 0 || outcome.kept.length > 0) {
         const message = outcome.patched
           ? "Rewrote {count} image(s)"
@@ -138,36 +159,40 @@ export function createRecorder(deps: RecordDeps): Recorder {
           : outcome.kept.length > 0
           ? "Kept {keptCount} image(s): target not confirmed by the registry"
           : "Left {invalidCount} invalid image(s) unchanged";
-        logger.info(message, {
-          ...fields,
-          count: outcome.changes.length,
-          invalidCount: outcome.problems.length,
-          keptCount: outcome.kept.length,
-          rewrites: outcome.changes.map((change) => ({
+        fields["count"] = outcome.changes.length;
+        fields["invalidCount"] = outcome.problems.length;
+        fields["keptCount"] = outcome.kept.length;
+        const rewrites: Record<string, unknown>[] = [];
+        for (const change of outcome.changes) {
+          const entry: Record<string, unknown> = {
             container: echo(change.slot.key),
             from: echo(change.from),
             to: echo(change.to),
             rule: change.decision.action === "rewrite" ? describeRule(change.decision.rule) : "bypass",
-            ...(change.verified === undefined ? {} : { verified: change.verified }),
-            ...(change.position === undefined ? {} : { targetPosition: change.position }),
-            ...(change.skipped === undefined || change.skipped.length === 0
-              ? {}
-              : { skipped: change.skipped.map((why) => echo(why)) }),
-          })),
-          kept: outcome.kept.map((kept) => ({
-            container: echo(kept.slot.key),
-            image: echo(kept.slot.image),
-            target: echo(kept.decision.output),
-            status: kept.status,
-          })),
-          invalid: outcome.problems.map((problem) => ({
-            container: echo(problem.slot.key),
-            image: echo(problem.slot.image),
-            reason: problem.decision.action,
-          })),
-        });
+          };
+          if (change.verified !== undefined) entry["verified"] = change.verified;
+          if (change.position !== undefined) entry["targetPosition"] = change.position;
+          if (change.skipped !== undefined && change.skipped.length > 0) {
+            entry["skipped"] = change.skipped.map((why) => echo(why));
+          }
+          rewrites.push(entry);
+        }
+        fields["rewrites"] = rewrites;
+        fields["kept"] = outcome.kept.map((kept) => ({
+          container: echo(kept.slot.key),
+          image: echo(kept.slot.image),
+          target: echo(kept.decision.output),
+          status: kept.status,
+        }));
+        fields["invalid"] = outcome.problems.map((problem) => ({
+          container: echo(problem.slot.key),
+          image: echo(problem.slot.image),
+          reason: problem.decision.action,
+        }));
+        logger.info(message, fields);
       } else if (outcome.skipped !== undefined && outcome.skipped !== "not-a-pod") {
-        logger.info("Skipped: {reason}", { ...fields, reason: outcome.skipped });
+        fields["reason"] = outcome.skipped;
+        logger.info("Skipped: {reason}", fields);
       } else {
         logger.debug("Nothing to rewrite", fields);
       }

@@ -4,14 +4,16 @@
 const MAX_ECHO_BYTES = 256;
 
 const encoder = new TextEncoder();
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /**
  * `value` unchanged when it fits in `maxBytes` UTF-8 bytes; otherwise its longest prefix that fits with the
  * marker `…(N bytes)` naming the full size, cut on a code point boundary.
  */
 export function truncate(value: string, maxBytes: number = MAX_ECHO_BYTES): string {
-  // Fast path: at most 3 bytes per UTF-16 unit.
+  // Fast paths: at most 3 bytes per UTF-16 unit; one byte per unit for ASCII (image references, names).
   if (value.length * 3 <= maxBytes) return value;
+  if (value.length <= maxBytes && !NON_ASCII.test(value)) return value;
   const size = encoder.encode(value).byteLength;
   if (size <= maxBytes) return value;
   const marker = `…(${size} bytes)`;
