@@ -1,33 +1,39 @@
-// Scale benchmark: time to ready and resident memory above idle of `mirrorhook serve` for large rule files.
+// Scale benchmark: time to ready and resident memory (absolute and above idle) of `mirrorhook serve` for large rule files.
 //
-// Usage: deno task bench:scale [CASE…]      (cases: idle, exact-10k, prefix-10k, match-10k, exact-20k, exact-100k)
+// Usage: deno task bench:scale [--json] [CASE…]   (cases: idle, exact-10k, prefix-10k, match-10k, exact-20k, exact-100k)
 // Each case writes its rules to a temporary directory (files of at most 5,000 rules, under the 2 MiB limit),
 // starts `serve --dev` on 127.0.0.1 with the V8 flags of the `mirrorhook` task, polls /readyz every 20 ms and
-// reads VmRSS from /proc once ready (after a short settle). Every server is killed after its case; every case is
-// bounded by CASE_TIMEOUT_MS. "above idle" subtracts the RSS of the same server with a one-rule file.
+// reads VmRSS from /proc 1 s after ready ("ready RSS": the load's garbage and the pattern screening worker still
+// there) and again SCALE_SETTLE_MS later (default 35 s: the screening worker has stopped after 10 s idle and V8's
+// memory reducer has run, about 30 s after start) — "RSS MiB", what a running server holds. Every server is killed
+// after its case; every case is bounded by CASE_TIMEOUT_MS. "above idle" subtracts the RSS of the one-rule server.
+// --json prints one line per case instead of the table: {"rules":10000,"kind":"match","rss_mb":…,"ready_rss_mb":…}
+// (kind "idle" for the one-rule server).
 // Columns: ready ms is wall time from spawn to the first 200 of /readyz (inflated on a busy machine); CPU ms is the
 // process's CPU time by then (every thread, the pattern screening worker included); main ms is the main thread's
 // alone, about the time to ready on an idle machine, since start-up is serial there.
-// Environment: SCALE_RUNS (default 3), SCALE_V8_FLAGS (replaces the task's V8 flags, for experiments).
+// Environment: SCALE_RUNS (default 3), SCALE_SETTLE_MS (default 35000), SCALE_V8_FLAGS (replaces the task's V8
+// flags, for experiments).
 
 import { exactKey, prefixKey, regexRule } from "./rules_fixture.ts";
 import type { RuleSpec } from "../lib/rules/schema.ts";
 
 const REPO_ROOT = new URL("..", import.meta.url).pathname;
 const CASE_TIMEOUT_MS = 60_000;
-const SETTLE_MS = 1_000;
+const READY_SETTLE_MS = 1_000;
+const SETTLE_MS = Number(Deno.env.get("SCALE_SETTLE_MS") ?? "35000");
 const RULES_PER_OBJECT = 1_000;
 const OBJECTS_PER_FILE = 5;
 
 type Kind = "exact" | "prefix" | "match";
 
-interface Case {
+export interface Case {
   readonly name: string;
   readonly kind: Kind;
   readonly count: number;
 }
 
-const CASES: readonly Case[] = [
+export const CASES: readonly Case[] = [
   { name: "idle", kind: "exact", count: 1 },
   { name: "exact-10k", kind: "exact", count: 10_000 },
   { name: "prefix-10k", kind: "prefix", count: 10_000 },
@@ -62,7 +68,7 @@ function objectYaml(name: string, rules: readonly RuleSpec[]): string {
 }
 
 /** Writes the case's rules into `dir`; returns the total bytes written. */
-async function writeRules(dir: string, { kind, count }: Case): Promise<number> {
+export async function writeRules(dir: string, { kind, count }: Case): Promise<number> {
   let bytes = 0;
   const objects = Math.ceil(count / RULES_PER_OBJECT);
   for (let file = 0; file * OBJECTS_PER_FILE < objects; file++) {
@@ -116,7 +122,10 @@ interface Measured {
   readonly cpuMs: number;
   /** CPU time of the main thread alone: about the time to ready on an idle machine (start-up is serial). */
   readonly mainMs: number;
+  /** RSS once settled (SETTLE_MS after ready). */
   readonly rssMiB: number;
+  /** RSS 1 s after ready. */
+  readonly readyRssMiB: number;
   readonly detail: string;
 }
 
@@ -169,6 +178,7 @@ async function measure(dir: string, flags: readonly string[]): Promise<Measured>
           cpuMs: 0,
           mainMs: 0,
           rssMiB: 0,
+          readyRssMiB: 0,
           detail: refusal(text),
         };
       }
@@ -179,8 +189,19 @@ async function measure(dir: string, flags: readonly string[]): Promise<Measured>
           const readyMs = performance.now() - started;
           const cpu = cpuMs(child.pid);
           const main = cpuMs(child.pid, child.pid);
-          await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-          return { outcome: "ready", readyMs, cpuMs: cpu, mainMs: main, rssMiB: rssMiB(child.pid), detail: "" };
+          await new Promise((resolve) => setTimeout(resolve, READY_SETTLE_MS));
+          const readyRss = rssMiB(child.pid);
+          await new Promise((resolve) => setTimeout(resolve, Math.max(0, SETTLE_MS - READY_SETTLE_MS)));
+          const settled = rssMiB(child.pid);
+          return {
+            outcome: "ready",
+            readyMs,
+            cpuMs: cpu,
+            mainMs: main,
+            rssMiB: settled,
+            readyRssMiB: readyRss,
+            detail: "",
+          };
         }
       } catch {
         // not listening yet
@@ -193,6 +214,7 @@ async function measure(dir: string, flags: readonly string[]): Promise<Measured>
       cpuMs: cpuMs(child.pid),
       mainMs: cpuMs(child.pid, child.pid),
       rssMiB: rssMiB(child.pid),
+      readyRssMiB: rssMiB(child.pid),
       detail: "",
     };
   } finally {
@@ -215,29 +237,37 @@ async function measureBest(dir: string, flags: readonly string[], runs: number):
   }
   const first = all[0];
   if (first === undefined) throw new Error("Cannot measure with 0 runs");
-  const rss = all.map((m) => m.rssMiB).sort((x, y) => x - y);
+  const median = (values: number[]) => values.sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? Number.NaN;
   return {
     ...first,
     readyMs: Math.min(...all.map((m) => m.readyMs)),
     cpuMs: Math.min(...all.map((m) => m.cpuMs)),
     mainMs: Math.min(...all.map((m) => m.mainMs)),
-    rssMiB: rss[Math.floor(rss.length / 2)] ?? first.rssMiB,
+    rssMiB: median(all.map((m) => m.rssMiB)),
+    readyRssMiB: median(all.map((m) => m.readyRssMiB)),
   };
 }
 
 async function main(): Promise<void> {
   const runs = Number(Deno.env.get("SCALE_RUNS") ?? "3");
-  const wanted = Deno.args.length > 0 ? Deno.args : CASES.map((c) => c.name);
+  const json = Deno.args.includes("--json");
+  const args = Deno.args.filter((arg) => arg !== "--json");
+  const wanted = args.length > 0 ? args : CASES.map((c) => c.name);
   const unknown = wanted.filter((name) => !CASES.some((c) => c.name === name));
   if (unknown.length > 0) throw new Error(`Cannot run unknown case(s) ${unknown.join(", ")}`);
   const flags = await taskFlags();
-  const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+  const write = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+  const out = (line: string) => json ? undefined : write(line);
   out(
     `bench:scale  deno ${Deno.version.deno}  ${runs} runs: least time, median memory  flags: ${
       flags.join(" ") || "(none)"
     }`,
   );
-  out("case         rules  file MB  outcome  ready ms  CPU ms  main ms  RSS MiB  above idle MiB");
+  out(
+    `case         rules  file MB  outcome  ready ms  CPU ms  main ms  ready RSS  RSS MiB (+${
+      SETTLE_MS / 1000
+    } s)  above idle MiB`,
+  );
   let idle: number | undefined;
   for (const c of CASES.filter((c) => c.name === "idle" || wanted.includes(c.name))) {
     const dir = await Deno.makeTempDir({ prefix: "mirrorhook-scale-" });
@@ -246,6 +276,17 @@ async function main(): Promise<void> {
       const m = await measureBest(dir, flags, runs);
       if (c.name === "idle") idle = m.rssMiB;
       const above = idle === undefined || m.outcome !== "ready" ? "" : (m.rssMiB - idle).toFixed(1);
+      if (json) {
+        write(JSON.stringify({
+          rules: c.count,
+          kind: c.name === "idle" ? "idle" : c.kind,
+          rss_mb: Number(m.rssMiB.toFixed(1)),
+          ready_rss_mb: Number(m.readyRssMiB.toFixed(1)),
+          outcome: m.outcome,
+          ready_ms: Math.round(m.readyMs),
+        }));
+        continue;
+      }
       out(
         [
           c.name.padEnd(12),
@@ -255,7 +296,8 @@ async function main(): Promise<void> {
           m.readyMs.toFixed(0).padStart(8),
           m.cpuMs.toFixed(0).padStart(6),
           m.mainMs.toFixed(0).padStart(7),
-          m.rssMiB.toFixed(1).padStart(7),
+          m.readyRssMiB.toFixed(1).padStart(9),
+          m.rssMiB.toFixed(1).padStart(17),
           above.padStart(14),
         ].join("  ") + (m.detail === "" ? "" : `\n  ${m.detail}`),
       );

@@ -124,6 +124,9 @@ export interface CompileResult {
   readonly inForce: ReadonlySet<RewriteObject>;
 }
 
+/** The empty list every rule without alternatives, platforms or pull secrets shares (not one each: 10,000 rules). */
+const NONE: readonly string[] = Object.freeze([]);
+
 const FILLERS = ["x", "x/x", "x:x", `sha256:${"a".repeat(64)}`, "docker.io/library/x:latest"];
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const REPLACEMENT_TOKEN = /\$(\$|&|`|'|<([^>]*)>|\d{1,2})/g;
@@ -366,10 +369,10 @@ function compileRule(
     on: rule.on ?? "normalized",
     verify: !keep && (rule.verify ?? spec.verify ?? false),
     onMissing: rule.onMissing ?? spec.onMissing ?? "keep",
-    alternatives: [],
+    alternatives: NONE,
     mirror: !keep && (rule.verify ?? spec.verify ?? false) && (rule.mirror ?? spec.mirror ?? false),
-    platforms: rule.platforms ?? spec.platforms ?? [],
-    imagePullSecrets: keep ? [] : rule.imagePullSecrets ?? spec.imagePullSecrets ?? [],
+    platforms: rule.platforms ?? spec.platforms ?? NONE,
+    imagePullSecrets: keep ? NONE : rule.imagePullSecrets ?? spec.imagePullSecrets ?? NONE,
   } as const;
   // A copy pulls from the Pod's registry with the platform's credentials: only platform-written (cluster) objects.
   if (object.kind === "ImageRewrite" && (rule.mirror ?? spec.mirror) === true) {

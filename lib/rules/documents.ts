@@ -67,23 +67,45 @@ export function readDocuments(text: string, source: string): DocumentsResult {
 /**
  * The last text read and its documents, held weakly: recognising a file's format reads it once to look, and
  * loading reads it again in the same synchronous run (see `parseRuleText`), where a weak reference is
- * guaranteed to hold, so the second read is free; afterwards only the text stays referenced, until the next read.
+ * guaranteed to hold, so the second read is free; the second read forgets it.
  */
 let recent: { text: string; documents: WeakRef<unknown[]> } | undefined;
 
 /** The non-empty documents of a clean text, or undefined when `js-yaml` cannot read it as plain data. */
 function readFast(text: string): unknown[] | undefined {
   const cached = recent?.text === text ? recent.documents.deref() : undefined;
-  if (cached !== undefined) return cached;
   recent = undefined;
+  // Once read again the text is not held any longer (a rules file may be 2 MiB).
+  if (cached !== undefined) return cached;
   try {
     const documents = loadAll(text, { schema: CORE_SCHEMA, maxAliases: 0 })
       .filter((value) => value !== null && value !== undefined);
+    documents.forEach(detachStrings);
     recent = { text, documents: new WeakRef(documents) };
     return documents;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Replaces every string in `value` (in place) by a copy of its own. A parser's strings are slices of the text, and
+ * V8 keeps a whole text alive while any slice of it lives: the rule set holding a few short strings of each rule
+ * would keep every rule file's text in memory (1 MB for 10,000 rules).
+ */
+function detachStrings(value: unknown): void {
+  if (typeof value !== "object" || value === null) return;
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    const field = record[key];
+    if (typeof field === "string") record[key] = detached(field);
+    else detachStrings(field);
+  }
+}
+
+function detached(text: string): string {
+  // JSON.parse makes a flat string of its own; V8 copies short slices already.
+  return text.length < 13 ? text : JSON.parse(JSON.stringify(text));
 }
 
 /** `yaml`'s tree of a text that parses cleanly: the contents of each non-empty document, in order. */
@@ -152,6 +174,7 @@ function readPositioned(text: string, source: string): DocumentsResult {
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: 100 });
+      detachStrings(value);
     } catch (error) {
       problems.push({
         ...fileProblem(source, `Cannot read ${source}: ${error instanceof Error ? error.message : String(error)}`),

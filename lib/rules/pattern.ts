@@ -57,10 +57,13 @@ export function screenPattern(source: string): PatternVerdict {
   return verdict;
 }
 
+/** The verdict of every safe pattern: one object, not one per pattern (each verdict from the worker is a copy). */
+const SAFE: PatternVerdict = Object.freeze({ status: "safe" });
+
 /** Stores a verdict found elsewhere (the screening worker), so that compiling the pattern does not screen again. */
 export function rememberVerdict(source: string, verdict: PatternVerdict): void {
   cache.delete(source);
-  cache.set(source, verdict);
+  cache.set(source, verdict.status === "safe" ? SAFE : verdict);
   if (cache.size > VERDICT_CACHE_LIMIT) {
     const oldest = cache.keys().next();
     if (oldest.done !== true) cache.delete(oldest.value);
@@ -114,6 +117,8 @@ export interface PatternGroups {
 }
 
 const groupCache = new Map<string, PatternGroups>();
+const NO_NAMES: ReadonlySet<string> = new Set();
+const UNNAMED: PatternGroups[] = [];
 
 /** The groups of a screened pattern (found by matching `source|` on the empty text), remembered by source. */
 export function patternGroups(source: string): PatternGroups {
@@ -121,7 +126,12 @@ export function patternGroups(source: string): PatternGroups {
   if (known !== undefined) return known;
   const either = `${source}|`;
   const empty = (hasLinearEngine() ? new RegExp(either, LINEAR_FLAG) : new RegExp(either)).exec("");
-  const groups: PatternGroups = { count: (empty?.length ?? 1) - 1, names: new Set(Object.keys(empty?.groups ?? {})) };
+  const count = (empty?.length ?? 1) - 1;
+  const names = Object.keys(empty?.groups ?? {});
+  // Most patterns have no named group: they share one answer per count (an empty Set alone takes ~230 bytes).
+  const groups: PatternGroups = names.length > 0
+    ? { count, names: new Set(names) }
+    : (UNNAMED[count] ??= Object.freeze({ count, names: NO_NAMES }));
   groupCache.set(source, groups);
   if (groupCache.size > VERDICT_CACHE_LIMIT) {
     const oldest = groupCache.keys().next();

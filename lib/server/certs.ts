@@ -1,7 +1,7 @@
 // Certificate helpers: read notAfter from a PEM, and mint a throwaway CA + serving certificate (--dev, tests).
 
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
+import { X509Certificate } from "node:crypto";
+import type * as X509 from "@peculiar/x509";
 
 const ALGORITHM = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 
@@ -38,7 +38,7 @@ function fromPem(pem: string): ArrayBuffer {
 /** notAfter of the first certificate in a PEM bundle; throws a clear error when it is not one. */
 export function certificateNotAfter(pem: string): Date {
   try {
-    return new x509.X509Certificate(pem).notAfter;
+    return new X509Certificate(pem).validToDate;
   } catch (error) {
     throw new Error(`Cannot read certificate: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -47,8 +47,8 @@ export function certificateNotAfter(pem: string): Date {
 /** notBefore and notAfter of the first certificate of a PEM; throws with a clear message when it cannot be read. */
 export function certificateValidity(pem: string): { notBefore: Date; notAfter: Date } {
   try {
-    const certificate = new x509.X509Certificate(pem);
-    return { notBefore: certificate.notBefore, notAfter: certificate.notAfter };
+    const certificate = new X509Certificate(pem);
+    return { notBefore: certificate.validFromDate, notAfter: certificate.validToDate };
   } catch (error) {
     throw new Error(`Cannot read certificate: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -56,6 +56,9 @@ export function certificateValidity(pem: string): { notBefore: Date; notAfter: D
 
 /** Mints a CA (or reuses one) and a serving certificate for localhost and 127.0.0.1 by default. */
 export async function mintCertificates(options: MintOptions = {}): Promise<CertificateChain> {
+  // Loaded here, not with the module: only --dev and tests mint, and @peculiar/x509 costs ~8 MB resident.
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
   const crypto = globalThis.crypto;
   x509.cryptoProvider.set(crypto);
   const now = new Date(Date.now() - 60_000);
@@ -63,7 +66,7 @@ export async function mintCertificates(options: MintOptions = {}): Promise<Certi
   let caCertPem: string;
   let caKeyPem: string;
   let caKeys: CryptoKeyPair;
-  let caCert: x509.X509Certificate;
+  let caCert: X509.X509Certificate;
   if (options.ca === undefined) {
     caKeys = await crypto.subtle.generateKey(ALGORITHM, true, ["sign", "verify"]) as CryptoKeyPair;
     caCert = await x509.X509CertificateGenerator.createSelfSigned({
