@@ -7,7 +7,7 @@
 # for the typical (3+1 containers) and the 40-container Pod: requests/s (wrk, keep-alive, 16 connections), medians of
 # RUNS, one table with the ratios. Then the open-loop p99 at half of mirrorhook's maximum rate (bench/openloop, a Go
 # client that schedules requests at a fixed rate and measures from the scheduled time), and memory: RSS at idle,
-# after a warm-up, after 100,000 admissions, and with 10,000 rules of each kind loaded (bench/scale.ts --rss).
+# after a warm-up, after 100,000 admissions, and with 10,000 rules of each kind loaded (bench/scale.ts --json).
 # Usage: bench/load.sh [SECONDS=8] [RUNS=3] [CONNECTIONS=16]     (deno task bench:load)
 # Servers are pinned to CPU 1, load generators to CPU 0. Only 127.0.0.1 is used; every run is bounded in time or count.
 set -euo pipefail
@@ -149,8 +149,8 @@ memory=$(jq -nc --argjson idle "$rss_idle" --argjson warm "$rss_warm" --argjson 
   '{rss_idle_mb:$idle, rss_warm_mb:$warm, rss_after_mb:$after, admissions:$n,
     growth_vs_warm:((($after / $warm) - 1) * 1000 | round / 1000), growth_vs_idle:((($after / $idle) - 1) * 1000 | round / 1000)}')
 echo "$memory" >&2
-# RSS of a server with 10,000 rules of each kind (bench/scale.ts --rss: one JSON line per kind).
-rules_rss=$(SCALE_RUNS=1 deno run -A bench/scale.ts --rss 10000 2>>"$work/scale.log" || true)
+# RSS of a server with one rule and with 10,000 rules of each kind, settled (bench/scale.ts --json: one line per case).
+rules_rss=$(SCALE_RUNS=1 deno run -A bench/scale.ts --json idle exact-10k prefix-10k match-10k 2>>"$work/scale.log" || true)
 
 # One table.
 {
@@ -167,9 +167,9 @@ rules_rss=$(SCALE_RUNS=1 deno run -A bench/scale.ts --rss 10000 2>>"$work/scale.
   echo
   echo "$memory" | jq -r '"Memory (RSS): idle \(.rss_idle_mb) MB, after 2,000 admissions \(.rss_warm_mb) MB, after \(.admissions) admissions \(.rss_after_mb) MB (growth \(.growth_vs_warm * 100 | round) % since the warm-up, \(.growth_vs_idle * 100 | round) % since idle)."'
   if [ -n "$rules_rss" ]; then
-    echo "$rules_rss" | jq -r -s '"With 10,000 rules: " + (map("\(.kind) \(.rss_mb) MB") | join(", ")) + "."'
+    echo "$rules_rss" | jq -r -s '"Settled RSS (bench/scale.ts): " + (map("\(.rules) \(.kind) \(.rss_mb) MB") | join(", ")) + "."'
   else
-    echo "With 10,000 rules: not measured (bench/scale.ts --rss failed; see its output)."
+    echo "With 10,000 rules: not measured (bench/scale.ts failed)."
   fi
 } | tee "$work/table.md"
 jq -c . "$summary"
