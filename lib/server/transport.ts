@@ -177,7 +177,6 @@ interface Exchange {
   whole: Buffer | undefined;
   filled: number;
   pieces: Buffer[];
-  timer: ReturnType<typeof setTimeout> | undefined;
   settle: ((body: Uint8Array | undefined) => void) | undefined;
   fail: ((error: ReviewError) => void) | undefined;
 }
@@ -192,9 +191,16 @@ class Connection {
   readonly #context: ConnectionContext;
   readonly #parser = new RequestParser();
   #current: Exchange | undefined;
+  /**
+   * One timer per connection, for whichever deadline is in force (head, keep-alive, body, discard): moving a deadline
+   * later costs no timer; the timer, when it fires early, waits again for the rest.
+   */
   #timer: ReturnType<typeof setTimeout> | undefined;
-  /** The head timer runs the keep-alive idle time (no byte of a next request yet). */
-  #idleTimer = false;
+  #timerAt = 0;
+  #deadline = 0;
+  #onDeadline: (() => void) | undefined;
+  /** The deadline in force is the keep-alive idle time (no byte of a next request yet). */
+  #idle = false;
   #pumping = false;
   #waitingDrain = false;
   /** No further request is parsed: the connection ends after the current answer, or already lingers. */
@@ -215,7 +221,7 @@ class Connection {
     socket.on("end", () => this.#onGone());
     socket.on("close", () => this.#onGone());
     socket.on("error", () => this.#onGone());
-    this.#armHeadTimer(transport.limits.headersTimeoutMs, false);
+    this.#headDeadline(transport.limits.headersTimeoutMs, false);
   }
 
   #onData(chunk: Buffer): void {
@@ -225,8 +231,8 @@ class Connection {
     }
     this.#parser.push(chunk);
     // The first bytes of a next request: from now on its head must be complete within the headers deadline.
-    if (this.#idleTimer && this.#current === undefined) {
-      this.#armHeadTimer(this.#transport.limits.headersTimeoutMs, false);
+    if (this.#idle && this.#current === undefined) {
+      this.#headDeadline(this.#transport.limits.headersTimeoutMs, false);
     }
     this.#pump();
   }
@@ -256,21 +262,55 @@ class Connection {
     else if (socket.isPaused()) socket.resume();
   }
 
-  #armHeadTimer(ms: number, idle: boolean): void {
+  /** Runs `action` in `ms` unless another deadline (or none) is set before. */
+  #deadlineIn(ms: number, action: () => void): void {
+    const now = performance.now();
+    this.#deadline = now + ms;
+    this.#onDeadline = action;
+    if (this.#timer !== undefined && this.#timerAt <= this.#deadline) return;
     clearTimeout(this.#timer);
-    this.#idleTimer = idle;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
+    this.#timerAt = this.#deadline;
+    this.#timer = setTimeout(this.#tick, ms);
+  }
+
+  #stopTimer(): void {
+    this.#onDeadline = undefined;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #noDeadline(): void {
+    this.#onDeadline = undefined;
+    this.#idle = false;
+  }
+
+  #tick = (): void => {
+    this.#timer = undefined;
+    const action = this.#onDeadline;
+    if (action === undefined) return;
+    const left = this.#deadline - performance.now();
+    if (left > 0) {
+      this.#timerAt = this.#deadline;
+      this.#timer = setTimeout(this.#tick, left);
+      return;
+    }
+    this.#onDeadline = undefined;
+    action();
+  };
+
+  /** The next request's head must be complete within `ms` (`idle`: no byte of it yet, the keep-alive time). */
+  #headDeadline(ms: number, idle: boolean): void {
+    this.#deadlineIn(ms, () => {
       if (this.#current !== undefined) return;
       this.#closing = true;
       if (idle || this.#parser.pendingBytes === 0) this.#socket.destroy();
       else this.#write(errorAnswer(408, "request headers not complete in time"), true);
-    }, ms);
+    });
+    this.#idle = idle;
   }
 
   #begin(head: RequestHead): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#noDeadline();
     const exchange: Exchange = {
       head,
       started: performance.now(),
@@ -285,7 +325,6 @@ class Connection {
       whole: undefined,
       filled: 0,
       pieces: [],
-      timer: undefined,
       settle: undefined,
       fail: undefined,
     };
@@ -355,9 +394,9 @@ class Connection {
     return new Promise((resolve, reject) => {
       exchange.settle = resolve;
       exchange.fail = reject;
-      exchange.timer = setTimeout(
-        () => this.#bodyFailed(exchange, bodyTimeout(limits.bodyTimeoutMs)),
+      this.#deadlineIn(
         Math.max(0, limits.bodyTimeoutMs - (performance.now() - exchange.started)),
+        () => this.#bodyFailed(exchange, bodyTimeout(limits.bodyTimeoutMs)),
       );
       queueMicrotask(() => this.#pump());
     });
@@ -405,13 +444,13 @@ class Connection {
       exchange.pieces = [];
       this.#bodyDone(exchange, body);
     } else if (exchange.phase === "discarding") {
-      clearTimeout(exchange.timer);
+      this.#noDeadline();
       this.#next(exchange);
     }
   }
 
   #bodyDone(exchange: Exchange, body: Uint8Array | undefined): void {
-    clearTimeout(exchange.timer);
+    this.#noDeadline();
     const settle = exchange.settle;
     exchange.settle = undefined;
     exchange.fail = undefined;
@@ -421,7 +460,7 @@ class Connection {
 
   /** The body cannot be had (too slow, over budget, client gone, malformed): the core's read rejects. */
   #bodyFailed(exchange: Exchange, error: ReviewError): void {
-    clearTimeout(exchange.timer);
+    this.#noDeadline();
     exchange.closeAfter = true;
     exchange.phase = "stopped";
     exchange.pieces = [];
@@ -457,9 +496,9 @@ class Connection {
         exchange.closeAfter = true;
       } else {
         exchange.phase = "discarding";
-        exchange.timer = setTimeout(
-          () => this.#lingerClose(),
+        this.#deadlineIn(
           Math.max(0, limits.bodyTimeoutMs - (performance.now() - exchange.started)),
+          () => this.#lingerClose(),
         );
       }
     }
@@ -481,8 +520,8 @@ class Connection {
     if (this.#current !== exchange) return;
     this.#current = undefined;
     if (this.#closing || this.#gone) return;
-    if (this.#parser.pendingBytes > 0) this.#armHeadTimer(this.#transport.limits.headersTimeoutMs, false);
-    else this.#armHeadTimer(KEEP_ALIVE_MS, true);
+    if (this.#parser.pendingBytes > 0) this.#headDeadline(this.#transport.limits.headersTimeoutMs, false);
+    else this.#headDeadline(KEEP_ALIVE_MS, true);
     this.#pump();
   }
 
@@ -516,12 +555,8 @@ class Connection {
   #lingerClose(): void {
     this.#closing = true;
     const exchange = this.#current;
-    if (exchange !== undefined && exchange.answered) {
-      clearTimeout(exchange.timer);
-      this.#current = undefined;
-    }
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    if (exchange !== undefined && exchange.answered) this.#current = undefined;
+    this.#stopTimer();
     const socket = this.#socket;
     if (socket.destroyed || socket.writableEnded) return;
     socket.resume();
@@ -534,11 +569,9 @@ class Connection {
   #onGone(): void {
     if (this.#gone) return;
     this.#gone = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#stopTimer();
     const exchange = this.#current;
     if (exchange !== undefined && !exchange.ended && exchange.phase === "reading") this.#bodyFailed(exchange, gone());
-    if (exchange !== undefined && exchange.phase === "discarding") clearTimeout(exchange.timer);
     if (!this.#socket.destroyed) this.#socket.destroy();
   }
 }
