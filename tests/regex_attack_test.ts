@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { V8_FLAGS_ARGUMENT } from "../lib/rules/pattern.ts";
 import { screenPattern } from "../lib/rules/pattern.ts";
+import "../lib/rules/pattern_analysis.ts";
 import { loadRuleTexts } from "../lib/compat/load.ts";
 import { startServer, StartupError } from "../lib/server/app.ts";
 import { mintCertificates } from "../lib/server/certs.ts";

@@ -299,6 +299,8 @@ Problems go to standard error. Exit status: 0 ok, 1 unreadable file or errors in
 /** Runs the command line with `args` (without the program name); resolves to the exit status. */
 export async function run(args: readonly string[], io: CliIo = denoIo()): Promise<number> {
   let exit: number = EXIT.ok;
+  // Every command but serve screens patterns in this thread; serve screens on a worker and stays ~7 MB smaller.
+  if (args[0] !== "serve") await import("../rules/pattern_analysis.ts");
   const program = buildProgram(io, (code) => {
     exit = code;
   });

@@ -1,5 +1,6 @@
 // Checks that decide() looks at a rule's scope before running its pattern: a tenant's pattern never sees other Pods.
 
+import "./pattern_analysis.ts";
 import assert from "node:assert/strict";
 import { type CompiledRule, compileRuleSet } from "./compile.ts";
 import { decide } from "./engine.ts";

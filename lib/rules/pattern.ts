@@ -1,7 +1,6 @@
 // Decides whether a `match` pattern may be used: a pure, deterministic verdict (length, linear engine, static analysis).
 
 import { type AST, RegExpParser, visitRegExpAST } from "@eslint-community/regexpp";
-import { analyse } from "scslre";
 
 /** Longest accepted pattern, in UTF-16 code units: image references are at most a few hundred characters. */
 export const MAX_PATTERN_LENGTH = 1024;
@@ -53,7 +52,8 @@ export function screenPattern(source: string): PatternVerdict {
     return cached;
   }
   const verdict = judge(source);
-  rememberVerdict(source, verdict);
+  // Without the analysis "catastrophic" only means "not analysed here": not a verdict to keep.
+  if (analyser !== undefined || verdict.status !== "catastrophic") rememberVerdict(source, verdict);
   return verdict;
 }
 
@@ -140,6 +140,23 @@ export function patternGroups(source: string): PatternGroups {
   return groups;
 }
 
+/**
+ * Finds how nested or adjacent quantifiers can match one text in exponentially many ways (described), or
+ * undefined; throws when it gives up. See lib/rules/pattern_analysis.ts.
+ */
+export type ExponentialAnalyser = (pattern: AST.Pattern, flags: AST.Flags) => string | undefined;
+
+/**
+ * Installed by lib/rules/pattern_analysis.ts. Not imported here: its library (scslre) costs ~7 MB resident, and
+ * `serve` screens on a worker that loads it, never on the thread that answers admissions.
+ */
+let analyser: ExponentialAnalyser | undefined;
+
+/** Makes {@linkcode screenPattern} analyse nested repetitions in this isolate (pattern_analysis.ts calls it). */
+export function installAnalyser(analyse: ExponentialAnalyser): void {
+  analyser = analyse;
+}
+
 function judge(source: string): PatternVerdict {
   if (source.length > MAX_PATTERN_LENGTH) {
     return {
@@ -164,18 +181,16 @@ function judge(source: string): PatternVerdict {
   // Exponential backtracking needs a repeated part that itself repeats or chooses: without such nesting the
   // analysis can only find polynomial cases, which the linear engine makes harmless. Skip it (same verdict).
   if (!hasNestedRepetition(pattern)) return { status: "safe" };
+  if (analyser === undefined) {
+    // Only a process that screened every pattern first gets here without the analysis (serve: the worker screens).
+    return {
+      status: "catastrophic",
+      reason: "the pattern could not be proven safe: its nested repetition was not analysed (no screening here)",
+    };
+  }
   let exponential: string | undefined;
   try {
-    const result = analyse({ pattern, flags: flagsOf(pattern) }, { assumeRejectingSuffix: false });
-    const report = result.reports.find((found) => found.exponential);
-    if (report !== undefined) {
-      const at = report.type === "Trade"
-        ? `${report.startQuant.raw} and ${report.endQuant.raw}`
-        : report.type === "Self"
-        ? `${report.quant.raw} inside ${report.parentQuant.raw}`
-        : report.quant.raw;
-      exponential = `${at} can match ${JSON.stringify(report.character.pick.repeat(8))}… in exponentially many ways`;
-    }
+    exponential = analyser(pattern, flagsOf(pattern));
   } catch (error) {
     // The analysis gives up on some patterns (too many automaton states): not proven safe.
     return {

@@ -1,5 +1,6 @@
 // Checks the pattern verdicts: the table of kinds, agreement with V8's linear engine, and sameness under CPU load.
 
+import "./pattern_analysis.ts";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {

@@ -161,8 +161,11 @@ export class PatternScreener {
     this.#running = batch;
     const worker = this.#start();
     if (worker === undefined) {
-      // No worker can run here: screen in this thread rather than never (slower admissions, same verdicts).
-      this.#receive({ id: batch.id, verdicts: batch.sources.map((source) => screenPattern(source)) });
+      // No worker can run here: screen in this thread rather than never (slower admissions, same verdicts), with the
+      // analysis loaded here only now (a literal specifier, so `deno compile` bundles it).
+      void import("../rules/pattern_analysis.ts").then(() =>
+        this.#receive({ id: batch.id, verdicts: batch.sources.map((source) => screenPattern(source)) })
+      );
       return;
     }
     const message: ScreenBatch = { id: batch.id, sources: batch.sources };

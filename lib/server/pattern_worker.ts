@@ -1,6 +1,7 @@
 // The screening worker's entry point: screens batches of patterns off the thread that answers admissions.
 
 import { type PatternVerdict, screenPattern } from "../rules/pattern.ts";
+import "../rules/pattern_analysis.ts";
 
 /** A batch to screen. */
 export interface ScreenBatch {
