@@ -502,6 +502,8 @@ class Connection {
         );
       }
     }
+    // An answer before the body the core was reading is complete: the rest of it cannot be told from a next request.
+    if (!exchange.ended && exchange.phase === "reading") exchange.closeAfter = true;
     const close = exchange.closeAfter || !head.keepAlive || this.#context.draining() || exchange.phase === "stopped";
     const bytes = encodeAnswer(answer, close, head.minor, head.method === "HEAD");
     if (close) {
