@@ -214,25 +214,28 @@ function keyedCandidates(level: PriorityLevel, reference: ImageReference, normal
 }
 
 /**
- * Decisions by image under one rule set and bypass prefix, bounded ({@linkcode DECISION_CACHE_SIZE}, least recently
- * used out first). A new rule set (any change of rules) gets a new cache; the Pod's namespace and labels are never
+ * Decisions by image under one rule set and bypass prefix, bounded ({@linkcode DECISION_CACHE_SIZE}, images not used
+ * lately out first). A new rule set (any change of rules) gets a new cache; the Pod's namespace and labels are never
  * part of what is cached, since each decision checks the rules' scope for its own Pod.
  */
 export class DecisionCache {
   readonly #ruleSet: RuleSet;
   readonly #bypass: string;
-  readonly #maxEntries: number;
-  readonly #facts = new Map<string, ImageFacts>();
+  /** Most images in each generation: the two hold at most the cache's size. */
+  readonly #generation: number;
+  /** Images used since the last turn; `#older` holds those of the generation before, forgotten at the next turn. */
+  #recent = new Map<string, ImageFacts>();
+  #older = new Map<string, ImageFacts>();
 
   constructor(ruleSet: RuleSet, bypassPrefix: string, maxEntries = DECISION_CACHE_SIZE) {
     this.#ruleSet = ruleSet;
     this.#bypass = normalizeBypassPrefix(bypassPrefix);
-    this.#maxEntries = Math.max(1, maxEntries);
+    this.#generation = Math.max(1, Math.floor(maxEntries / 2));
   }
 
   /** Images remembered now. */
   get size(): number {
-    return this.#facts.size;
+    return this.#recent.size + this.#older.size;
   }
 
   /** The normalized form of `image` (as `normalizeReference`), parsed once while remembered. */
@@ -248,20 +251,21 @@ export class DecisionCache {
     return this.#entry(image).decide(this.#ruleSet.levels, scope);
   }
 
+  /**
+   * One lookup for an image used lately. An image of the older generation moves to the recent one; when the recent
+   * one is full it becomes the older, and what the older held (used in neither) is forgotten: an approximate LRU.
+   */
   #entry(image: string): ImageFacts {
-    let facts = this.#facts.get(image);
-    if (facts === undefined) {
-      facts = new ImageFacts(this.#ruleSet, image, this.#bypass);
-      if (this.#facts.size >= this.#maxEntries) {
-        const oldest = this.#facts.keys().next();
-        if (oldest.done !== true) this.#facts.delete(oldest.value);
-      }
-      this.#facts.set(image, facts);
-    } else if (this.#facts.size > 1) {
-      // Most recently used last.
-      this.#facts.delete(image);
-      this.#facts.set(image, facts);
+    let facts = this.#recent.get(image);
+    if (facts !== undefined) return facts;
+    facts = this.#older.get(image);
+    if (facts !== undefined) this.#older.delete(image);
+    else facts = new ImageFacts(this.#ruleSet, image, this.#bypass);
+    if (this.#recent.size >= this.#generation) {
+      this.#older = this.#recent;
+      this.#recent = new Map();
     }
+    this.#recent.set(image, facts);
     return facts;
   }
 }
