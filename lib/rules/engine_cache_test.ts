@@ -2,7 +2,14 @@
 
 import assert from "node:assert/strict";
 import { compileRuleSet, type RuleSet } from "./compile.ts";
-import { decide, DECISION_CACHE_SIZE, DecisionCache, decisionCache, RuleScope } from "./engine.ts";
+import {
+  decide,
+  DECISION_CACHE_CHARS,
+  DECISION_CACHE_SIZE,
+  DecisionCache,
+  decisionCache,
+  RuleScope,
+} from "./engine.ts";
 import type { RewriteObject } from "./schema.ts";
 
 function object(
@@ -117,6 +124,24 @@ Deno.test("the decision cache is bounded and forgets images not used lately", ()
   for (let i = 0; i < 10_000; i++) shared.decide(`flood-${i}:1`, scope);
   assert.ok(shared.size <= DECISION_CACHE_SIZE);
   assert.ok(shared.size >= DECISION_CACHE_SIZE / 2);
+});
+
+Deno.test("long images fill the decision cache sooner, and longer than a reference are not kept", () => {
+  const ruleSet = compile([
+    object("ClusterImageRewrite", "hub", { rules: [{ prefix: "docker.io", replace: "mirror.example.com/hub" }] }),
+  ]);
+  const cache = decisionCache(ruleSet, "direct.to/");
+  const scope = new RuleScope({});
+  for (let i = 0; i < 3_000; i++) {
+    cache.decide(`registry.example.com/${"a".repeat(200)}/${i}:${"t".repeat(100)}${"-".repeat(600)}`, scope);
+    assert.ok(cache.chars <= DECISION_CACHE_CHARS);
+  }
+  assert.ok(cache.size < 1_100, `${cache.size} images of ~1,000 characters`);
+  const huge = `nginx:${"x".repeat(100_000)}`;
+  const first = cache.decide(huge, scope);
+  assert.equal(first.action, "invalid-input");
+  assert.notEqual(cache.decide(huge, scope), first); // decided again: never remembered
+  assert.ok(cache.chars <= DECISION_CACHE_CHARS);
 });
 
 Deno.test("the bypass prefix is part of the cache key", () => {
