@@ -133,7 +133,7 @@ Deno.test("http1: HTTP/1.0 and Connection: close end the connection; HTTP/1.0 ke
     },
     {
       request:
-        `POST /mutate HTTP/1.1\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n${body}`,
+        `POST /mutate HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n${body}`,
       open: false,
     },
   ];

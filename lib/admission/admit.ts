@@ -11,6 +11,7 @@ import {
 } from "../mutate/pod.ts";
 import type { RuleSet } from "../rules/compile.ts";
 import type { Labels } from "../rules/selector.ts";
+import { setEntry } from "../util/json.ts";
 import { truncate } from "../util/truncate.ts";
 import { type AdmissionRequest, type AdmissionReviewAnswer, allowResponse } from "./review.ts";
 
@@ -132,9 +133,9 @@ function auditEntry<T>(
   keyOf: (item: T) => string,
   textOf: (item: T) => string,
 ): void {
-  const entries = new Map<string, string>();
-  for (const item of items) entries.set(truncate(keyOf(item)), textOf(item));
-  const value = JSON.stringify(Object.fromEntries(entries));
+  const entries: Record<string, string> = {};
+  for (const item of items) setEntry(entries, truncate(keyOf(item)), textOf(item));
+  const value = JSON.stringify(entries);
   annotations[`${name}-${fnv1a(value)}`] = value;
 }
 

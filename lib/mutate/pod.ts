@@ -14,7 +14,7 @@ import { withPlatforms } from "../rules/platforms.ts";
 import { pullSecretsPatch } from "./pull_secrets.ts";
 import type { Labels } from "../rules/selector.ts";
 import { truncate } from "../util/truncate.ts";
-import { isRecord } from "../util/json.ts";
+import { isRecord, setEntry } from "../util/json.ts";
 
 /** Annotation holding `{ "<container>": "<original reference>" }` as JSON. */
 export const ORIGINAL_IMAGES_ANNOTATION = "mirrorhook.dev/original-images";
@@ -408,9 +408,9 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
       );
     }
   }
-  const sorted = new Map<string, string>();
-  for (const key of [...recorded.keys()].sort()) sorted.set(key, recorded.get(key) as string);
-  const sortedOriginals = JSON.stringify(Object.fromEntries(sorted));
+  const sorted: Record<string, string> = {};
+  for (const key of [...recorded.keys()].sort()) setEntry(sorted, key, recorded.get(key) as string);
+  const sortedOriginals = JSON.stringify(sorted);
   if (!read.hasMetadata) {
     patch.push({
       op: "add",

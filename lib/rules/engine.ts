@@ -107,8 +107,15 @@ export class RuleScope {
   }
 }
 
-/** Most distinct images remembered per rule set and bypass prefix; the least recently used is forgotten first. */
+/** Most distinct images remembered per rule set and bypass prefix; those not used lately are forgotten first. */
 export const DECISION_CACHE_SIZE = 4096;
+/**
+ * Most characters of images remembered per rule set and bypass prefix (outputs are about as long again): long
+ * references fill the cache sooner, so what it holds stays a few MiB however the images are written.
+ */
+export const DECISION_CACHE_CHARS = 512 * 1024;
+/** Longer images are decided without being remembered (no reference is longer: they are invalid). */
+const MAX_CACHED_IMAGE = 1024;
 
 const NO_NOTES: readonly string[] = Object.freeze([]);
 const NO_RULES: readonly CompiledRule[] = Object.freeze([]);
@@ -214,25 +221,42 @@ function keyedCandidates(level: PriorityLevel, reference: ImageReference, normal
 }
 
 /**
- * Decisions by image under one rule set and bypass prefix, bounded ({@linkcode DECISION_CACHE_SIZE}, least recently
- * used out first). A new rule set (any change of rules) gets a new cache; the Pod's namespace and labels are never
+ * Decisions by image under one rule set and bypass prefix, bounded ({@linkcode DECISION_CACHE_SIZE} images and
+ * {@linkcode DECISION_CACHE_CHARS} characters of them, images not used lately out first). A new rule set (any change of rules) gets a new cache; the Pod's namespace and labels are never
  * part of what is cached, since each decision checks the rules' scope for its own Pod.
  */
 export class DecisionCache {
   readonly #ruleSet: RuleSet;
   readonly #bypass: string;
-  readonly #maxEntries: number;
-  readonly #facts = new Map<string, ImageFacts>();
+  /** Most images, and most of their characters, in each generation: the two hold at most the cache's bounds. */
+  readonly #generation: number;
+  readonly #generationChars: number;
+  /** Images used since the last turn; `#older` holds those of the generation before, forgotten at the next turn. */
+  #recent = new Map<string, ImageFacts>();
+  #recentChars = 0;
+  #older = new Map<string, ImageFacts>();
+  #olderChars = 0;
 
-  constructor(ruleSet: RuleSet, bypassPrefix: string, maxEntries = DECISION_CACHE_SIZE) {
+  constructor(
+    ruleSet: RuleSet,
+    bypassPrefix: string,
+    maxEntries = DECISION_CACHE_SIZE,
+    maxChars = DECISION_CACHE_CHARS,
+  ) {
     this.#ruleSet = ruleSet;
     this.#bypass = normalizeBypassPrefix(bypassPrefix);
-    this.#maxEntries = Math.max(1, maxEntries);
+    this.#generation = Math.max(1, Math.floor(maxEntries / 2));
+    this.#generationChars = Math.max(MAX_CACHED_IMAGE, Math.floor(maxChars / 2));
+  }
+
+  /** Characters of the images remembered now. */
+  get chars(): number {
+    return this.#recentChars + this.#olderChars;
   }
 
   /** Images remembered now. */
   get size(): number {
-    return this.#facts.size;
+    return this.#recent.size + this.#older.size;
   }
 
   /** The normalized form of `image` (as `normalizeReference`), parsed once while remembered. */
@@ -248,20 +272,27 @@ export class DecisionCache {
     return this.#entry(image).decide(this.#ruleSet.levels, scope);
   }
 
+  /**
+   * One lookup for an image used lately. An image of the older generation moves to the recent one; when the recent
+   * one is full it becomes the older, and what the older held (used in neither) is forgotten: an approximate LRU.
+   */
   #entry(image: string): ImageFacts {
-    let facts = this.#facts.get(image);
-    if (facts === undefined) {
-      facts = new ImageFacts(this.#ruleSet, image, this.#bypass);
-      if (this.#facts.size >= this.#maxEntries) {
-        const oldest = this.#facts.keys().next();
-        if (oldest.done !== true) this.#facts.delete(oldest.value);
-      }
-      this.#facts.set(image, facts);
-    } else if (this.#facts.size > 1) {
-      // Most recently used last.
-      this.#facts.delete(image);
-      this.#facts.set(image, facts);
+    let facts = this.#recent.get(image);
+    if (facts !== undefined) return facts;
+    if (image.length > MAX_CACHED_IMAGE) return new ImageFacts(this.#ruleSet, image, this.#bypass);
+    facts = this.#older.get(image);
+    if (facts !== undefined) {
+      this.#older.delete(image);
+      this.#olderChars -= image.length;
+    } else facts = new ImageFacts(this.#ruleSet, image, this.#bypass);
+    if (this.#recent.size >= this.#generation || this.#recentChars + image.length > this.#generationChars) {
+      this.#older = this.#recent;
+      this.#olderChars = this.#recentChars;
+      this.#recent = new Map();
+      this.#recentChars = 0;
     }
+    this.#recent.set(image, facts);
+    this.#recentChars += image.length;
     return facts;
   }
 }

@@ -2,7 +2,14 @@
 
 import assert from "node:assert/strict";
 import { compileRuleSet, type RuleSet } from "./compile.ts";
-import { decide, DecisionCache, decisionCache, RuleScope } from "./engine.ts";
+import {
+  decide,
+  DECISION_CACHE_CHARS,
+  DECISION_CACHE_SIZE,
+  DecisionCache,
+  decisionCache,
+  RuleScope,
+} from "./engine.ts";
 import type { RewriteObject } from "./schema.ts";
 
 function object(
@@ -94,27 +101,47 @@ Deno.test("a podSelector rule follows each Pod's labels, not the first Pod's", (
   assert.equal(output(ruleSet, "nginx:1.27", "shop", { track: "canary" }), "canary.example.com/hub/library/nginx:1.27");
 });
 
-Deno.test("the decision cache is bounded and forgets the least recently used image first", () => {
+Deno.test("the decision cache is bounded and forgets images not used lately", () => {
   const ruleSet = compile([
     object("ClusterImageRewrite", "hub", { rules: [{ prefix: "docker.io", replace: "mirror.example.com/hub" }] }),
   ]);
-  const cache = new DecisionCache(ruleSet, "direct.to/", 3);
+  const cache = new DecisionCache(ruleSet, "direct.to/", 4);
   const scope = new RuleScope({});
   const kept = cache.decide("keep-me:1", scope);
-  for (let i = 0; i < 100; i++) {
+  const first = cache.decide("image-0:1", scope);
+  assert.equal(cache.decide("image-0:1", scope), first); // remembered: the same decision
+  for (let i = 1; i < 100; i++) {
     cache.decide(`image-${i}:1`, scope);
-    cache.decide("keep-me:1", scope); // used again: stays
-    assert.ok(cache.size <= 3);
+    assert.equal(cache.decide("keep-me:1", scope), kept); // used all along: never forgotten
+    assert.ok(cache.size <= 4);
   }
-  assert.equal(cache.size, 3);
-  assert.equal(cache.decide("keep-me:1", scope), kept);
-  // A forgotten image is decided again, to the same answer.
+  // Forgotten, so decided again: a new decision, to the same answer.
   const again = cache.decide("image-0:1", scope);
-  assert.equal(again.action === "rewrite" ? again.output : again.action, "mirror.example.com/hub/library/image-0:1");
+  assert.notEqual(again, first);
+  assert.deepEqual(again, first);
   // The shared cache of a rule set is bounded too.
   const shared = decisionCache(ruleSet, "direct.to/");
-  for (let i = 0; i < 5_000; i++) shared.decide(`flood-${i}:1`, scope);
-  assert.ok(shared.size <= 4096);
+  for (let i = 0; i < 10_000; i++) shared.decide(`flood-${i}:1`, scope);
+  assert.ok(shared.size <= DECISION_CACHE_SIZE);
+  assert.ok(shared.size >= DECISION_CACHE_SIZE / 2);
+});
+
+Deno.test("long images fill the decision cache sooner, and longer than a reference are not kept", () => {
+  const ruleSet = compile([
+    object("ClusterImageRewrite", "hub", { rules: [{ prefix: "docker.io", replace: "mirror.example.com/hub" }] }),
+  ]);
+  const cache = decisionCache(ruleSet, "direct.to/");
+  const scope = new RuleScope({});
+  for (let i = 0; i < 3_000; i++) {
+    cache.decide(`registry.example.com/${"a".repeat(200)}/${i}:${"t".repeat(100)}${"-".repeat(600)}`, scope);
+    assert.ok(cache.chars <= DECISION_CACHE_CHARS);
+  }
+  assert.ok(cache.size < 1_100, `${cache.size} images of ~1,000 characters`);
+  const huge = `nginx:${"x".repeat(100_000)}`;
+  const first = cache.decide(huge, scope);
+  assert.equal(first.action, "invalid-input");
+  assert.notEqual(cache.decide(huge, scope), first); // decided again: never remembered
+  assert.ok(cache.chars <= DECISION_CACHE_CHARS);
 });
 
 Deno.test("the bypass prefix is part of the cache key", () => {

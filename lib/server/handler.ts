@@ -161,10 +161,13 @@ export function createWebhook(parts: WebhookParts): (request: WebhookRequest) =>
   };
 }
 
+const decoder = new TextDecoder();
+const JSON_CONTENT_TYPE = /^application\/json\b/i;
+
 /** Content type, size, JSON and shape: an AdmissionRequest, or a ReviewError naming what is wrong. */
 async function readReview(request: WebhookRequest, limit: number): Promise<AdmissionRequest> {
   const contentType = request.contentType ?? "";
-  if (!/^application\/json\b/i.test(contentType)) {
+  if (!JSON_CONTENT_TYPE.test(contentType)) {
     throw new ReviewError(
       415,
       `Cannot decode AdmissionReview: content type ${
@@ -178,7 +181,7 @@ async function readReview(request: WebhookRequest, limit: number): Promise<Admis
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder().decode(body));
+    parsed = JSON.parse(decoder.decode(body));
   } catch (error) {
     // Never the parser's message: it quotes the body around the error (a password, a token).
     throw new ReviewError(400, `Cannot decode AdmissionReview: invalid JSON (${jsonErrorPlace(error)})`);

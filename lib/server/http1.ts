@@ -330,6 +330,7 @@ function parseHead(text: string, limits: ParserLimits): RequestHead | HeadError 
   let transferEncoding: string | undefined;
   let connection = "";
   let expect: string | undefined;
+  let hosts = 0;
   for (let i = 1; i < lines.length; i++) {
     const field = parseField(lines[i]!);
     if (typeof field === "string") return field;
@@ -352,8 +353,13 @@ function parseHead(text: string, limits: ParserLimits): RequestHead | HeadError 
       case "expect":
         expect = value;
         break;
+      case "host":
+        hosts++;
+        break;
     }
   }
+  // RFC 9112 §3.2: an HTTP/1.1 request without a Host field, or any request with more than one, is refused.
+  if (hosts > 1 || (hosts === 0 && minor === 1)) return "missing or repeated host";
   let length: number | undefined;
   if (contentLength !== undefined) {
     if (contentLength.length === 0 || contentLength.length > MAX_LENGTH_DIGITS) return "invalid content-length";

@@ -136,39 +136,49 @@ Deno.test("http1: malformed requests are a 4xx or 5xx error event, never an exce
     ["HTTP/2.0", "POST /mutate HTTP/2.0\r\n\r\n", 505],
     ["bad method", "PO(ST /mutate HTTP/1.1\r\n\r\n", 400],
     ["NUL in target", "POST /mu\0tate HTTP/1.1\r\n\r\n", 400],
-    ["NUL in a value", "POST / HTTP/1.1\r\nx-a: a\0b\r\n\r\n", 400],
-    ["bad header name", "POST / HTTP/1.1\r\nx a: b\r\n\r\n", 400],
-    ["space before colon", "POST / HTTP/1.1\r\nx-a : b\r\n\r\n", 400],
-    ["no colon", "POST / HTTP/1.1\r\nx-a\r\n\r\n", 400],
-    ["empty name", "POST / HTTP/1.1\r\n: b\r\n\r\n", 400],
-    ["obs-fold", "POST / HTTP/1.1\r\nx-a: b\r\n c\r\n\r\n", 400],
-    ["bare LF inside a head", "POST / HTTP/1.1\r\nx-a: b\nx-b: c\r\n\r\n", 400],
-    ["bare CR inside a value", "POST / HTTP/1.1\r\nx-a: b\rc\r\n\r\n", 400],
-    ["CL and TE", "POST / HTTP/1.1\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n", 400],
-    ["TE and CL", "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n", 400],
-    ["differing CLs", "POST / HTTP/1.1\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n", 400],
-    ["CL list", "POST / HTTP/1.1\r\ncontent-length: 3, 3\r\n\r\n", 400],
-    ["negative CL", "POST / HTTP/1.1\r\ncontent-length: -1\r\n\r\n", 400],
-    ["signed CL", "POST / HTTP/1.1\r\ncontent-length: +1\r\n\r\n", 400],
-    ["hex CL", "POST / HTTP/1.1\r\ncontent-length: 0x10\r\n\r\n", 400],
-    ["empty CL", "POST / HTTP/1.1\r\ncontent-length:\r\n\r\n", 400],
-    ["overflowing CL", "POST / HTTP/1.1\r\ncontent-length: 99999999999999999999999\r\n\r\n", 400],
-    ["gzip coding", "POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n", 501],
-    ["gzip, chunked", "POST / HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\n\r\n", 501],
-    ["chunked twice", "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n", 501],
+    ["NUL in a value", "POST / HTTP/1.1\r\nhost: h\r\nx-a: a\0b\r\n\r\n", 400],
+    ["bad header name", "POST / HTTP/1.1\r\nhost: h\r\nx a: b\r\n\r\n", 400],
+    ["space before colon", "POST / HTTP/1.1\r\nhost: h\r\nx-a : b\r\n\r\n", 400],
+    ["no colon", "POST / HTTP/1.1\r\nhost: h\r\nx-a\r\n\r\n", 400],
+    ["empty name", "POST / HTTP/1.1\r\nhost: h\r\n: b\r\n\r\n", 400],
+    ["obs-fold", "POST / HTTP/1.1\r\nhost: h\r\nx-a: b\r\n c\r\n\r\n", 400],
+    ["bare LF inside a head", "POST / HTTP/1.1\r\nhost: h\r\nx-a: b\nx-b: c\r\n\r\n", 400],
+    ["bare CR inside a value", "POST / HTTP/1.1\r\nhost: h\r\nx-a: b\rc\r\n\r\n", 400],
+    ["CL and TE", "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n", 400],
+    ["TE and CL", "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n", 400],
+    ["differing CLs", "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n", 400],
+    ["CL list", "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 3, 3\r\n\r\n", 400],
+    ["negative CL", "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: -1\r\n\r\n", 400],
+    ["signed CL", "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: +1\r\n\r\n", 400],
+    ["hex CL", "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 0x10\r\n\r\n", 400],
+    ["empty CL", "POST / HTTP/1.1\r\nhost: h\r\ncontent-length:\r\n\r\n", 400],
+    ["overflowing CL", "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 99999999999999999999999\r\n\r\n", 400],
+    ["gzip coding", "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: gzip\r\n\r\n", 501],
+    ["gzip, chunked", "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: gzip, chunked\r\n\r\n", 501],
+    [
+      "chunked twice",
+      "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n",
+      501,
+    ],
     ["TE in HTTP/1.0", "POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n", 400],
-    ["huge chunk size", "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nfffffffff\r\n", 400],
-    ["negative chunk size", "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n-1\r\n", 400],
-    ["empty chunk size", "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n\r\n", 400],
-    ["chunk junk", "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n3x\r\nabc\r\n", 400],
-    ["chunk without CRLF", "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcd\r\n", 400],
-    ["NUL in chunk ext", "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n3;a\0\r\nabc\r\n", 400],
-    ["bad trailer", "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n0\r\nx y: 1\r\n\r\n", 400],
-    ["long chunk line", `POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n1;${"a".repeat(2000)}`, 400],
-    ["head too large", `POST / HTTP/1.1\r\nx-a: ${"a".repeat(17 * 1024)}`, 431],
-    ["head too large, complete", `POST / HTTP/1.1\r\nx-a: ${"a".repeat(17 * 1024)}\r\n\r\n`, 431],
-    ["too many headers", `POST / HTTP/1.1\r\n${"x-a: 1\r\n".repeat(101)}\r\n`, 431],
-    ["trailers too large", `POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n0\r\n${"x: 1\r\n".repeat(4000)}`, 431],
+    ["huge chunk size", "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\nfffffffff\r\n", 400],
+    ["negative chunk size", "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n-1\r\n", 400],
+    ["empty chunk size", "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n\r\n", 400],
+    ["chunk junk", "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n3x\r\nabc\r\n", 400],
+    ["chunk without CRLF", "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcd\r\n", 400],
+    ["NUL in chunk ext", "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n3;a\0\r\nabc\r\n", 400],
+    ["bad trailer", "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n0\r\nx y: 1\r\n\r\n", 400],
+    ["long chunk line", `POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n1;${"a".repeat(2000)}`, 400],
+    ["head too large", `POST / HTTP/1.1\r\nhost: h\r\nx-a: ${"a".repeat(17 * 1024)}`, 431],
+    ["head too large, complete", `POST / HTTP/1.1\r\nhost: h\r\nx-a: ${"a".repeat(17 * 1024)}\r\n\r\n`, 431],
+    ["too many headers", `POST / HTTP/1.1\r\nhost: h\r\n${"x-a: 1\r\n".repeat(101)}\r\n`, 431],
+    ["no Host in HTTP/1.1", "POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 400],
+    ["two Hosts", "POST / HTTP/1.0\r\nhost: a\r\nhost: a\r\n\r\n", 400],
+    [
+      "trailers too large",
+      `POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n0\r\n${"x: 1\r\n".repeat(4000)}`,
+      431,
+    ],
   ];
   for (const [name, text, status] of rows) {
     assert.equal(errorOf(text)?.status, status, name);
@@ -178,7 +188,7 @@ Deno.test("http1: malformed requests are a 4xx or 5xx error event, never an exce
 Deno.test("http1: framing details (HTTP/1.0, Connection, Expect, leading CRLF, a body-less request)", () => {
   const parser = new RequestParser();
   parser.push(Buffer.from(
-    "\r\n\r\nGET /a HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\nPOST /b HTTP/1.1\r\n" +
+    "\r\n\r\nGET /a HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\nPOST /b HTTP/1.1\r\nHost: h\r\n" +
       "Expect: 100-continue\r\nConnection: foo, close\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\nab",
   ));
   const events = Array.from({ length: 6 }, () => parser.read());
@@ -200,7 +210,11 @@ Deno.test("http1: random bytes never throw out of the parser", () => {
   fc.assert(
     fc.property(
       fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 10 }),
-      fc.constantFrom("", "POST / HTTP/1.1\r\n", "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"),
+      fc.constantFrom(
+        "",
+        "POST / HTTP/1.1\r\nhost: h\r\n",
+        "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n",
+      ),
       (pieces, prefix) => {
         const parser = new RequestParser();
         parser.push(Buffer.from(prefix));

@@ -42,7 +42,12 @@ function renderValue(value: unknown): string {
 
 /** The message text with its values in place; the values also stay, typed, under `properties`. */
 function renderMessage(parts: readonly unknown[]): string {
-  return parts.map((part, index) => index % 2 === 0 ? String(part) : renderValue(part)).join("");
+  let text = "";
+  for (let index = 0; index < parts.length; index++) {
+    const part = parts[index];
+    text += index % 2 === 0 ? String(part) : renderValue(part);
+  }
+  return text;
 }
 
 /** DEL and C1 controls, which JSON.stringify leaves raw and LogTape's formatter escapes (a terminal reads them). */
@@ -57,8 +62,8 @@ const loggerFields = new WeakMap<readonly string[], string>();
  * replacer only changes errors, bigints and cycles, which then take LogTape's own path).
  */
 export function formatLine(record: LogRecord): string {
-  const message = [renderMessage(record.message)];
-  if (!isPlainData(record.properties, 0)) return jsonLinesFormatter({ ...record, message });
+  const message = renderMessage(record.message);
+  if (!isPlainData(record.properties, 0)) return jsonLinesFormatter({ ...record, message: [message] });
   let category = loggerFields.get(record.category);
   if (category === undefined) {
     category = `,"logger":${JSON.stringify(record.category.join("."))}`;
@@ -66,7 +71,7 @@ export function formatLine(record: LogRecord): string {
   }
   const level = record.level === "warning" ? "WARN" : record.level.toUpperCase();
   const line = `{"@timestamp":"${new Date(record.timestamp).toISOString()}","level":"${level}","message":${
-    JSON.stringify(message[0])
+    JSON.stringify(message)
   }${category},"properties":${JSON.stringify(record.properties)}}`;
   return (CONTROL.test(line) ? line.replace(CONTROLS, escapeControl) : line) + "\n";
 }

@@ -212,16 +212,29 @@ class Connection {
     this.#socket = socket;
     this.#context = context;
     socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
-    socket.on("drain", () => {
-      if (!this.#waitingDrain) return;
-      this.#waitingDrain = false;
-      this.#pump();
-    });
+    socket.on("data", (chunk: Buffer) => this.#guard(() => this.#onData(chunk)));
+    socket.on("drain", () =>
+      this.#guard(() => {
+        if (!this.#waitingDrain) return;
+        this.#waitingDrain = false;
+        this.#pump();
+      }));
     socket.on("end", () => this.#onGone());
     socket.on("close", () => this.#onGone());
     socket.on("error", () => this.#onGone());
     this.#headDeadline(transport.limits.headersTimeoutMs, false);
+  }
+
+  /** Runs `step`; a fault of this file (never of the input, which the parser refuses) ends the connection, not the process. */
+  #guard(step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.#transport.logger.error("Cannot serve a connection: {message}", {
+        message: error instanceof Error ? error.message : String(error),
+      });
+      this.#socket.destroy();
+    }
   }
 
   #onData(chunk: Buffer): void {
@@ -295,7 +308,7 @@ class Connection {
       return;
     }
     this.#onDeadline = undefined;
-    action();
+    this.#guard(action);
   };
 
   /** The next request's head must be complete within `ms` (`idle`: no byte of it yet, the keep-alive time). */
@@ -502,6 +515,8 @@ class Connection {
         );
       }
     }
+    // An answer before the body the core was reading is complete: the rest of it cannot be told from a next request.
+    if (!exchange.ended && exchange.phase === "reading") exchange.closeAfter = true;
     const close = exchange.closeAfter || !head.keepAlive || this.#context.draining() || exchange.phase === "stopped";
     const bytes = encodeAnswer(answer, close, head.minor, head.method === "HEAD");
     if (close) {
@@ -576,17 +591,9 @@ class Connection {
   }
 }
 
-function gone(): ReviewError {
-  return new ReviewError(400, "Cannot decode AdmissionReview: the connection closed before the body was complete");
-}
-
-function overBudget(max: number): ReviewError {
-  return new ReviewError(
-    503,
-    `Cannot read the AdmissionReview now: over ${max} bytes of requests are being read; retry`,
-  );
-}
-
-function bodyTimeout(ms: number): ReviewError {
-  return new ReviewError(408, `Cannot decode AdmissionReview: the body was not complete within ${ms / 1000} s`);
-}
+const gone = () =>
+  new ReviewError(400, "Cannot decode AdmissionReview: the connection closed before the body was complete");
+const overBudget = (max: number) =>
+  new ReviewError(503, `Cannot read the AdmissionReview now: over ${max} bytes of requests are being read; retry`);
+const bodyTimeout = (ms: number) =>
+  new ReviewError(408, `Cannot decode AdmissionReview: the body was not complete within ${ms / 1000} s`);
