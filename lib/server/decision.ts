@@ -63,14 +63,20 @@ export function createDecider(deps: DecisionDeps): Decide {
     // A warm cache decides in this one pass. Otherwise admission stays pure with a second pass: ask the
     // registries for what the cache lacked, all at once and within the deadline, then decide again.
     const answers = new Map<string, VerifyAnswer>();
+    // Each target asked once per scope in this pass, however many containers share it.
+    const asked = new Map<string, VerifyAnswer | undefined>();
     const lookup = (target: string, scope: "namespaced" | "cluster") => {
-      const refused = verifier.refusal(target, scope);
-      if (refused !== undefined) return refused;
-      let answer = answers.get(target);
+      const key = scope === "cluster" ? target : `\u0000${target}`;
+      if (asked.has(key)) return asked.get(key);
+      let answer = verifier.refusal(target, scope);
       if (answer === undefined) {
-        answer = verifier.peek(target);
-        if (answer !== undefined) answers.set(target, answer);
+        answer = answers.get(target);
+        if (answer === undefined) {
+          answer = verifier.peek(target);
+          if (answer !== undefined) answers.set(target, answer);
+        }
       }
+      asked.set(key, answer);
       return answer;
     };
     options.verified = lookup;

@@ -15,9 +15,9 @@ export interface RecordDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Counts what verification decided: result (verified, missing, error, timeout) × action (rewrite, keep). */
-  readonly verifyDecisions?: { inc(labels: { result: string; action: string }): void };
+  readonly verifyDecisions?: { inc(labels: { result: string; action: string }, count?: number): void };
   /** Verified rewrites by the position of the chosen target among the rule's targets. */
-  readonly verifyChosen?: { inc(labels: { position: string }): void };
+  readonly verifyChosen?: { inc(labels: { position: string }, count?: number): void };
   /** Milliseconds, for durations; defaults to performance.now. */
   readonly now?: () => number;
 }
@@ -131,15 +131,25 @@ export function createRecorder(deps: RecordDeps): Recorder {
         for (const { labels, count } of rewrites.values()) metrics.rewrites.inc(labels, count);
       }
       for (const problem of outcome.problems) metrics.invalidImages.inc({ reason: problem.decision.action });
-      for (const change of outcome.changes) {
-        if (change.verified === undefined) continue;
-        deps.verifyDecisions?.inc({
-          result: change.verified === "present" ? "verified" : change.verified,
-          action: "rewrite",
-        });
-        if (change.position !== undefined) deps.verifyChosen?.inc({ position: String(change.position) });
+      if (outcome.verifyTargets.length > 0 || outcome.kept.length > 0) {
+        // One increment per label set, by the count, as for rewrites.
+        const decisions = new Map<string, number>();
+        const chosen = new Map<number, number>();
+        for (const change of outcome.changes) {
+          if (change.verified === undefined) continue;
+          const result = change.verified === "present" ? "verified" : change.verified;
+          decisions.set(`${result}\u0000rewrite`, (decisions.get(`${result}\u0000rewrite`) ?? 0) + 1);
+          if (change.position !== undefined) chosen.set(change.position, (chosen.get(change.position) ?? 0) + 1);
+        }
+        for (const kept of outcome.kept) {
+          decisions.set(`${kept.status}\u0000keep`, (decisions.get(`${kept.status}\u0000keep`) ?? 0) + 1);
+        }
+        for (const [key, count] of decisions) {
+          const [result = "", action = ""] = key.split("\u0000");
+          deps.verifyDecisions?.inc({ result, action }, count);
+        }
+        for (const [position, count] of chosen) deps.verifyChosen?.inc({ position: String(position) }, count);
       }
-      for (const kept of outcome.kept) deps.verifyDecisions?.inc({ result: kept.status, action: "keep" });
       // One record, its keys in the order operators know; no spread of partial records.
       const fields: Record<string, unknown> = {
         uid: echo(review.uid),
