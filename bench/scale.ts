@@ -2,7 +2,8 @@
 //
 // Usage: deno task bench:scale [--json] [CASE…]   (cases: idle, exact-10k, prefix-10k, match-10k, exact-20k, exact-100k)
 // Each case writes its rules to a temporary directory (files of at most 5,000 rules, under the 2 MiB limit),
-// starts `serve --dev` on 127.0.0.1 with the V8 flags of the `mirrorhook` task, polls /readyz every 20 ms and
+// starts `serve` on 127.0.0.1 (with a certificate minted here, in a TLS directory: not --dev, which would load the
+// minting library into the server and add its example rules) with the V8 flags of the `mirrorhook` task, polls /readyz every 20 ms and
 // reads VmRSS from /proc 1 s after ready ("ready RSS": the load's garbage and the pattern screening worker still
 // there) and again SCALE_SETTLE_MS later (default 35 s: the screening worker has stopped after 10 s idle and V8's
 // memory reducer has run, about 30 s after start) — "RSS MiB", what a running server holds. Every server is killed
@@ -17,6 +18,7 @@
 
 import { exactKey, prefixKey, regexRule } from "./rules_fixture.ts";
 import type { RuleSpec } from "../lib/rules/schema.ts";
+import { mintCertificates } from "../lib/server/certs.ts";
 
 const REPO_ROOT = new URL("..", import.meta.url).pathname;
 const CASE_TIMEOUT_MS = 60_000;
@@ -136,7 +138,7 @@ function refusal(stderr: string): string {
   return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }
 
-async function measure(dir: string, flags: readonly string[]): Promise<Measured> {
+async function measure(dir: string, flags: readonly string[], tlsDir: string): Promise<Measured> {
   const probePort = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -145,7 +147,10 @@ async function measure(dir: string, flags: readonly string[]): Promise<Measured>
       "-P=mirrorhook",
       "main.ts",
       "serve",
-      "--dev",
+      "--tls-dir",
+      tlsDir,
+      "--host",
+      "127.0.0.1",
       "--rules",
       dir,
       "--port",
@@ -228,10 +233,15 @@ async function measure(dir: string, flags: readonly string[]): Promise<Measured>
  * Runs a case `runs` times: the least ready and CPU times (the runs least disturbed by other work on the machine)
  * and the median resident memory (which moves with the timing of garbage collection).
  */
-async function measureBest(dir: string, flags: readonly string[], runs: number): Promise<Measured> {
+async function measureBest(
+  dir: string,
+  flags: readonly string[],
+  runs: number,
+  tlsDir: string,
+): Promise<Measured> {
   const all: Measured[] = [];
   for (let run = 0; run < runs; run++) {
-    const m = await measure(dir, flags);
+    const m = await measure(dir, flags, tlsDir);
     if (m.outcome !== "ready") return m;
     all.push(m);
   }
@@ -268,12 +278,16 @@ async function main(): Promise<void> {
       SETTLE_MS / 1000
     } s)  above idle MiB`,
   );
+  const tlsDir = await Deno.makeTempDir({ prefix: "mirrorhook-scale-tls-" });
+  const chain = await mintCertificates();
+  await Deno.writeTextFile(`${tlsDir}/tls.crt`, chain.cert);
+  await Deno.writeTextFile(`${tlsDir}/tls.key`, chain.key);
   let idle: number | undefined;
   for (const c of CASES.filter((c) => c.name === "idle" || wanted.includes(c.name))) {
     const dir = await Deno.makeTempDir({ prefix: "mirrorhook-scale-" });
     try {
       const bytes = await writeRules(dir, c);
-      const m = await measureBest(dir, flags, runs);
+      const m = await measureBest(dir, flags, runs, tlsDir);
       if (c.name === "idle") idle = m.rssMiB;
       const above = idle === undefined || m.outcome !== "ready" ? "" : (m.rssMiB - idle).toFixed(1);
       if (json) {
@@ -305,6 +319,7 @@ async function main(): Promise<void> {
       await Deno.remove(dir, { recursive: true });
     }
   }
+  await Deno.remove(tlsDir, { recursive: true });
 }
 
 if (import.meta.main) await main();

@@ -122,7 +122,7 @@ export class Http1Transport {
     return { ALPNProtocols: ["http/1.1"], handshakeTimeout: this.limits.headersTimeoutMs };
   }
 
-  /** Request body bytes held (or reserved) in memory now, across all connections. */
+  /** Request body bytes held in memory now, across all connections. */
   get bufferedBytes(): number {
     return this.#buffered;
   }
@@ -387,19 +387,10 @@ class Connection {
       return Promise.resolve(undefined);
     }
     if (this.#gone) return Promise.reject(gone());
-    if (declared !== undefined) {
-      // Reserved whole before it is read: a request that would take the port over its budget is refused at once.
-      if (!this.#transport.reserve(declared)) {
-        exchange.closeAfter = true;
-        exchange.phase = "stopped";
-        return Promise.reject(overBudget(limits.maxBufferedBytes));
-      }
-      exchange.held = declared;
-      // The whole body already received is handed over as one view, without a copy; else it is copied as it comes
-      // into one buffer of the declared size (pages the kernel maps only as they are written).
-      if (declared > 0 && this.#parser.pendingBytes < declared) {
-        exchange.whole = Buffer.allocUnsafeSlow(declared);
-      }
+    // The whole body already received is handed over as one view, without a copy; else it is copied as it comes into
+    // one buffer of the declared size (whose pages the kernel maps only as they are written).
+    if (declared !== undefined && declared > 0 && this.#parser.pendingBytes < declared) {
+      exchange.whole = Buffer.allocUnsafeSlow(declared);
     }
     exchange.limit = limit;
     exchange.phase = "reading";
@@ -422,29 +413,29 @@ class Connection {
       if (exchange.size > this.#transport.limits.maxBodyBytes) this.#lingerClose();
       return;
     }
-    if (exchange.head.contentLength !== undefined) {
-      if (exchange.whole === undefined) {
-        exchange.whole = data; // the whole body, since it was all there when the core asked for it
-      } else {
-        data.copy(exchange.whole, exchange.filled);
-        exchange.filled += data.length;
-      }
-      return;
-    }
-    // Chunked: no declared size; each piece is counted against the limit and the budget as it comes.
-    if (exchange.size > exchange.limit) {
+    const chunked = exchange.head.contentLength === undefined;
+    // A chunked body has no declared size: it is held to the limit as it comes.
+    if (chunked && exchange.size > exchange.limit) {
       this.#bodyDone(exchange, undefined);
       exchange.closeAfter = true;
       exchange.phase = "stopped";
       return;
     }
+    // Counted against the shared budget as it arrives: a client that stops half-way holds only what it sent.
     if (!this.#transport.reserve(data.length)) {
       this.#bodyFailed(exchange, overBudget(this.#transport.limits.maxBufferedBytes));
       return;
     }
     exchange.held += data.length;
-    // A copy when the piece is a view of a larger read buffer, which holding it would keep alive whole.
-    exchange.pieces.push(data.length === data.buffer.byteLength ? data : Buffer.from(data));
+    if (chunked) {
+      // A copy when the piece is a view of a larger read buffer, which holding it would keep alive whole.
+      exchange.pieces.push(data.length === data.buffer.byteLength ? data : Buffer.from(data));
+    } else if (exchange.whole === undefined) {
+      exchange.whole = data; // the whole body, since it was all there when the core asked for it
+    } else {
+      data.copy(exchange.whole, exchange.filled);
+      exchange.filled += data.length;
+    }
   }
 
   #end(exchange: Exchange): void {

@@ -33,7 +33,7 @@ export async function startServerProcess(dir: string, flags: readonly string[] =
     args: [
       "run",
       "-P=mirrorhook",
-      `${V8_FLAGS_ARGUMENT},--max-semi-space-size=2`,
+      `${V8_FLAGS_ARGUMENT},--max-semi-space-size=8`,
       "main.ts",
       "serve",
       "--dev",

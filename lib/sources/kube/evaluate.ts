@@ -1,7 +1,7 @@
 // Which of our rule objects in the cluster are used, and why the others are not: pure, one verdict per object.
 
 import { joinProblems, limitMessage, type Problem } from "../../rules/problem.ts";
-import { compileRuleSet } from "../../rules/compile.ts";
+import { type CompileResult, compileRuleSet } from "../../rules/compile.ts";
 import { describeObject, type RewriteObject, validateObject } from "../../rules/schema.ts";
 import { generationOf, labelOf, objectKey } from "./resources.ts";
 import { isRecord, type Json } from "../../util/json.ts";
@@ -29,6 +29,8 @@ export interface Evaluation {
   /** Objects to put in force, oldest first. */
   readonly used: readonly RewriteObject[];
   readonly verdicts: ReadonlyMap<string, ObjectVerdict>;
+  /** The compilation of exactly `used`, in that order (when every valid object is in force), for the store to reuse. */
+  readonly compiled?: CompileResult;
 }
 
 interface ObjectCheck {
@@ -129,5 +131,6 @@ export function evaluateObjects(raws: readonly unknown[]): Evaluation {
     const count = object.spec.rules.length;
     verdicts.set(key, { ...base, reason: "Valid", message: validMessage(count, problems), rules: count, object });
   }
-  return { used, verdicts };
+  // With no conflict the set compiled here is `used` itself: the store need not compile it again.
+  return used.length === valid.length ? { used, verdicts, compiled } : { used, verdicts };
 }

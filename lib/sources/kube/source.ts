@@ -2,7 +2,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import { evaluateRegistryRewriteRules, type ForeignEvaluation } from "../../compat/flemzord_objects.ts";
-import type { PodOptOut } from "../../rules/compile.ts";
+import type { CompileResult, PodOptOut } from "../../rules/compile.ts";
 import { matchPatterns } from "../../compat/load.ts";
 import type { RewriteObject } from "../../rules/schema.ts";
 import type { Labels } from "../../rules/selector.ts";
@@ -260,7 +260,8 @@ export class KubeRuleSource implements RuleSource {
       this.#used = used;
       this.#optOuts = foreign.optOuts;
       this.#owners = new Map(foreign.used.map((entry) => [entry.object, entry.owner]));
-      this.#update(used, foreign.optOuts);
+      // Without translations `used` is what evaluateObjects compiled: one compilation per change, not two.
+      this.#update(used, foreign.optOuts, foreign.used.length === 0 ? evaluation.compiled : undefined);
     }
     this.#logForeignProblems(foreign);
 
@@ -384,10 +385,11 @@ export class KubeRuleSource implements RuleSource {
     return out;
   }
 
-  #update(objects: readonly RewriteObject[], optOuts: readonly PodOptOut[]): void {
+  #update(objects: readonly RewriteObject[], optOuts: readonly PodOptOut[], compiled?: CompileResult): void {
     this.#updating = true;
     try {
-      this.#options.store.update(KUBE_SOURCE, objects, optOuts);
+      if (compiled === undefined) this.#options.store.update(KUBE_SOURCE, objects, optOuts);
+      else this.#options.store.updateCompiled(KUBE_SOURCE, { objects, optOuts, compiled });
     } finally {
       this.#updating = false;
     }
