@@ -19,6 +19,8 @@ export function configureLogging(level: MirrorhookLogLevel, write?: (line: strin
   const encoder = new TextEncoder();
   const out = write ?? ((line: string) => void Deno.stderr.writeSync(encoder.encode(line)));
   const sink = (record: LogRecord) => out(formatLine(record));
+  // The line is written before the call returns, so LogTape need not copy each record's properties for it.
+  Object.defineProperty(sink, IMMEDIATE_SINK, { value: true });
   resetSync();
   configureSync({
     sinks: { json: sink },
@@ -100,6 +102,46 @@ function isPlainData(value: unknown, depth: number): boolean {
     if (!isPlainData((value as Record<string, unknown>)[key], depth + 1)) return false;
   }
   return true;
+}
+
+/** LogTape's mark of a sink that formats each record at once (`markSinkAsImmediate`): no snapshot is taken for it. */
+const IMMEDIATE_SINK = Symbol.for("LogTape.sinkSnapshotPolicy.immediate");
+
+/** A message template split at its `{key}` placeholders: texts at even positions, keys at odd ones. */
+const templates = new Map<string, readonly string[] | null>();
+
+function splitTemplate(template: string): readonly string[] | null {
+  let parts = templates.get(template);
+  if (parts === undefined) {
+    // Only plain `{key}` placeholders; anything else (`{{`, nested or spaced keys) takes LogTape's own parser.
+    parts = /\{\{|\}\}|\{[^}]*[^\w}][^}]*\}/.test(template) ? null : template.split(/\{(\w+)\}/);
+    if (templates.size < 256) templates.set(template, parts);
+  }
+  return parts;
+}
+
+/**
+ * `logger.info(template, properties)` for the record of every admission, handed to LogTape as a finished record
+ * (`Logger.emit`): the same message, properties and line, without the per-call bookkeeping LogTape keeps for string
+ * messages, which kept each record (and its properties) alive past the young generation.
+ */
+export function logInfo(logger: Logger, template: string, properties: Record<string, unknown>): void {
+  const parts = splitTemplate(template);
+  if (parts === null || !logger.isEnabledFor("info")) {
+    if (parts === null) logger.info(template, properties);
+    return;
+  }
+  const message: unknown[] = [];
+  for (let i = 0; i < parts.length; i++) message.push(i % 2 === 0 ? parts[i] : properties[parts[i] as string]);
+  const record = {
+    category: logger.category,
+    level: "info" as const,
+    message,
+    rawMessage: template,
+    timestamp: Date.now(),
+    properties,
+  };
+  logger.emit(record);
 }
 
 /** The logger for a part of mirrorhook, e.g. `logger("admission")`. */

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { jsonLinesFormatter, type LogRecord } from "@logtape/logtape";
-import { configureLogging, formatLine, logger } from "./log.ts";
+import { configureLogging, formatLine, logger, logInfo } from "./log.ts";
 
 function record(
   properties: Record<string, unknown>,
@@ -84,4 +84,36 @@ Deno.test("configureLogging writes one parsed line per record through formatLine
   assert.deepEqual(parsed.message, "Kept 2 image(s)");
   assert.deepEqual(parsed.logger, "mirrorhook.log-test");
   assert.deepEqual(parsed.properties, { count: 2, images: ["a", "b"] });
+});
+
+Deno.test("logInfo writes the line logger.info writes, and honours the level", async (t) => {
+  const lines: string[] = [];
+  const fields = { uid: "u-1", count: 2, rewrites: [{ container: "app", to: "mirror/nginx" }], reason: "opted-out" };
+  const same = (template: string) => {
+    lines.length = 0;
+    logger("log-test").info(template, fields);
+    logInfo(logger("log-test"), template, fields);
+    assert.equal(lines.length, 2);
+    const [byInfo, byLogInfo] = lines.map((line) => ({ ...JSON.parse(line), "@timestamp": "" }));
+    assert.deepEqual(byLogInfo, byInfo);
+  };
+  configureLogging("info", (line) => lines.push(line));
+  await t.step("placeholders at the start, middle and end", () => {
+    same("Rewrote {count} image(s)");
+    same("Skipped: {reason}");
+    same("{count} image(s)");
+    same("no placeholder");
+    same("Unknown {missing} key");
+  });
+  await t.step("templates beyond plain keys take LogTape's parser", () => {
+    same("Braces {{count}} and {count}");
+    same("Spaced { count } key");
+    same("Open { brace");
+  });
+  await t.step("below the configured level: nothing", () => {
+    configureLogging("error", (line) => lines.push(line));
+    lines.length = 0;
+    logInfo(logger("log-test"), "Rewrote {count} image(s)", fields);
+    assert.deepEqual(lines, []);
+  });
 });

@@ -8,6 +8,7 @@ import type { ImageChange } from "../mutate/pod.ts";
 import type { CompiledObject } from "../rules/compile.ts";
 import { describeRule } from "../rules/engine.ts";
 import { truncate } from "../util/truncate.ts";
+import { logInfo } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** What the recorder writes to. */
@@ -199,10 +200,10 @@ export function createRecorder(deps: RecordDeps): Recorder {
           image: echo(problem.slot.image),
           reason: problem.decision.action,
         }));
-        logger.info(message, fields);
+        logInfo(logger, message, fields);
       } else if (outcome.skipped !== undefined && outcome.skipped !== "not-a-pod") {
         fields["reason"] = outcome.skipped;
-        logger.info("Skipped: {reason}", fields);
+        logInfo(logger, "Skipped: {reason}", fields);
       } else {
         logger.debug("Nothing to rewrite", fields);
       }
