@@ -242,9 +242,19 @@ export function compileRuleSet(objects: readonly RewriteObject[], options: Compi
   };
 }
 
+/**
+ * Leaves share one empty Map and inner nodes one empty list until something is added (an empty Map alone takes ~230
+ * bytes, and most of 10,000 prefixes end in a leaf). Never written: addRule gives a node its own first.
+ */
+const NO_CHILDREN: Map<string, TrieNode> = new Map();
+const NO_PREFIX_RULES: CompiledRule[] = [];
+
 function newNode(): TrieNode {
-  return { children: new Map(), rules: [] };
+  return { children: NO_CHILDREN, rules: NO_PREFIX_RULES };
 }
+
+/** A trie node while the rule set is built (a built one is never changed). */
+type BuildingNode = { children: Map<string, TrieNode>; rules: CompiledRule[] };
 
 function addRule(level: PriorityLevel, rule: CompiledRule): void {
   switch (rule.type) {
@@ -256,16 +266,18 @@ function addRule(level: PriorityLevel, rule: CompiledRule): void {
       break;
     }
     case "prefix": {
-      let node = level.prefixes;
+      let node = level.prefixes as BuildingNode;
       for (const segment of rule.key.split("/")) {
         let child = node.children.get(segment);
         if (child === undefined) {
           child = newNode();
+          if (node.children === NO_CHILDREN) node.children = new Map();
           node.children.set(segment, child);
         }
-        node = child;
+        node = child as BuildingNode;
       }
-      node.rules.push(rule);
+      if (node.rules === NO_PREFIX_RULES) node.rules = [rule];
+      else node.rules.push(rule);
       break;
     }
     case "match":

@@ -244,6 +244,23 @@ Deno.test("decide() follows the documented order", async (t) => {
     ]);
   });
 
+  await t.step("nested prefixes written deepest first, with siblings: the longest that fits decides", async (t) => {
+    const rules = ruleSet(object("hub", [
+      { prefix: "docker.io/library/nginx", replace: "deep.io/nginx" },
+      { prefix: "docker.io/bitnami", replace: "sibling.io" },
+      { prefix: "docker.io/library", replace: "long.io" },
+      { prefix: "docker.io", replace: "short.io" },
+    ]));
+    const by = (rule: number) => `ClusterImageRewrite hub, rule ${rule}`;
+    await table(t, rules, [
+      { image: "nginx", expect: { action: "rewrite", output: "deep.io/nginx:latest", by: by(0) } },
+      { image: "bitnami/redis", expect: { action: "rewrite", output: "sibling.io/redis:latest", by: by(1) } },
+      { image: "redis", expect: { action: "rewrite", output: "long.io/redis:latest", by: by(2) } },
+      { image: "grafana/loki", expect: { action: "rewrite", output: "short.io/grafana/loki:latest", by: by(3) } },
+      { image: "quay.io/a/b", expect: { action: "none" } },
+    ]);
+  });
+
   await t.step("match rules of one priority: object order, then the order written", async (t) => {
     const rules = ruleSet(
       object("b", [{ match: "^quay\\.io/.*$", replace: "b.io/x" }]),
