@@ -71,6 +71,30 @@ Deno.test("http1: a chunked body is decoded, also from a slow client sending a f
   }
 });
 
+Deno.test("http1: a 300 KB Content-Length body arriving in pieces is read whole and answered", async () => {
+  await using dir = await tempDir("mirrorhook-http1-");
+  await using running = await start(dir.path);
+  const { server, ca } = running;
+  const review = podReview("big") as { request: { object: { metadata: Record<string, unknown> } } };
+  review.request.object.metadata["annotations"] = { pad: "\u00e9".repeat(150_000) }; // two bytes each
+  const request = rawRequest("POST", "/mutate", JSON.stringify(review), JSON_TYPE);
+  const connection = await RawTlsConnection.open(server.webhookPort, ca);
+  try {
+    for (let offset = 0; offset < request.byteLength; offset += 70_000) {
+      await connection.write(request.subarray(offset, offset + 70_000));
+      await sleep(30);
+    }
+    const answer = await connection.response(5000);
+    assert.equal(answer?.status, 200);
+    assert.equal(uidOf(answer!.body), "big");
+    // The connection stays usable.
+    await connection.write(rawRequest("POST", "/mutate", reviewText("next"), JSON_TYPE));
+    assert.equal(uidOf((await connection.response(5000))!.body), "next");
+  } finally {
+    connection.close();
+  }
+});
+
 Deno.test("http1: malformed framing is refused with a bare 4xx/5xx and the connection closed; the port goes on", async (t) => {
   await using dir = await tempDir("mirrorhook-http1-");
   await using running = await start(dir.path, { maxBodyBytes: 64 * 1024 });
