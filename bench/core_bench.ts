@@ -12,7 +12,7 @@
 
 import { createWebhookCore, type WebhookRequest, type WebhookResponse } from "../lib/server/handler.ts";
 import { createMetrics } from "../lib/server/metrics.ts";
-import { configureLogging, logger } from "../lib/server/log.ts";
+import { configureLogging, createLineBatch, logger } from "../lib/server/log.ts";
 import { readAndLoadRules } from "../lib/sources/rule_files.ts";
 import { loadRuleTexts } from "../lib/compat/load.ts";
 import type { RuleSet } from "../lib/rules/compile.ts";
@@ -36,10 +36,11 @@ if (!verifiedRuleSet.levels.some((level) => [...level.prefixes.children.values()
   throw new Error("Cannot build the verified bench rules");
 }
 
-// Production formatting, output to the null device (one write per line, as on standard error).
+// Production formatting and batching (one write per 64 KiB or 20 ms, as on standard error), to the null device.
 const devNull = Deno.openSync("/dev/null", { write: true });
 const lineEncoder = new TextEncoder();
-configureLogging("info", (line) => void devNull.writeSync(lineEncoder.encode(line)));
+const lines = createLineBatch((bytes) => devNull.writeSync(bytes));
+configureLogging("info", lines.add);
 
 const metrics = createMetrics();
 const verifyMetrics = createVerifyMetrics(metrics.registry);
@@ -146,5 +147,6 @@ for (const name of ["pod-admission.json", "pod-admission-large.json"]) {
 globalThis.addEventListener("unload", () => {
   // Keeps the results alive, so no work is optimized away.
   if (sink < 0) devNull.writeSync(lineEncoder.encode(String(sink)));
+  lines.flush();
   devNull.close();
 });

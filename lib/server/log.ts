@@ -120,6 +120,9 @@ function renderMessage(parts: readonly unknown[]): string {
   return text;
 }
 
+/** The last record's timestamp as ISO text: under load, many records share a millisecond. */
+let lastTimestamp = Number.NaN;
+let lastTimestampText = "";
 /** DEL and C1 controls, which JSON.stringify leaves raw and LogTape's formatter escapes (a terminal reads them). */
 const CONTROL = /[\u007f-\u009f]/;
 const CONTROLS = /[\u007f-\u009f]/g;
@@ -140,7 +143,11 @@ export function formatLine(record: LogRecord): string {
     loggerFields.set(record.category, category);
   }
   const level = record.level === "warning" ? "WARN" : record.level.toUpperCase();
-  const line = `{"@timestamp":"${new Date(record.timestamp).toISOString()}","level":"${level}","message":${
+  if (record.timestamp !== lastTimestamp) {
+    lastTimestamp = record.timestamp;
+    lastTimestampText = new Date(record.timestamp).toISOString();
+  }
+  const line = `{"@timestamp":"${lastTimestampText}","level":"${level}","message":${
     JSON.stringify(message)
   }${category},"properties":${JSON.stringify(record.properties)}}`;
   return (CONTROL.test(line) ? line.replace(CONTROLS, escapeControl) : line) + "\n";

@@ -68,6 +68,13 @@ Deno.test("formatLine writes what LogTape's JSON Lines formatter writes", async 
     assert.deepEqual(formatLine(rec), logtape(rec, "Serving on https://127.0.0.1:8443"));
   });
 
+  await t.step("each record's own timestamp, also when the previous one differs by a millisecond", () => {
+    for (const offset of [0, 1, 1, 0, 86_400_000]) {
+      const rec = { ...record({}), timestamp: record({}).timestamp + offset };
+      assert.deepEqual(formatLine(rec), logtape(rec, "Rewrote 4 image(s)"));
+    }
+  });
+
   await t.step("a warning is WARN", () => {
     const rec = { ...record({}), level: "warning" as const };
     assert.deepEqual(formatLine(rec), logtape(rec, "Rewrote 4 image(s)"));
