@@ -172,6 +172,9 @@ Deno.test("shutdown: SIGTERM under load: not ready, in-flight requests answered,
     await t.step("the logs say it stopped", () => {
       assert.ok(/"message":"Shutting down/.test(stderr.text()), logs());
       assert.ok(/"message":"Stopped"/.test(stderr.text()), logs());
+      // Lines are batched: still every one whole, and "Stopped" the last, written at exit.
+      const records = stderr.text().split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line));
+      assert.equal(records.at(-1)?.message, "Stopped", logs());
     });
   } finally {
     if (!exited) child.kill("SIGKILL");

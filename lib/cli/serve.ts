@@ -7,7 +7,7 @@ import { hasLinearEngine, V8_FLAGS_ARGUMENT } from "../rules/pattern.ts";
 import { type ServeConfig, startServer, StartupError } from "../server/app.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../server/handler.ts";
 import { DEFAULT_TRANSPORT_LIMITS } from "../server/transport.ts";
-import { configureLogging, LOG_LEVELS, logger, type MirrorhookLogLevel } from "../server/log.ts";
+import { configureLogging, flushLogs, LOG_LEVELS, logger, type MirrorhookLogLevel } from "../server/log.ts";
 import { type CliIo, EXIT, parseLabels, UsageError } from "./io.ts";
 import { parseByteSize } from "./mirror.ts";
 
@@ -294,6 +294,7 @@ async function runServe(config: ServeConfig, level: MirrorhookLogLevel, io: CliI
   try {
     server = await startServer(config, { logger: log });
   } catch (error) {
+    flushLogs();
     if (error instanceof StartupError) {
       io.stderr(`mirrorhook: ${error.message}\n`);
       return EXIT.failed;
@@ -309,6 +310,8 @@ async function runServe(config: ServeConfig, level: MirrorhookLogLevel, io: CliI
     for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) Deno.addSignalListener(signal, stop(signal));
   });
   await stopped;
+  // Log lines are batched; the last ones (shutdown's) reach standard error before serve returns.
+  flushLogs();
   return EXIT.ok;
 }
 

@@ -1,4 +1,4 @@
-// Structured logs: LogTape, JSON Lines on standard error, written synchronously so nothing is lost at exit.
+// Structured logs: LogTape, JSON Lines on standard error, batched into few writes and flushed on every exit path.
 
 import {
   configureSync,
@@ -14,10 +14,12 @@ import {
 export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
 export type MirrorhookLogLevel = (typeof LOG_LEVELS)[number];
 
-/** Configures LogTape for the process; `write` defaults to standard error. */
+/**
+ * Configures LogTape for the process; `write` (each line at once) defaults to standard error through
+ * {@linkcode stderrBatch}: one write per ~64 KiB or 20 ms of lines instead of one per line.
+ */
 export function configureLogging(level: MirrorhookLogLevel, write?: (line: string) => void): void {
-  const encoder = new TextEncoder();
-  const out = write ?? ((line: string) => void Deno.stderr.writeSync(encoder.encode(line)));
+  const out = write ?? stderrBatch().add;
   const sink = (record: LogRecord) => out(formatLine(record));
   // The line is written before the call returns, so LogTape need not copy each record's properties for it.
   Object.defineProperty(sink, IMMEDIATE_SINK, { value: true });
@@ -29,6 +31,72 @@ export function configureLogging(level: MirrorhookLogLevel, write?: (line: strin
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["json"] },
     ],
   });
+}
+
+/** Lines held for one write: flushed past `maxBytes` characters, `delayMs` after the first, or by `flush()`. */
+export interface LineBatch {
+  readonly add: (line: string) => void;
+  readonly flush: () => void;
+}
+
+/**
+ * Batches lines for `writeSync` (which may write part of its bytes, as `Deno.FsFile.writeSync`); the timer is
+ * unref'd, so it never keeps the process alive, and order is kept since every line goes through one queue.
+ */
+export function createLineBatch(
+  writeSync: (bytes: Uint8Array) => number,
+  { maxBytes = 64 * 1024, delayMs = 20 }: { maxBytes?: number; delayMs?: number } = {},
+): LineBatch {
+  const encoder = new TextEncoder();
+  let pending = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const flush = () => {
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    if (pending === "") return;
+    let bytes = encoder.encode(pending);
+    pending = "";
+    while (bytes.length > 0) bytes = bytes.subarray(writeSync(bytes));
+  };
+  const add = (line: string) => {
+    pending += line;
+    if (pending.length >= maxBytes) flush();
+    else if (timer === undefined) {
+      const id = setTimeout(flush, delayMs);
+      Deno.unrefTimer(id as unknown as number);
+      timer = id;
+    }
+  };
+  return { add, flush };
+}
+
+let stderrLines: LineBatch | undefined;
+
+/**
+ * The process's batch of standard error lines, made once; flushed at exit (`Deno.exit`, the end of the event loop),
+ * on an uncaught error or rejection, and by {@linkcode flushLogs} (graceful shutdown, before other stderr text).
+ */
+function stderrBatch(): LineBatch {
+  if (stderrLines === undefined) {
+    const batch = createLineBatch((bytes) => Deno.stderr.writeSync(bytes));
+    const flush = () => {
+      try {
+        batch.flush();
+      } catch {
+        // Standard error is gone: nothing left to write to.
+      }
+    };
+    for (const event of ["unload", "error", "unhandledrejection"]) globalThis.addEventListener(event, flush);
+    stderrLines = batch;
+  }
+  return stderrLines;
+}
+
+/** Writes the log lines still held for standard error, so what follows (a message, an exit) comes after them. */
+export function flushLogs(): void {
+  stderrLines?.flush();
 }
 
 /** One value inside a message: plain values as they are (`https://127.0.0.1:8443`, not `https://"127.0.0.1":8443`). */

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { jsonLinesFormatter, type LogRecord } from "@logtape/logtape";
-import { configureLogging, formatLine, logger, logInfo } from "./log.ts";
+import { configureLogging, createLineBatch, formatLine, logger, logInfo } from "./log.ts";
 
 function record(
   properties: Record<string, unknown>,
@@ -116,4 +116,72 @@ Deno.test("logInfo writes the line logger.info writes, and honours the level", a
     logInfo(logger("log-test"), "Rewrote {count} image(s)", fields);
     assert.deepEqual(lines, []);
   });
+});
+
+Deno.test("createLineBatch: one write per batch, lines complete and in order, partial writes finished", async (t) => {
+  const decoder = new TextDecoder();
+  const writes: number[][] = [];
+  const written = () => decoder.decode(new Uint8Array(writes.flat()));
+  // Like a pipe that takes at most 7 bytes per call: the batch must write the rest itself.
+  const batch = createLineBatch((bytes) => {
+    const taken = Math.min(bytes.length, 7);
+    writes.push([...bytes.subarray(0, taken)]);
+    return taken;
+  }, { maxBytes: 200, delayMs: 10 });
+  const lines = Array.from({ length: 5 }, (_, i) => `{"n":${i},"text":"café ☕"}\n`);
+
+  await t.step("held until flush, then written whole and in order", () => {
+    for (const line of lines) batch.add(line);
+    assert.deepEqual(writes, []);
+    batch.flush();
+    assert.deepEqual(written(), lines.join(""));
+    batch.flush();
+    assert.deepEqual(written(), lines.join(""), "a second flush writes nothing again");
+  });
+
+  await t.step("past maxBytes: written at once", () => {
+    writes.length = 0;
+    const long = `${"x".repeat(250)}\n`;
+    batch.add("first\n");
+    batch.add(long);
+    assert.deepEqual(written(), `first\n${long}`);
+  });
+
+  await t.step("after delayMs: written by the timer", async () => {
+    writes.length = 0;
+    batch.add("late\n");
+    assert.deepEqual(writes, []);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.deepEqual(written(), "late\n");
+  });
+});
+
+Deno.test("configureLogging's standard error: every line written at exit, uncaught error and rejection", async (t) => {
+  const log = new URL("./log.ts", import.meta.url).href;
+  for (
+    const [ending, code] of [
+      ["", 0],
+      ["Deno.exit(3);", 3],
+      ["throw new Error('boom');", 1],
+      ["Promise.reject(new Error('boom'));", 1],
+      ["setTimeout(() => { throw new Error('later'); }, 5);", 1],
+    ] as const
+  ) {
+    await t.step(ending || "end of the event loop", async () => {
+      const script = `import { configureLogging, logger } from "${log}";
+configureLogging("info");
+for (let i = 0; i < 500; i++) logger("exit-test").info("line {i}", { i });
+${ending}`;
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--no-check", script],
+        cwd: new URL("../..", import.meta.url).pathname,
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.equal(output.code, code);
+      const numbers = new TextDecoder().decode(output.stderr).split("\n").filter((line) => line.startsWith("{"))
+        .map((line) => JSON.parse(line).properties.i);
+      assert.deepEqual(numbers, Array.from({ length: 500 }, (_, i) => i));
+    });
+  }
 });
