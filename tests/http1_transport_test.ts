@@ -1,36 +1,20 @@
 // The HTTPS port's own HTTP/1.1 framing on real TLS sockets: chunked bodies, refusals, keep-alive, 100-continue, backpressure.
 
 import assert from "node:assert/strict";
-import { type RunningServer, startServer } from "../lib/server/app.ts";
 import { rawRequest, RawTlsConnection } from "./support/raw_tls.ts";
-import { HARBOR_RULES, memoryLogger, podReview, sleep, tempDir, testConfig } from "./support/webhook.ts";
+import { answerUid, podReview, sleep, startDevServer, tempDir } from "./support/webhook.ts";
 
 const JSON_TYPE = { "content-type": "application/json" };
 
-async function start(
+function start(
   dir: string,
-  overrides: Partial<Parameters<typeof testConfig>[0]> = {},
-): Promise<{ server: RunningServer; ca: string } & AsyncDisposable> {
-  await Deno.writeTextFile(`${dir}/rules.yaml`, HARBOR_RULES);
-  const { logger } = memoryLogger();
-  const server = await startServer(
-    testConfig({
-      rules: [`${dir}/rules.yaml`],
-      dev: true,
-      limits: { bodyTimeoutMs: 3000, headersTimeoutMs: 3000 },
-      ...overrides,
-    }),
-    { logger },
-  );
-  return { server, ca: server.devCertificates!.caCert, [Symbol.asyncDispose]: () => server.shutdown("test") };
+  overrides: Parameters<typeof startDevServer>[2] = {},
+): ReturnType<typeof startDevServer> {
+  return startDevServer(dir, 3000, overrides);
 }
 
 function reviewText(uid: string): string {
   return JSON.stringify(podReview(uid));
-}
-
-function uidOf(body: string): unknown {
-  return (JSON.parse(body) as { response?: { uid?: unknown } }).response?.uid;
 }
 
 function chunkedHead(path = "/mutate"): string {
@@ -55,7 +39,7 @@ Deno.test("http1: a chunked body is decoded, also from a slow client sending a f
     await connection.write(chunkedHead() + chunked(reviewText("chunked"), 700));
     const first = await connection.response(5000);
     assert.equal(first?.status, 200);
-    assert.equal(uidOf(first!.body), "chunked");
+    assert.equal(answerUid(first!.body), "chunked");
     // The same connection, then a slow client: 40 pieces, 20 ms apart, well within the body deadline.
     const stream = chunkedHead() + chunked(reviewText("slow"), 333);
     const step = Math.ceil(stream.length / 40);
@@ -65,7 +49,7 @@ Deno.test("http1: a chunked body is decoded, also from a slow client sending a f
     }
     const second = await connection.response(5000);
     assert.equal(second?.status, 200);
-    assert.equal(uidOf(second!.body), "slow");
+    assert.equal(answerUid(second!.body), "slow");
   } finally {
     connection.close();
   }
@@ -86,10 +70,10 @@ Deno.test("http1: a 300 KB Content-Length body arriving in pieces is read whole 
     }
     const answer = await connection.response(5000);
     assert.equal(answer?.status, 200);
-    assert.equal(uidOf(answer!.body), "big");
+    assert.equal(answerUid(answer!.body), "big");
     // The connection stays usable.
     await connection.write(rawRequest("POST", "/mutate", reviewText("next"), JSON_TYPE));
-    assert.equal(uidOf((await connection.response(5000))!.body), "next");
+    assert.equal(answerUid((await connection.response(5000))!.body), "next");
   } finally {
     connection.close();
   }
@@ -133,7 +117,7 @@ Deno.test("http1: malformed framing is refused with a bare 4xx/5xx and the conne
   const after = await RawTlsConnection.open(server.webhookPort, ca);
   try {
     await after.write(rawRequest("POST", "/mutate", reviewText("after"), JSON_TYPE));
-    assert.equal(uidOf((await after.response(5000))!.body), "after");
+    assert.equal(answerUid((await after.response(5000))!.body), "after");
   } finally {
     after.close();
   }
@@ -167,11 +151,11 @@ Deno.test("http1: HTTP/1.0 and Connection: close end the connection; HTTP/1.0 ke
       await connection.write(request);
       const answer = await connection.response(5000);
       assert.equal(answer?.status, 200);
-      assert.equal(uidOf(answer!.body), "v10");
+      assert.equal(answerUid(answer!.body), "v10");
       assert.equal(answer?.headers["connection"], open ? "keep-alive" : "close");
       if (open) {
         await connection.write(rawRequest("POST", "/mutate", reviewText("again"), JSON_TYPE));
-        assert.equal(uidOf((await connection.response(5000))!.body), "again");
+        assert.equal(answerUid((await connection.response(5000))!.body), "again");
       } else {
         assert.ok(await connection.waitClosed(3000), "the connection stayed open");
       }
@@ -196,7 +180,7 @@ Deno.test("http1: Expect: 100-continue is answered before the body is sent (raw,
     await connection.write(body);
     const answer = await connection.response(3000);
     assert.equal(answer?.status, 200);
-    assert.equal(uidOf(answer!.body), "continued");
+    assert.equal(answerUid(answer!.body), "continued");
   } finally {
     connection.close();
   }
@@ -225,7 +209,7 @@ Deno.test("http1: Expect: 100-continue is answered before the body is sent (raw,
   const trace = new TextDecoder().decode(curl.stderr);
   assert.ok(curl.success, trace);
   assert.match(trace, /HTTP\/1\.1 100 Continue/);
-  assert.equal(uidOf(new TextDecoder().decode(curl.stdout)), "curl");
+  assert.equal(answerUid(new TextDecoder().decode(curl.stdout)), "curl");
 });
 
 Deno.test("http1: 1,000 pipelined requests from a client that reads no answer for a while are all answered, in order", async () => {
@@ -251,7 +235,7 @@ Deno.test("http1: 1,000 pipelined requests from a client that reads no answer fo
     for (let i = 0; i < 1000; i++) {
       const answer = await connection.response(10_000);
       if (answer === undefined) break;
-      uids.push(uidOf(answer.body));
+      uids.push(answerUid(answer.body));
     }
     await writing;
     assert.equal(uids.length, 1000);

@@ -1,42 +1,23 @@
 // The HTTPS port against hostile clients, on real TLS sockets: early answers, pipelining, timeouts, memory bounds.
 
 import assert from "node:assert/strict";
-import { type RunningServer, startServer } from "../lib/server/app.ts";
+import type { RunningServer } from "../lib/server/app.ts";
 import { rawRequest, RawTlsConnection } from "./support/raw_tls.ts";
-import { HARBOR_RULES, memoryLogger, podReview, sleep, tempDir, testConfig, waitFor } from "./support/webhook.ts";
+import { answerUid, podReview, sleep, startDevServer, tempDir, waitFor } from "./support/webhook.ts";
 
 const JSON_TYPE = { "content-type": "application/json" };
 
-async function start(
+function start(
   dir: string,
-  overrides: Partial<Parameters<typeof testConfig>[0]> = {},
-): Promise<{ server: RunningServer; ca: string } & AsyncDisposable> {
-  await Deno.writeTextFile(`${dir}/rules.yaml`, HARBOR_RULES);
-  const { logger } = memoryLogger();
-  const server = await startServer(
-    testConfig({
-      rules: [`${dir}/rules.yaml`],
-      dev: true,
-      limits: { bodyTimeoutMs: 1000, headersTimeoutMs: 1000 },
-      ...overrides,
-    }),
-    { logger },
-  );
-  return {
-    server,
-    ca: server.devCertificates!.caCert,
-    [Symbol.asyncDispose]: () => server.shutdown("test"),
-  };
+  overrides: Parameters<typeof startDevServer>[2] = {},
+): ReturnType<typeof startDevServer> {
+  return startDevServer(dir, 1000, overrides);
 }
 
 function mutate(uid: string, padding = 0): Uint8Array {
   const review = podReview(uid) as { request: { object: { metadata: Record<string, unknown> } } };
   if (padding > 0) review.request.object.metadata["annotations"] = { pad: "p".repeat(padding) };
   return rawRequest("POST", "/mutate", JSON.stringify(review), JSON_TYPE);
-}
-
-function uidOf(body: string): unknown {
-  return (JSON.parse(body) as { response?: { uid?: unknown } }).response?.uid;
 }
 
 async function inFlight(server: RunningServer): Promise<number> {
@@ -74,7 +55,7 @@ Deno.test("http: an early answer (404, 405, 415) reads the body away; the next r
           const second = await connection.response(5000);
           assert.ok(second !== undefined, "the second request on the connection was never answered");
           assert.equal(second.status, 200);
-          assert.equal(uidOf(second.body), "second");
+          assert.equal(answerUid(second.body), "second");
         } finally {
           connection.close();
         }
@@ -123,7 +104,7 @@ Deno.test("http: 100 pipelined requests (118 KB) on one connection are all answe
       const answer = await connection.response(10_000);
       if (answer === undefined) break;
       assert.equal(answer.status, 200);
-      uids.push(uidOf(answer.body));
+      uids.push(answerUid(answer.body));
     }
     await writing;
     assert.deepEqual(uids, Array.from({ length: 100 }, (_, i) => `p${i}`));
@@ -226,7 +207,7 @@ Deno.test("http: bytes buffered across connections are capped; over the cap is 5
     await after.write(mutate("after"));
     const answer = await after.response(5000);
     assert.equal(answer?.status, 200);
-    assert.equal(uidOf(answer!.body), "after");
+    assert.equal(answerUid(answer!.body), "after");
   } finally {
     for (const connection of connections) connection.close();
   }

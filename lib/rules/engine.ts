@@ -200,20 +200,25 @@ class ImageFacts {
   }
 }
 
+/** The prefix rules of a level along the image's name, by walking the trie segment by segment: shortest prefix first. */
+function prefixHits(level: PriorityLevel, reference: ImageReference): (readonly CompiledRule[])[] {
+  const hits: (readonly CompiledRule[])[] = [];
+  let node = level.prefixes.children.get(reference.registry);
+  if (node === undefined) return hits;
+  if (node.rules.length > 0) hits.push(node.rules);
+  for (const segment of reference.path.split("/")) {
+    node = node.children.get(segment);
+    if (node === undefined) break;
+    if (node.rules.length > 0) hits.push(node.rules);
+  }
+  return hits;
+}
+
 /** A level's exact rules for the image, then its prefix rules from the longest prefix: what decide tries first. */
 function keyedCandidates(level: PriorityLevel, reference: ImageReference, normalized: string): readonly CompiledRule[] {
   const exact = level.exact.get(normalized);
   if (level.prefixes.children.size === 0) return exact ?? NO_RULES;
-  const hits: (readonly CompiledRule[])[] = [];
-  let node = level.prefixes.children.get(reference.registry);
-  if (node !== undefined) {
-    if (node.rules.length > 0) hits.push(node.rules);
-    for (const segment of reference.path.split("/")) {
-      node = node.children.get(segment);
-      if (node === undefined) break;
-      if (node.rules.length > 0) hits.push(node.rules);
-    }
-  }
+  const hits = prefixHits(level, reference);
   if (hits.length === 0) return exact ?? NO_RULES;
   const candidates: CompiledRule[] = exact === undefined ? [] : [...exact];
   for (let i = hits.length - 1; i >= 0; i--) candidates.push(...(hits[i] ?? NO_RULES));
@@ -408,17 +413,8 @@ function findInLevel(
     for (const rule of exact) if (applies(rule)) return rule;
   }
   if (level.prefixes.children.size > 0) {
-    // Walk the trie along the name's segments, then try the deepest (longest) prefix first.
-    const hits: (readonly CompiledRule[])[] = [];
-    let node = level.prefixes.children.get(reference.registry);
-    if (node !== undefined) {
-      if (node.rules.length > 0) hits.push(node.rules);
-      for (const segment of reference.path.split("/")) {
-        node = node.children.get(segment);
-        if (node === undefined) break;
-        if (node.rules.length > 0) hits.push(node.rules);
-      }
-    }
+    // The deepest (longest) prefix first.
+    const hits = prefixHits(level, reference);
     for (let i = hits.length - 1; i >= 0; i--) {
       for (const rule of hits[i] ?? []) if (applies(rule)) return rule;
     }

@@ -2,7 +2,7 @@
 
 import { configureSync, getLogger, type Logger, type LogRecord } from "@logtape/logtape";
 import { DEFAULT_BYPASS_PREFIX } from "../../lib/rules/engine.ts";
-import type { ServeConfig } from "../../lib/server/app.ts";
+import { type RunningServer, type ServeConfig, startServer } from "../../lib/server/app.ts";
 import { admissionReview } from "./admission_review.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../../lib/server/handler.ts";
 
@@ -370,4 +370,32 @@ export function testConfig(overrides: Partial<ServeConfig> & Pick<ServeConfig, "
     shutdownTimeoutMs: 5000,
     ...overrides,
   };
+}
+
+/**
+ * A `--dev` server on HARBOR_RULES (written to `dir`) with body and header deadlines of `timeoutMs`, for tests that
+ * talk to the HTTPS port on raw TLS sockets; `ca` verifies its certificate, disposing shuts it down.
+ */
+export async function startDevServer(
+  dir: string,
+  timeoutMs: number,
+  overrides: Partial<ServeConfig> = {},
+): Promise<{ server: RunningServer; ca: string } & AsyncDisposable> {
+  await Deno.writeTextFile(`${dir}/rules.yaml`, HARBOR_RULES);
+  const { logger } = memoryLogger();
+  const server = await startServer(
+    testConfig({
+      rules: [`${dir}/rules.yaml`],
+      dev: true,
+      limits: { bodyTimeoutMs: timeoutMs, headersTimeoutMs: timeoutMs },
+      ...overrides,
+    }),
+    { logger },
+  );
+  return { server, ca: server.devCertificates!.caCert, [Symbol.asyncDispose]: () => server.shutdown("test") };
+}
+
+/** The `response.uid` of an AdmissionReview answer's text. */
+export function answerUid(body: string): unknown {
+  return (JSON.parse(body) as { response?: { uid?: unknown } }).response?.uid;
 }
