@@ -141,10 +141,13 @@ done >"$summary"
 # Open loop at half of mirrorhook's maximum rate on the typical Pod, the same schedule against the own floor.
 half=$(jq -n --argjson m "$(median mirrorhook-typical rps)" '($m / 2) | floor')
 paced=$work/paced.jsonl
-for target in mirrorhook own-floor; do
-  port=$mh_port; [ "$target" = own-floor ] && port=$own_port
-  openloop "https://127.0.0.1:$port/mutate" "$typical" -rate "$half" -duration "${secs}s" -conns "$conns" |
-    jq -c --arg t "$target" '{target:$t, pod:"typical"} + .' | tee -a "$paced" >&2
+# RUNS rounds, the two targets alternating, so both see the same machine; the table gives each target's median p99.
+for run in $(seq 1 "$runs"); do
+  for target in mirrorhook own-floor; do
+    port=$mh_port; [ "$target" = own-floor ] && port=$own_port
+    openloop "https://127.0.0.1:$port/mutate" "$typical" -rate "$half" -duration "${secs}s" -conns "$conns" |
+      jq -c --arg t "$target" --argjson run "$run" '{target:$t, pod:"typical", run:$run} + .' | tee -a "$paced" >&2
+  done
 done
 sent=$((sent + $(jq -s '[.[] | select(.target == "mirrorhook") | .requests + .non2xx] | add' "$paced")))
 
@@ -176,7 +179,10 @@ rules_rss=$(SCALE_RUNS=1 deno run -A bench/scale.ts --json idle exact-10k prefix
   echo
   echo "| open loop, typical Pod, at $half req/s | p50 ms | p99 ms | max ms | answered | errors | late sends |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-  jq -r '"| \(.target) | \(.p50_ms) | \(.p99_ms) | \(.max_ms) | \(.requests) | \(.errors + .non2xx) | \(.late) |"' "$paced"
+  jq -r '"| \(.target) run \(.run) | \(.p50_ms) | \(.p99_ms) | \(.max_ms) | \(.requests) | \(.errors + .non2xx) | \(.late) |"' "$paced"
+  jq -r -s 'group_by(.target) | .[] | (map(.p99_ms) | sort | .[length / 2 | floor]) as $p99 |
+    (map(.p50_ms) | sort | .[length / 2 | floor]) as $p50 |
+    "| **\(.[0].target), median of \(length)** | \($p50) | **\($p99)** | | | | |"' "$paced"
   echo
   echo "$memory" | jq -r '"Memory (RSS, bench/rules.yaml): idle \(.rss_idle_mb) MB (settled); under load: after the warm-up (10,000 typical and 2,000 40-container admissions) \(.rss_warm_mb) MB, after \(.admissions) \(.rss_after_mb) MB (\(.growth_vs_warm * 100 | round) % more); settled after \(.admissions) admissions \(.rss_after_settled_mb) MB: growth \(.growth_settled * 100 | round) % since idle."'
   if [ -n "$rules_rss" ]; then
