@@ -1,8 +1,9 @@
 // Tests of the JSON Lines sink: each line as LogTape's own formatter writes it, whatever the properties hold.
 
 import assert from "node:assert/strict";
-import { jsonLinesFormatter, type LogRecord } from "@logtape/logtape";
-import { configureLogging, createLineBatch, formatLine, logger, logInfo } from "./log.ts";
+import fc from "fast-check";
+import { configureSync, getLogger, jsonLinesFormatter, type LogRecord } from "@logtape/logtape";
+import { configureLogging, createLineBatch, formatLine, type LogData, logger, logInfo } from "./log.ts";
 
 function record(
   properties: Record<string, unknown>,
@@ -122,6 +123,104 @@ Deno.test("logInfo writes the line logger.info writes, and honours the level", a
     lines.length = 0;
     logInfo(logger("log-test"), "Rewrote {count} image(s)", fields);
     assert.deepEqual(lines, []);
+  });
+});
+
+/** Any text, controls, quotes, backslashes, lone surrogates and C1 characters included. */
+const anyText = fc.oneof(
+  fc.string({ unit: "binary" }),
+  fc.string({
+    unit: fc.constantFrom("\u007f", "\u009b", "\u0085", "\u0000", '"', "\\", "\ud800", "é", "☕", "a", "{"),
+  }),
+);
+const logData: fc.Arbitrary<LogData> = fc.letrec<{ value: LogData }>((tie) => ({
+  value: fc.oneof(
+    { depthSize: "small", withCrossShrink: true },
+    anyText,
+    fc.double(),
+    fc.integer(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.constant(undefined),
+    fc.array(tie("value"), { maxLength: 4 }),
+    fc.dictionary(anyText, tie("value"), { maxKeys: 4 }),
+  ),
+})).value;
+
+Deno.test("logInfo's own line is byte for byte formatLine's line of the same record, whatever the fields hold", () => {
+  const lines: string[] = [];
+  configureLogging("info", (line) => lines.push(line));
+  const log = logger("log-direct");
+  fc.assert(
+    fc.property(
+      fc.dictionary(anyText, logData, { maxKeys: 6 }),
+      fc.constantFrom("Rewrote {count} image(s)", "Skipped: {reason}", "{a}{b}", "no placeholder"),
+      (properties, template) => {
+        lines.length = 0;
+        const before = Date.now();
+        logInfo(log, template, properties);
+        const after = Date.now();
+        assert.equal(lines.length, 1);
+        const line = lines[0] ?? "";
+        const timestamp = Date.parse(JSON.parse(line)["@timestamp"]);
+        assert.ok(timestamp >= before && timestamp <= after);
+        const message = template.split(/\{(\w+)\}/).map((part, i) => i % 2 === 0 ? part : properties[part]);
+        const expected = formatLine({
+          category: ["mirrorhook", "log-direct"],
+          level: "info",
+          message,
+          rawMessage: template,
+          timestamp,
+          properties,
+        });
+        assert.equal(line, expected);
+        assert.equal(
+          line,
+          jsonLinesFormatter({
+            category: ["mirrorhook", "log-direct"],
+            level: "info",
+            message: [JSON.parse(expected).message],
+            rawMessage: template,
+            timestamp,
+            properties,
+          }),
+        );
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("logInfo goes through LogTape when another configuration or a contextual logger is in force", async (t) => {
+  const lines: string[] = [];
+  configureLogging("info", (line) => lines.push(line));
+  await t.step("a logger with() properties: LogTape adds them", () => {
+    logInfo(logger("log-direct").with({ requestId: "r-1" }), "Rewrote {count} image(s)", { count: 1 });
+    assert.equal(lines.length, 1);
+    assert.deepEqual(JSON.parse(lines[0] ?? "").properties, { requestId: "r-1", count: 1 });
+  });
+  await t.step("a category outside mirrorhook: LogTape's routing (no sink here)", () => {
+    lines.length = 0;
+    logInfo(getLogger(["elsewhere"]), "Rewrote {count} image(s)", { count: 1 });
+    assert.equal(lines.length, 0);
+  });
+  await t.step("LogTape configured again by someone else: their sink gets the record", () => {
+    const records: LogRecord[] = [];
+    configureSync({
+      reset: true,
+      sinks: { memory: (record: LogRecord) => void records.push(record) },
+      loggers: [
+        { category: ["mirrorhook"], lowestLevel: "info", sinks: ["memory"] },
+        { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
+      ],
+    });
+    lines.length = 0;
+    logInfo(logger("log-direct"), "Rewrote {count} image(s)", { count: 3 });
+    assert.equal(lines.length, 0);
+    assert.equal(records.length, 1);
+    assert.deepEqual(records[0]?.properties, { count: 3 });
+    assert.deepEqual(records[0]?.message, ["Rewrote ", 3, " image(s)"]);
+    configureLogging("info", (line) => lines.push(line));
   });
 });
 

@@ -8,7 +8,7 @@ import type { ImageChange } from "../mutate/pod.ts";
 import type { CompiledObject } from "../rules/compile.ts";
 import { describeRule } from "../rules/engine.ts";
 import { truncate } from "../util/truncate.ts";
-import { logInfo } from "./log.ts";
+import { type LogData, logInfo } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** What the recorder writes to. */
@@ -152,7 +152,7 @@ export function createRecorder(deps: RecordDeps): Recorder {
         for (const [position, count] of chosen) deps.verifyChosen?.inc({ position: String(position) }, count);
       }
       // One record, its keys in the order operators know; no spread of partial records.
-      const fields: Record<string, unknown> = {
+      const fields: Record<string, LogData> = {
         uid: echo(review.uid),
         namespace: echo(review.namespace),
         pod: podName(review),
@@ -173,9 +173,9 @@ export function createRecorder(deps: RecordDeps): Recorder {
         fields["count"] = outcome.changes.length;
         fields["invalidCount"] = outcome.problems.length;
         fields["keptCount"] = outcome.kept.length;
-        const rewrites: Record<string, unknown>[] = [];
+        const rewrites: Record<string, LogData>[] = [];
         for (const change of outcome.changes) {
-          const entry: Record<string, unknown> = {
+          const entry: Record<string, LogData> = {
             container: echo(change.slot.key),
             from: echo(change.from),
             to: echo(change.to),
