@@ -35,14 +35,27 @@ export function configureLogging(level: MirrorhookLogLevel, write?: (line: strin
     ],
   };
   configureSync(config);
-  direct = { config: getConfig(), out, info: compareLogLevel("info", level as LogLevel) >= 0 };
+  direct = {
+    config: getConfig(),
+    out,
+    info: compareLogLevel("info", level as LogLevel) >= 0,
+    escapes: (out as { [ESCAPES_CONTROLS]?: boolean })[ESCAPES_CONTROLS] === true,
+  };
 }
 
 /**
  * The sink {@linkcode configureLogging} installed, while its configuration is LogTape's current one: `logInfo` then
  * writes the line for a `mirrorhook` logger itself, as that sink would, without LogTape's dispatch.
  */
-let direct: { readonly config: unknown; readonly out: (line: string) => void; readonly info: boolean } | undefined;
+let direct:
+  | {
+    readonly config: unknown;
+    readonly out: (line: string) => void;
+    readonly info: boolean;
+    /** `out` escapes DEL and C1 controls itself (a line batch): the line is handed over as built. */
+    readonly escapes: boolean;
+  }
+  | undefined;
 
 /** Lines held for one write: flushed past `maxBytes` characters, `delayMs` after the first, or by `flush()`. */
 export interface LineBatch {
@@ -52,13 +65,17 @@ export interface LineBatch {
 
 /**
  * Batches lines for `writeSync` (which may write part of its bytes, as `Deno.FsFile.writeSync`); the timer is
- * unref'd, so it never keeps the process alive, and order is kept since every line goes through one queue.
+ * unref'd, so it never keeps the process alive, and order is kept since every line goes through one queue. DEL and C1
+ * controls are written escaped (`\u009b`), as {@linkcode formatLine} escapes them, so a line added here need not be
+ * checked for them: the batch checks its text once per write, encoding it into one reused buffer.
  */
 export function createLineBatch(
   writeSync: (bytes: Uint8Array) => number,
   { maxBytes = 64 * 1024, delayMs = 20 }: { maxBytes?: number; delayMs?: number } = {},
 ): LineBatch {
   const encoder = new TextEncoder();
+  // UTF-8 takes at most 3 bytes per UTF-16 unit; a longer text (one huge line) gets a buffer of its own.
+  let buffer = new Uint8Array(3 * (maxBytes + 1024));
   let pending = "";
   let timer: ReturnType<typeof setTimeout> | undefined;
   const flush = () => {
@@ -67,8 +84,17 @@ export function createLineBatch(
       timer = undefined;
     }
     if (pending === "") return;
-    let bytes = encoder.encode(pending);
+    let text = pending;
     pending = "";
+    if (text.length * 3 > buffer.length) buffer = new Uint8Array(text.length * 3);
+    // One search for DEL (which also flattens the text); the C1 range only where the text is not all ASCII.
+    let written = encoder.encodeInto(text, buffer).written;
+    if (text.indexOf("\u007f") >= 0 || (written !== text.length && CONTROL.test(text))) {
+      text = text.replace(CONTROLS, escapeControl);
+      if (text.length * 3 > buffer.length) buffer = new Uint8Array(text.length * 3);
+      written = encoder.encodeInto(text, buffer).written;
+    }
+    let bytes = buffer.subarray(0, written);
     while (bytes.length > 0) bytes = bytes.subarray(writeSync(bytes));
   };
   const add = (line: string) => {
@@ -80,8 +106,12 @@ export function createLineBatch(
       timer = id;
     }
   };
+  Object.defineProperty(add, ESCAPES_CONTROLS, { value: true });
   return { add, flush };
 }
+
+/** Marks the `add` of a {@linkcode createLineBatch}: what it is given needs no escaping of controls first. */
+const ESCAPES_CONTROLS = Symbol("mirrorhook.escapesControls");
 
 let stderrLines: LineBatch | undefined;
 
@@ -258,7 +288,7 @@ export function logInfo(logger: Logger, template: string, properties: Readonly<R
         JSON.stringify(message)
       }${category},"properties":${JSON.stringify(properties)}}`;
       try {
-        to.out((CONTROL.test(line) ? line.replace(CONTROLS, escapeControl) : line) + "\n");
+        to.out((to.escapes || !CONTROL.test(line) ? line : line.replace(CONTROLS, escapeControl)) + "\n");
       } catch {
         // Standard error is gone (LogTape, too, only reports a failing sink): the admission is answered all the same.
       }
