@@ -49,7 +49,8 @@ export function isImageSwapText(text: string): boolean {
 export function isImageMapText(text: string): boolean {
   const first = significantLines(text)[0]?.text.trimStart() ?? "";
   if (!/^(-|\[|map\s*:|\{\s*"map")/.test(first)) return false;
-  const { items, problems } = readDocuments(text, "");
+  // Kept for the read that follows when the text is loaded (parseRuleText), which then costs nothing.
+  const { items, problems } = readDocuments(text, "", { keep: true });
   if (problems.some((problem) => problem.severity === "error") || items.length !== 1) return false;
   const [item] = items;
   return item !== undefined && item.whole && imageMapPairs(item.value) !== undefined;

@@ -39,10 +39,11 @@ function fileProblem(source: string, message: string): Problem {
  * memory of `yaml`'s syntax tree, which matters for files of thousands of rules. It reads every text without
  * anchors (so no alias can multiply a document) that it parses cleanly; `yaml` reads the rest (errors and
  * warnings with positions, aliases with a count limit), and is run on a clean text only when a problem must be
- * placed, to find its line and column.
+ * placed, to find its line and column. `keep`: a format check's read, whose documents the loading read that follows
+ * takes instead of parsing again.
  */
-export function readDocuments(text: string, source: string): DocumentsResult {
-  const fast = text.includes("&") ? undefined : readFast(text);
+export function readDocuments(text: string, source: string, options: { keep?: boolean } = {}): DocumentsResult {
+  const fast = text.includes("&") ? undefined : readFast(text, options.keep === true);
   if (fast === undefined) return readPositioned(text, source);
   if (fast.length > MAX_DOCUMENTS) {
     return {
@@ -65,14 +66,15 @@ export function readDocuments(text: string, source: string): DocumentsResult {
 }
 
 /**
- * The last text read and its documents, held weakly: recognising a file's format reads it once to look, and
- * loading reads it again in the same synchronous run (see `parseRuleText`), where a weak reference is
- * guaranteed to hold, so the second read is free; the second read forgets it.
+ * The text a format check read and its documents, held weakly: recognising a file's format reads it once to look
+ * (`keep`), and loading reads it again in the same synchronous run (see `parseRuleText`), where a weak reference is
+ * guaranteed to hold, so the second read is free; the second read forgets it. Other reads keep nothing: a rules file
+ * read once was otherwise kept until the next read (up to 2 MiB).
  */
 let recent: { text: string; documents: WeakRef<unknown[]> } | undefined;
 
 /** The non-empty documents of a clean text, or undefined when `js-yaml` cannot read it as plain data. */
-function readFast(text: string): unknown[] | undefined {
+function readFast(text: string, keep: boolean): unknown[] | undefined {
   const cached = recent?.text === text ? recent.documents.deref() : undefined;
   recent = undefined;
   // Once read again the text is not held any longer (a rules file may be 2 MiB).
@@ -81,7 +83,7 @@ function readFast(text: string): unknown[] | undefined {
     const documents = loadAll(text, { schema: CORE_SCHEMA, maxAliases: 0 })
       .filter((value) => value !== null && value !== undefined);
     documents.forEach(detachStrings);
-    recent = { text, documents: new WeakRef(documents) };
+    if (keep) recent = { text, documents: new WeakRef(documents) };
     return documents;
   } catch {
     return undefined;
