@@ -285,6 +285,31 @@ Deno.test("createLineBatch: one write per batch, lines complete and in order, pa
     assert.equal(written(), long.replace("\u009b", "\\u009b"));
   });
 
+  await t.step("any lines, controls and long ones included: all written, escaped, in order", () => {
+    const line = fc.oneof(
+      fc.string({
+        unit: fc.constantFrom("a", "é", "☕", "\u007f", "\u0085", "\u009b", "\u00a0", "\n"),
+        maxLength: 300,
+      }),
+      fc.string({ unit: "binary", maxLength: 40 }),
+    );
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 12 }), fc.integer({ min: 1, max: 300 }), (lines, maxBytes) => {
+        const out: number[] = [];
+        const small = createLineBatch((bytes) => {
+          const taken = Math.min(bytes.length, 13);
+          out.push(...bytes.subarray(0, taken));
+          return taken;
+        }, { maxBytes, delayMs: 10_000 });
+        for (const text of lines) small.add(text);
+        small.flush();
+        const expected = lines.join("").replace(/[\u007f-\u009f]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+        assert.equal(decoder.decode(new Uint8Array(out)), new TextDecoder().decode(new TextEncoder().encode(expected)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   await t.step("after delayMs: written by the timer", async () => {
     writes.length = 0;
     batch.add("late\n");
