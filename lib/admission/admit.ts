@@ -141,10 +141,8 @@ function auditEntry<T>(
 
 /** FNV-1a, 32 bits, as 8 hex digits: short, stable across replicas and versions. */
 function fnv1a(text: string): string {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash.toString(16).padStart(8, "0");
+  // In int32 throughout (the same bits as unsigned arithmetic), unsigned once at the end.
+  let hash = 0x811c9dc5 | 0;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return (hash >>> 0).toString(16).padStart(8, "0");
 }

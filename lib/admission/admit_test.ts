@@ -524,6 +524,19 @@ Deno.test("admit() audit annotations name every rewritten slot", () => {
   );
 });
 
+Deno.test("admit() audit annotation keys end in the 32-bit FNV-1a of their value, as 8 hex digits", () => {
+  // The reference implementation, in unsigned arithmetic, checked against the published test vectors.
+  const fnv1a = (text: string) => {
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) hash = Math.imul((hash ^ text.charCodeAt(i)) >>> 0, 0x01000193) >>> 0;
+    return hash.toString(16).padStart(8, "0");
+  };
+  assert.deepEqual(["", "a", "foobar"].map(fnv1a), ["811c9dc5", "e40c292c", "bf9cf968"]);
+  const audit = responseOf(admit(request({}), { ruleSet: RULES }))["auditAnnotations"] as Record<string, string>;
+  assert.ok(Object.keys(audit).length > 0);
+  for (const [key, value] of Object.entries(audit)) assert.equal(key.slice(-9), `-${fnv1a(value)}`);
+});
+
 Deno.test("admit() audit annotation keys of a reinvocation never repeat an earlier key with another value", () => {
   // First invocation: the Pod as created. Then a sidecar injector adds a container, and the API server calls
   // mirrorhook again (reinvocationPolicy: IfNeeded) with the Pod as patched by both webhooks.

@@ -159,6 +159,10 @@ function escapePointer(segment: string): string {
 
 const CONTAINER_FIELDS = ["containers", "initContainers", "ephemeralContainers"] as const;
 
+/** JSON Pointers of the annotation and the label every patch sets, escaped once. */
+const ORIGINALS_POINTER = `/metadata/annotations/${escapePointer(ORIGINAL_IMAGES_ANNOTATION)}`;
+const REWRITTEN_POINTER = `/metadata/labels/${escapePointer(REWRITTEN_LABEL)}`;
+
 /** Reads the parts of a Pod mirrorhook needs; undefined when `value` is not a Pod-shaped object. */
 export function readPod(value: unknown): PodLike | undefined {
   if (!isRecord(value)) return undefined;
@@ -422,7 +426,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
       read.hasAnnotations
         ? {
           op: read.annotations[ORIGINAL_IMAGES_ANNOTATION] === undefined ? "add" : "replace",
-          path: `/metadata/annotations/${escapePointer(ORIGINAL_IMAGES_ANNOTATION)}`,
+          path: ORIGINALS_POINTER,
           value: sortedOriginals,
         }
         : { op: "add", path: "/metadata/annotations", value: { [ORIGINAL_IMAGES_ANNOTATION]: sortedOriginals } },
@@ -430,7 +434,7 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
     if (read.labels[REWRITTEN_LABEL] !== "true") {
       patch.push(
         read.hasLabels
-          ? { op: "add", path: `/metadata/labels/${escapePointer(REWRITTEN_LABEL)}`, value: "true" }
+          ? { op: "add", path: REWRITTEN_POINTER, value: "true" }
           : { op: "add", path: "/metadata/labels", value: { [REWRITTEN_LABEL]: "true" } },
       );
     }

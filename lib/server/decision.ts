@@ -43,12 +43,15 @@ export interface DecisionDeps {
   };
 }
 
-/** Decides one Pod admission; a rejection is a bug in rule evaluation, for {@linkcode failureAnswer}. */
-export type Decide = (review: AdmissionRequest) => Promise<AdmitOutcome>;
+/**
+ * Decides one Pod admission: at once when no registry must be asked, else a promise. A throw or a rejection is a bug
+ * in rule evaluation, for {@linkcode failureAnswer}.
+ */
+export type Decide = (review: AdmissionRequest) => AdmitOutcome | Promise<AdmitOutcome>;
 
 /** Creates the production decision: `admit` under the rules in force, asking the registries at most once. */
 export function createDecider(deps: DecisionDeps): Decide {
-  return async (review) => {
+  return (review) => {
     const namespaceLabels = review.namespace === undefined ? undefined : deps.namespaceLabels?.(review.namespace);
     const options: { -readonly [K in keyof AdmitOptions]: AdmitOptions[K] } = {
       ruleSet: deps.rules(),
@@ -62,10 +65,13 @@ export function createDecider(deps: DecisionDeps): Decide {
     if (verifier === undefined) return admit(review, options);
     // A warm cache decides in this one pass. Otherwise admission stays pure with a second pass: ask the
     // registries for what the cache lacked, all at once and within the deadline, then decide again.
-    const answers = new Map<string, VerifyAnswer>();
+    // Made on the first rule with `verify` (none for most Pods).
+    let answers: Map<string, VerifyAnswer> | undefined;
     // Each target asked once per scope in this pass, however many containers share it.
-    const asked = new Map<string, VerifyAnswer | undefined>();
+    let asked: Map<string, VerifyAnswer | undefined> | undefined;
     const lookup = (target: string, scope: "namespaced" | "cluster") => {
+      answers ??= new Map();
+      asked ??= new Map();
       const key = scope === "cluster" ? target : `\u0000${target}`;
       if (asked.has(key)) return asked.get(key);
       let answer = verifier.refusal(target, scope);
@@ -82,10 +88,12 @@ export function createDecider(deps: DecisionDeps): Decide {
     options.verified = lookup;
     const outcome = admit(review, options);
     if (outcome.pendingTargets.length === 0) return requestCopies(outcome, review, deps);
-    const fetched = await verifier.checkAll(outcome.pendingTargets, deps.verifyDeadlineMs ?? 2000);
-    for (const [target, answer] of fetched) answers.set(target, answer);
-    options.verified = (target, scope) => verifier.refusal(target, scope) ?? answers.get(target);
-    return requestCopies(admit(review, options), review, deps);
+    const known = answers ?? new Map<string, VerifyAnswer>();
+    return verifier.checkAll(outcome.pendingTargets, deps.verifyDeadlineMs ?? 2000).then((fetched) => {
+      for (const [target, answer] of fetched) known.set(target, answer);
+      options.verified = (target, scope) => verifier.refusal(target, scope) ?? known.get(target);
+      return requestCopies(admit(review, options), review, deps);
+    });
   };
 }
 

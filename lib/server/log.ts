@@ -35,14 +35,27 @@ export function configureLogging(level: MirrorhookLogLevel, write?: (line: strin
     ],
   };
   configureSync(config);
-  direct = { config: getConfig(), out, info: compareLogLevel("info", level as LogLevel) >= 0 };
+  direct = {
+    config: getConfig(),
+    out,
+    info: compareLogLevel("info", level as LogLevel) >= 0,
+    escapes: (out as { [ESCAPES_CONTROLS]?: boolean })[ESCAPES_CONTROLS] === true,
+  };
 }
 
 /**
  * The sink {@linkcode configureLogging} installed, while its configuration is LogTape's current one: `logInfo` then
  * writes the line for a `mirrorhook` logger itself, as that sink would, without LogTape's dispatch.
  */
-let direct: { readonly config: unknown; readonly out: (line: string) => void; readonly info: boolean } | undefined;
+let direct:
+  | {
+    readonly config: unknown;
+    readonly out: (line: string) => void;
+    readonly info: boolean;
+    /** `out` escapes DEL and C1 controls itself (a line batch): the line is handed over as built. */
+    readonly escapes: boolean;
+  }
+  | undefined;
 
 /** Lines held for one write: flushed past `maxBytes` characters, `delayMs` after the first, or by `flush()`. */
 export interface LineBatch {
@@ -52,36 +65,75 @@ export interface LineBatch {
 
 /**
  * Batches lines for `writeSync` (which may write part of its bytes, as `Deno.FsFile.writeSync`); the timer is
- * unref'd, so it never keeps the process alive, and order is kept since every line goes through one queue.
+ * unref'd, so it never keeps the process alive, and order is kept since every line goes through one queue. Each line
+ * is encoded at once into one reused buffer (no string is held for the young generation to copy, no buffer allocated
+ * per write), with DEL and C1 controls escaped (`\u009b`) as {@linkcode formatLine} escapes them, so a line added
+ * here need not be checked for them first.
  */
 export function createLineBatch(
   writeSync: (bytes: Uint8Array) => number,
   { maxBytes = 64 * 1024, delayMs = 20 }: { maxBytes?: number; delayMs?: number } = {},
 ): LineBatch {
   const encoder = new TextEncoder();
-  let pending = "";
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: a line of up to `room` units always fits an empty buffer.
+  const room = maxBytes + 1024;
+  const buffer = new Uint8Array(3 * room);
+  let used = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const writeAll = (bytes: Uint8Array) => {
+    while (bytes.length > 0) bytes = bytes.subarray(writeSync(bytes));
+  };
   const flush = () => {
     if (timer !== undefined) {
       clearTimeout(timer);
       timer = undefined;
     }
-    if (pending === "") return;
-    let bytes = encoder.encode(pending);
-    pending = "";
-    while (bytes.length > 0) bytes = bytes.subarray(writeSync(bytes));
+    if (used === 0) return;
+    const bytes = buffer.subarray(0, used);
+    used = 0;
+    writeAll(bytes);
   };
-  const add = (line: string) => {
-    pending += line;
-    if (pending.length >= maxBytes) flush();
+  const added = () => {
+    if (used >= maxBytes) flush();
     else if (timer === undefined) {
       const id = setTimeout(flush, delayMs);
       Deno.unrefTimer(id as unknown as number);
       timer = id;
     }
   };
+  const add = (line: string) => {
+    if (line.length <= room) {
+      if (line.length * 3 > buffer.length - used) flush();
+      const written = encoder.encodeInto(line, buffer.subarray(used)).written;
+      // One search for DEL; the C1 range only when the line is not all ASCII.
+      if (line.indexOf("\u007f") < 0 && (written === line.length || !CONTROL.test(line))) {
+        used += written;
+        added();
+        return;
+      }
+    } else if (!CONTROL.test(line)) {
+      // Longer than any batch: written alone, after what came before it.
+      flush();
+      writeAll(encoder.encode(line));
+      return;
+    }
+    // Controls escaped first: up to 6 characters for each, so the line is placed again.
+    const escaped = line.replace(CONTROLS, escapeControl);
+    if (escaped.length > room) {
+      flush();
+      writeAll(encoder.encode(escaped));
+      return;
+    }
+    if (escaped.length * 3 > buffer.length - used) flush();
+    used += encoder.encodeInto(escaped, buffer.subarray(used)).written;
+    added();
+  };
+  Object.defineProperty(add, ESCAPES_CONTROLS, { value: true });
   return { add, flush };
 }
+
+/** Marks the `add` of a {@linkcode createLineBatch}: what it is given needs no escaping of controls first. */
+const ESCAPES_CONTROLS = Symbol("mirrorhook.escapesControls");
 
 let stderrLines: LineBatch | undefined;
 
@@ -258,7 +310,7 @@ export function logInfo(logger: Logger, template: string, properties: Readonly<R
         JSON.stringify(message)
       }${category},"properties":${JSON.stringify(properties)}}`;
       try {
-        to.out((CONTROL.test(line) ? line.replace(CONTROLS, escapeControl) : line) + "\n");
+        to.out((to.escapes || !CONTROL.test(line) ? line : line.replace(CONTROLS, escapeControl)) + "\n");
       } catch {
         // Standard error is gone (LogTape, too, only reports a failing sink): the admission is answered all the same.
       }

@@ -149,6 +149,11 @@ const logData: fc.Arbitrary<LogData> = fc.letrec<{ value: LogData }>((tie) => ({
 
 Deno.test("logInfo's own line is byte for byte formatLine's line of the same record, whatever the fields hold", () => {
   const lines: string[] = [];
+  const batched: number[][] = [];
+  const batch = createLineBatch((bytes) => {
+    batched.push([...bytes]);
+    return bytes.length;
+  });
   configureLogging("info", (line) => lines.push(line));
   const log = logger("log-direct");
   fc.assert(
@@ -174,6 +179,14 @@ Deno.test("logInfo's own line is byte for byte formatLine's line of the same rec
           properties,
         });
         assert.equal(line, expected);
+        // Through a line batch, which escapes controls once per write instead: the same bytes.
+        batched.length = 0;
+        configureLogging("info", batch.add);
+        logInfo(log, template, properties);
+        batch.flush();
+        configureLogging("info", (line) => lines.push(line));
+        const text = new TextDecoder().decode(new Uint8Array(batched.flat()));
+        assert.equal(text.replace(/"@timestamp":"[^"]*"/, ""), expected.replace(/"@timestamp":"[^"]*"/, ""));
         assert.equal(
           line,
           jsonLinesFormatter({
@@ -251,6 +264,50 @@ Deno.test("createLineBatch: one write per batch, lines complete and in order, pa
     batch.add("first\n");
     batch.add(long);
     assert.deepEqual(written(), `first\n${long}`);
+  });
+
+  await t.step("DEL and C1 controls written escaped, as formatLine escapes them; other text as it is", () => {
+    writes.length = 0;
+    batch.add('{"a":"x\u007fy\u0085z\u009b31m","b":"\u00a0é ☕ \u0080"}\n');
+    batch.add('{"plain":"ascii only"}\n');
+    batch.flush();
+    assert.equal(
+      written(),
+      '{"a":"x\\u007fy\\u0085z\\u009b31m","b":"\u00a0é ☕ \\u0080"}\n{"plain":"ascii only"}\n',
+    );
+  });
+
+  await t.step("a line longer than the batch's buffer is written whole", () => {
+    writes.length = 0;
+    const long = `${"☕".repeat(1500)}\u009b\n`;
+    batch.add(long);
+    batch.flush();
+    assert.equal(written(), long.replace("\u009b", "\\u009b"));
+  });
+
+  await t.step("any lines, controls and long ones included: all written, escaped, in order", () => {
+    const line = fc.oneof(
+      fc.string({
+        unit: fc.constantFrom("a", "é", "☕", "\u007f", "\u0085", "\u009b", "\u00a0", "\n"),
+        maxLength: 300,
+      }),
+      fc.string({ unit: "binary", maxLength: 40 }),
+    );
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 12 }), fc.integer({ min: 1, max: 300 }), (lines, maxBytes) => {
+        const out: number[] = [];
+        const small = createLineBatch((bytes) => {
+          const taken = Math.min(bytes.length, 13);
+          out.push(...bytes.subarray(0, taken));
+          return taken;
+        }, { maxBytes, delayMs: 10_000 });
+        for (const text of lines) small.add(text);
+        small.flush();
+        const expected = lines.join("").replace(/[\u007f-\u009f]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+        assert.equal(decoder.decode(new Uint8Array(out)), new TextDecoder().decode(new TextEncoder().encode(expected)));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   await t.step("after delayMs: written by the timer", async () => {

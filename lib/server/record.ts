@@ -81,6 +81,69 @@ function objectLabel(object: CompiledObject): string {
   return label;
 }
 
+/** The labels of `mirrorhook_rewrites_total`. */
+type RewriteLabels = { readonly kind: string; readonly object: string; readonly registry: string };
+
+/** Label sets by rule object and registry label, built once (the bypass prefix's by registry label alone). */
+const rewriteLabelSets = new WeakMap<CompiledObject, Map<string, RewriteLabels>>();
+const bypassLabelSets = new Map<string, RewriteLabels>();
+
+/** The label set of one rewrite, the same object each time for the same rule object and registry. */
+function rewriteLabels(change: ImageChange): RewriteLabels {
+  const decision = change.decision;
+  const registry = registryLabel(change);
+  let byRegistry: Map<string, RewriteLabels> | undefined;
+  if (decision.action === "rewrite") {
+    byRegistry = rewriteLabelSets.get(decision.rule.object);
+    if (byRegistry === undefined) {
+      byRegistry = new Map();
+      rewriteLabelSets.set(decision.rule.object, byRegistry);
+    }
+  } else byRegistry = bypassLabelSets;
+  let labels = byRegistry.get(registry);
+  if (labels === undefined) {
+    labels = decision.action === "rewrite"
+      ? { kind: decision.rule.object.kind, object: objectLabel(decision.rule.object), registry }
+      : { kind: "bypass", object: "bypass", registry };
+    // Registry labels come from the rules' own text (or `templated`), so the sets stay few; bounded all the same.
+    if (byRegistry.size < 1024) byRegistry.set(registry, labels);
+  }
+  return labels;
+}
+
+/** One request's timer: counted in flight from its creation until `end`. */
+class Timer implements RequestTimer {
+  readonly #metrics: Metrics;
+  readonly #now: () => number;
+  readonly #started: number;
+  #ended = false;
+
+  constructor(metrics: Metrics, now: () => number) {
+    this.#metrics = metrics;
+    this.#now = now;
+    this.#started = now();
+  }
+
+  elapsedMs(): number {
+    return this.#now() - this.#started;
+  }
+
+  end(operation: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#metrics.inFlight.dec();
+    this.#metrics.duration.observe(
+      OPERATION_LABELS.get(operation) ?? { operation: operationLabel(operation) },
+      (this.#now() - this.#started) / 1000,
+    );
+  }
+}
+
+/** The `operation` label objects of the known operations, made once. */
+const OPERATION_LABELS = new Map(
+  ["CREATE", "UPDATE", "DELETE", "CONNECT", "unknown"].map((operation) => [operation, { operation }]),
+);
+
 function podName(request: AdmissionRequest): string | undefined {
   if (request.name !== undefined) return request.name;
   const object = request.object as { metadata?: { name?: unknown; generateName?: unknown } } | undefined;
@@ -95,41 +158,30 @@ export function createRecorder(deps: RecordDeps): Recorder {
   const echo = (value: string | undefined) => value === undefined ? undefined : truncate(value);
   return {
     begin() {
-      const started = now();
       metrics.inFlight.inc();
-      let ended = false;
-      return {
-        elapsedMs: () => now() - started,
-        end(operation) {
-          if (ended) return;
-          ended = true;
-          metrics.inFlight.dec();
-          metrics.duration.observe({ operation: operationLabel(operation) }, (now() - started) / 1000);
-        },
-      };
+      return new Timer(metrics, now);
     },
 
     admitted(review, outcome, { dryRun, durationMs }) {
       const result = dryRun && outcome.result === "rewritten" ? "would-rewrite" : outcome.result;
       metrics.requests.inc({ operation: operationLabel(review.operation), result, dry_run: String(review.dryRun) });
       if (outcome.skipped !== undefined) metrics.skips.inc({ reason: outcome.skipped });
-      // One increment per label set (a Pod's images mostly share a rule and registry), by the count.
-      let rewrites:
-        | Map<string, { labels: { kind: string; object: string; registry: string }; count: number }>
-        | undefined;
+      // One increment per label set (a Pod's images mostly share a rule and registry), by the count; each label set
+      // is one object for the life of its rule object, so they are told apart by identity.
+      let labelSets: RewriteLabels[] | undefined;
+      let counts: number[] | undefined;
       for (const change of outcome.changes) {
-        const decision = change.decision;
-        const kind = decision.action === "rewrite" ? decision.rule.object.kind : "bypass";
-        const object = decision.action === "rewrite" ? objectLabel(decision.rule.object) : "bypass";
-        const registry = registryLabel(change);
-        const key = `${kind}\u0000${object}\u0000${registry}`;
-        rewrites ??= new Map();
-        const entry = rewrites.get(key);
-        if (entry === undefined) rewrites.set(key, { labels: { kind, object, registry }, count: 1 });
-        else entry.count++;
+        const labels = rewriteLabels(change);
+        labelSets ??= [];
+        counts ??= [];
+        const index = labelSets.indexOf(labels);
+        if (index < 0) {
+          labelSets.push(labels);
+          counts.push(1);
+        } else counts[index]!++;
       }
-      if (rewrites !== undefined) {
-        for (const { labels, count } of rewrites.values()) metrics.rewrites.inc(labels, count);
+      if (labelSets !== undefined && counts !== undefined) {
+        for (let i = 0; i < labelSets.length; i++) metrics.rewrites.inc(labelSets[i]!, counts[i]!);
       }
       for (const problem of outcome.problems) metrics.invalidImages.inc({ reason: problem.decision.action });
       if (outcome.verifyTargets.length > 0 || outcome.kept.length > 0) {
