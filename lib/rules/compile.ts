@@ -10,7 +10,7 @@ import {
 } from "../image/reference.ts";
 import { checkWithinObject, compareDecisionOrder, findOverlaps } from "./overlap.ts";
 import { type FieldPath, hasErrors, objectProblem, type Problem, type ProblemCode } from "./problem.ts";
-import { compilePattern, patternGroups, screenPattern } from "./pattern.ts";
+import { compilePattern, patternAnchor, patternGroups, screenPattern } from "./pattern.ts";
 import { compileSelector, isEmptySelector, type LabelMatcher, type Labels } from "./selector.ts";
 import {
   describeObject,
@@ -61,6 +61,11 @@ export interface CompiledRule {
   /** The targets after `replace` of a rule written with `to` (each compiled like `replace`), in order. */
   readonly alternatives: readonly string[];
   readonly pattern?: RegExp;
+  /**
+   * Match rules: the text every reference the pattern matches starts with (see `patternAnchor`), if any. An image that
+   * does not start with it is not tested: the pattern is neither run nor compiled (V8 compiles at the first run).
+   */
+  readonly anchor?: string;
   readonly on: "normalized" | "original";
   /** Check that the rewritten reference exists in the target registry first (rule, else object; keep rules never). */
   readonly verify: boolean;
@@ -510,7 +515,9 @@ function compileRule(
     return undefined;
   }
   const pattern = compilePattern(source);
-  if (keep) return { ...base, type: "match", key: source, pattern };
+  const anchor = patternAnchor(source);
+  const anchored = anchor === undefined ? {} : { anchor };
+  if (keep) return { ...base, type: "match", key: source, pattern, ...anchored };
   const replace = rule.replace ?? "";
   const { names: groups, count: groupCount } = patternGroups(source);
   for (const token of replace.matchAll(REPLACEMENT_TOKEN)) {
@@ -550,7 +557,10 @@ function compileRule(
   const normalizedSample = selfSample === undefined ? undefined : parseReference(selfSample);
   if (normalizedSample?.ok === true) {
     const probe = rule.on === "original" ? selfSample ?? "" : formatReference(normalizedSample.reference);
-    if (pattern.test(probe) && !keptBefore(earlier, selfSample ?? "", normalizedSample.reference)) {
+    if (
+      (anchor === undefined || probe.startsWith(anchor)) && pattern.test(probe) &&
+      !keptBefore(earlier, selfSample ?? "", normalizedSample.reference)
+    ) {
       report(
         "warning",
         "self-match",
@@ -559,7 +569,7 @@ function compileRule(
       );
     }
   }
-  return { ...base, type: "match", key: source, pattern, replace };
+  return { ...base, type: "match", key: source, pattern, replace, ...anchored };
 }
 
 /** Whether a keep rule written earlier in the object decides `original` first (its output is then left alone). */
@@ -570,8 +580,17 @@ function keptBefore(earlier: readonly CompiledRule[], original: string, referenc
     if (!rule.keep) return false;
     if (rule.type === "exact") return rule.key === normalized;
     if (rule.type === "prefix") return name === rule.key || name.startsWith(`${rule.key}/`);
-    return rule.pattern?.test(rule.on === "original" ? original : normalized) === true;
+    return matchesPattern(rule, rule.on === "original" ? original : normalized);
   });
+}
+
+/**
+ * Whether a match rule's pattern matches `subject`; false without running (or compiling) it when the subject does not
+ * start with the pattern's anchor.
+ */
+export function matchesPattern(rule: CompiledRule, subject: string): boolean {
+  if (rule.anchor !== undefined && !subject.startsWith(rule.anchor)) return false;
+  return rule.pattern?.test(subject) === true;
 }
 
 /** Expands a JavaScript replacement template with every group set to `filler`. */

@@ -7,7 +7,7 @@ import {
   normalizeReference,
   parseReference,
 } from "../image/reference.ts";
-import type { CompiledRule, ImageContext, PriorityLevel, RuleSet } from "./compile.ts";
+import { type CompiledRule, type ImageContext, matchesPattern, type PriorityLevel, type RuleSet } from "./compile.ts";
 
 /** Options that are not part of the rules themselves. */
 export interface DecideOptions {
@@ -183,7 +183,7 @@ class ImageFacts {
     this.#tested ??= new Map();
     let hit = this.#tested.get(rule);
     if (hit === undefined) {
-      hit = rule.pattern?.test(rule.on === "original" ? this.#input : this.#normalized) === true;
+      hit = matchesPattern(rule, rule.on === "original" ? this.#input : this.#normalized);
       this.#tested.set(rule, hit);
     }
     return hit;
@@ -424,10 +424,10 @@ function findInLevel(
     if (pattern === undefined) continue;
     // Scope first: a rule of another namespace never runs its pattern on this image.
     if (!inScope(rule)) {
-      if (explain !== undefined && pattern.test(rule.on === "original" ? original : normalized)) applies(rule);
+      if (explain !== undefined && matchesPattern(rule, rule.on === "original" ? original : normalized)) applies(rule);
       continue;
     }
-    if (pattern.test(rule.on === "original" ? original : normalized)) return rule;
+    if (matchesPattern(rule, rule.on === "original" ? original : normalized)) return rule;
   }
   return undefined;
 }

@@ -1,7 +1,7 @@
 // Explains a decision's losers: every other rule that matched the image, and why the deciding rule came first.
 
 import { formatName, formatReference, parseReference } from "../image/reference.ts";
-import type { CompiledRule, ImageContext, RuleSet } from "./compile.ts";
+import { type CompiledRule, type ImageContext, matchesPattern, type RuleSet } from "./compile.ts";
 import { type Decision, describeRule } from "./engine.ts";
 import { compareDecisionOrder } from "./overlap.ts";
 
@@ -62,7 +62,7 @@ export function explainLosers(
       case "prefix":
         return name === rule.key || name.startsWith(`${rule.key}/`);
       case "match":
-        return rule.pattern?.test(rule.on === "original" ? decision.input : normalized) === true;
+        return matchesPattern(rule, rule.on === "original" ? decision.input : normalized);
     }
   };
   const losers = allRules(ruleSet)

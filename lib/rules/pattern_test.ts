@@ -7,6 +7,7 @@ import {
   compilePattern,
   hasLinearEngine,
   MAX_PATTERN_LENGTH,
+  patternAnchor,
   type PatternVerdict,
   screenPattern,
   V8_FLAGS,
@@ -130,4 +131,85 @@ Deno.test("verdicts are the same idle and with two CPU-burning processes running
       await burner.status;
     }
   }
+});
+
+const ANCHORS: [string, string | undefined][] = [
+  ["^docker\\.io/library/(.*)$", "docker.io/library/"],
+  ["^quay\\.io\\/org-1\\/(?<repo>[^/:@]+)$", "quay.io/org-1/"],
+  ["^registry\\.example\\.com:5000/x", "registry.example.com:5000/x"],
+  ["^docker.io/", "docker"], // an unescaped dot matches any character
+  ["^ab*c", "a"], // b may be absent
+  ["^ab+c", "a"],
+  ["^ab?c", "a"],
+  ["^ab{2}c", "a"],
+  ["^a(b)c", "a"],
+  ["^a[b]c", "a"],
+  ["^a\\dc", "a"], // a class escape
+  ["^a\\x41", "a"], // a character escape: not followed
+  ["^a\\/b", "a/b"],
+  ["^(gcr\\.io|quay\\.io)/(.*)$", undefined],
+  ["^gcr\\.io/(.*)$|^quay\\.io/(.*)$", undefined], // the second alternative starts elsewhere
+  ["^gcr\\.io/a|b", undefined],
+  ["^a(b|c)d", "a"], // an alternative inside a group is fine
+  ["^a[|]b", "a"],
+  ["^a\\|b", "a|b"],
+  ["gcr\\.io/(.*)$", undefined], // not anchored
+  ["(?:^gcr\\.io)", undefined],
+  ["^", undefined],
+  ["^*a", undefined],
+  ["^\\ba", undefined],
+  ["^é/", "é/"],
+  ["^\ud83d\ude00x", undefined], // surrogate pairs are not followed
+];
+
+Deno.test("patternAnchor() finds the text every match starts with, or nothing", () => {
+  for (const [source, anchor] of ANCHORS) assert.equal(patternAnchor(source), anchor, source);
+});
+
+Deno.test("patternAnchor(): a pattern never matches a text that does not start with its anchor", () => {
+  const pieces = [
+    "^",
+    "a",
+    "b",
+    "\\.",
+    ".",
+    "/",
+    "\\/",
+    "*",
+    "+",
+    "?",
+    "|",
+    "(",
+    ")",
+    "[ab]",
+    "{1,2}",
+    "\\d",
+    "$",
+    "-",
+  ];
+  const texts = ["", "a", "b", ".", "/", "ab", "a.b", "a/b", "aab", "ba", "b.a/", "1", "a1", "-a", "a-"];
+  fc.assert(
+    fc.property(
+      fc.array(fc.constantFrom(...pieces), { maxLength: 8 }),
+      fc.array(fc.constantFrom(...texts), { maxLength: 4 }),
+      (parts, words) => {
+        const source = parts.join("");
+        let pattern: RegExp;
+        try {
+          pattern = new RegExp(source);
+        } catch {
+          return; // not a pattern
+        }
+        const anchor = patternAnchor(source);
+        const subject = words.join("");
+        if (anchor !== undefined && pattern.test(subject)) {
+          assert.ok(
+            subject.startsWith(anchor),
+            `${source} on ${subject}`,
+          );
+        }
+      },
+    ),
+    { numRuns: 5000 },
+  );
 });
