@@ -12,6 +12,7 @@ import {
 import type { RuleSet } from "../rules/compile.ts";
 import type { Labels } from "../rules/selector.ts";
 import { setEntry } from "../util/json.ts";
+import { TextMemo } from "../util/text_memo.ts";
 import { truncate } from "../util/truncate.ts";
 import { type AdmissionRequest, type AdmissionReviewAnswer, allowResponse } from "./review.ts";
 
@@ -136,8 +137,11 @@ function auditEntry<T>(
   const entries: Record<string, string> = {};
   for (const item of items) setEntry(entries, truncate(keyOf(item)), textOf(item));
   const value = JSON.stringify(entries);
-  annotations[`${name}-${fnv1a(value)}`] = value;
+  annotations[`${name}-${hashes.get(value)}`] = value;
 }
+
+/** The hashes of the audit values of the Pods admitted lately (one template's Pods share them). */
+const hashes = new TextMemo(fnv1a, { maxEntries: 256, maxChars: 256 * 1024 });
 
 /** FNV-1a, 32 bits, as 8 hex digits: short, stable across replicas and versions. */
 function fnv1a(text: string): string {

@@ -1,6 +1,7 @@
 // AdmissionReview v1: narrowing the request from unknown, and the one place responses are built.
 
 import { isRecord } from "../util/json.ts";
+import { TextMemo } from "../util/text_memo.ts";
 import { truncate } from "../util/truncate.ts";
 /** The only AdmissionReview version served. */
 export const ADMISSION_API_VERSION = "admission.k8s.io/v1";
@@ -135,11 +136,15 @@ function toBase64(text: string): string {
   return NON_ASCII.test(text) ? encoder.encode(text).toBase64() : btoa(text);
 }
 
+/** The patches of the Pods admitted lately (one template's Pods get the same one), encoded once each. */
+const patches = new TextMemo(toBase64, { maxEntries: 256, maxChars: 256 * 1024 });
+
 function boundedWarnings(warnings: readonly string[]): string[] {
   const out: string[] = [];
   let total = 0;
   const reserve = 64; // room for the "more warnings" line
-  for (const [index, warning] of warnings.entries()) {
+  for (let index = 0; index < warnings.length; index++) {
+    const warning = warnings[index] as string;
     const line = warning.length > MAX_WARNING_LENGTH ? `${warning.slice(0, MAX_WARNING_LENGTH - 1)}…` : warning;
     if (total + line.length > MAX_WARNINGS_LENGTH - reserve) {
       out.push(`mirrorhook: ${warnings.length - index} more warning(s) not shown`);
@@ -184,7 +189,7 @@ export function allowResponse(uid: string, options: AllowOptions = {}): Admissio
   const response: { -readonly [K in keyof AdmissionResponse]: AdmissionResponse[K] } = { uid, allowed: true };
   if (options.patch !== undefined && options.patch.length > 0) {
     response.patchType = "JSONPatch";
-    response.patch = toBase64(JSON.stringify(options.patch));
+    response.patch = patches.get(JSON.stringify(options.patch));
   }
   if (options.warnings !== undefined && options.warnings.length > 0) {
     response.warnings = boundedWarnings(options.warnings);
