@@ -89,13 +89,26 @@ export async function writeRules(dir: string, { kind, count }: Case): Promise<nu
   return bytes;
 }
 
+/** The `mirrorhook` task of deno.json, in words. */
+async function taskWords(): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)) as { tasks: Record<string, string> };
+  return (config.tasks["mirrorhook"] ?? "").split(/\s+/);
+}
+
 /** The V8 flags the `mirrorhook` task passes (so the benchmark measures what operators run). */
 async function taskFlags(): Promise<string[]> {
   const override = Deno.env.get("SCALE_V8_FLAGS");
   if (override !== undefined) return override === "" ? [] : [`--v8-flags=${override}`];
-  const config = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)) as { tasks: Record<string, string> };
-  const task = config.tasks["mirrorhook"] ?? "";
-  return task.split(/\s+/).filter((word) => word.startsWith("--v8-flags="));
+  return (await taskWords()).filter((word) => word.startsWith("--v8-flags="));
+}
+
+/** The environment the `mirrorhook` task sets before `deno` (MALLOC_ARENA_MAX=1, as the container image sets it). */
+async function taskEnv(): Promise<Record<string, string>> {
+  const words = await taskWords();
+  const assignments = words.slice(0, words.indexOf("deno")).filter((word) => /^[A-Z_][A-Z0-9_]*=/.test(word));
+  return Object.fromEntries(
+    assignments.map((word) => [word.slice(0, word.indexOf("=")), word.slice(word.indexOf("=") + 1)]),
+  );
 }
 
 function freePort(): number {
@@ -138,7 +151,12 @@ function refusal(stderr: string): string {
   return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }
 
-async function measure(dir: string, flags: readonly string[], tlsDir: string): Promise<Measured> {
+async function measure(
+  dir: string,
+  flags: readonly string[],
+  tlsDir: string,
+  env: Readonly<Record<string, string>>,
+): Promise<Measured> {
   const probePort = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -164,7 +182,7 @@ async function measure(dir: string, flags: readonly string[], tlsDir: string): P
     stdin: "null",
     stdout: "null",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { ...env, NO_COLOR: "1" },
   }).spawn();
   const stderr = new Response(child.stderr).text();
   let exited = false;
@@ -238,10 +256,11 @@ async function measureBest(
   flags: readonly string[],
   runs: number,
   tlsDir: string,
+  env: Readonly<Record<string, string>>,
 ): Promise<Measured> {
   const all: Measured[] = [];
   for (let run = 0; run < runs; run++) {
-    const m = await measure(dir, flags, tlsDir);
+    const m = await measure(dir, flags, tlsDir, env);
     if (m.outcome !== "ready") return m;
     all.push(m);
   }
@@ -266,12 +285,13 @@ async function main(): Promise<void> {
   const unknown = wanted.filter((name) => !CASES.some((c) => c.name === name));
   if (unknown.length > 0) throw new Error(`Cannot run unknown case(s) ${unknown.join(", ")}`);
   const flags = await taskFlags();
+  const env = await taskEnv();
   const write = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
   const out = (line: string) => json ? undefined : write(line);
   out(
     `bench:scale  deno ${Deno.version.deno}  ${runs} runs: least time, median memory  flags: ${
       flags.join(" ") || "(none)"
-    }`,
+    }  env: ${Object.entries(env).map(([name, value]) => `${name}=${value}`).join(" ") || "(none)"}`,
   );
   out(
     `case         rules  file MB  outcome  ready ms  CPU ms  main ms  ready RSS  RSS MiB (+${
@@ -287,7 +307,7 @@ async function main(): Promise<void> {
     const dir = await Deno.makeTempDir({ prefix: "mirrorhook-scale-" });
     try {
       const bytes = await writeRules(dir, c);
-      const m = await measureBest(dir, flags, runs, tlsDir);
+      const m = await measureBest(dir, flags, runs, tlsDir, env);
       if (c.name === "idle") idle = m.rssMiB;
       const above = idle === undefined || m.outcome !== "ready" ? "" : (m.rssMiB - idle).toFixed(1);
       if (json) {

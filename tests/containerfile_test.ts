@@ -284,6 +284,24 @@ Deno.test("Containerfile: the build stage compiles with the compile task of deno
   });
 });
 
+Deno.test("Containerfile: the image runs with the environment the run tasks of deno.json set", () => {
+  const env = new Map<string, string>();
+  for (const instruction of final.instructions.filter((i) => i.keyword === "ENV")) {
+    for (const pair of instruction.args.split(/\s+/)) {
+      env.set(pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1));
+    }
+  }
+  for (const name of ["start", "mirrorhook", "demo"]) {
+    const words = (denoJson.tasks[name] ?? "").split(/\s+/);
+    const assignments = words.slice(0, words.indexOf("deno"));
+    assert.ok(assignments.includes("MALLOC_ARENA_MAX=1"), `${name}: ${words.slice(0, 3).join(" ")}`);
+    for (const assignment of assignments) {
+      const [variable = "", value] = assignment.split("=");
+      assert.equal(env.get(variable), value, `ENV ${variable} of the final stage, as the ${name} task`);
+    }
+  }
+});
+
 Deno.test("Containerfile: the final stage holds only the staged root and runs `mirrorhook serve` as 65532", async (t) => {
   const keywords = final.instructions.map((i) => i.keyword);
   await t.step("only the build stage's staged root is copied, and nothing runs", () => {

@@ -1,6 +1,6 @@
 // Prometheus metrics (mirrorhook_mirror_*) and log lines for the events of a Mirrorer.
 
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "../util/prom.ts";
 import { formatBytes } from "./copy.ts";
 import type { MirrorEvent } from "./mirrorer.ts";
 

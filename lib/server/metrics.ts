@@ -1,13 +1,13 @@
 // Prometheus metrics (prom-client): one registry per server, names prefixed mirrorhook_, only bounded label values.
 
+import process from "node:process";
 import { setImmediate } from "node:timers";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "../util/prom.ts";
 // prom-client's default metrics one by one (collectDefaultMetrics takes them all), without its eventLoopLag.
 import gc from "prom-client/lib/metrics/gc.js";
 import heapSizeAndUsed from "prom-client/lib/metrics/heapSizeAndUsed.js";
 import heapSpacesSizeAndUsed from "prom-client/lib/metrics/heapSpacesSizeAndUsed.js";
 import osMemoryHeap from "prom-client/lib/metrics/osMemoryHeap.js";
-import processCpuTotal from "prom-client/lib/metrics/processCpuTotal.js";
 import processHandles from "prom-client/lib/metrics/processHandles.js";
 import processMaxFileDescriptors from "prom-client/lib/metrics/processMaxFileDescriptors.js";
 import processOpenFileDescriptors from "prom-client/lib/metrics/processOpenFileDescriptors.js";
@@ -85,7 +85,7 @@ function processMetrics(registry: Registry): void {
  * `nodejs_eventloop_lag_seconds` (the delay of one callback at each scrape) stays.
  */
 const DEFAULT_METRICS: readonly ((registry: Registry, config: object) => void)[] = [
-  processCpuTotal,
+  processCpuMetrics,
   processStartTime,
   osMemoryHeap,
   processOpenFileDescriptors,
@@ -98,6 +98,40 @@ const DEFAULT_METRICS: readonly ((registry: Registry, config: object) => void)[]
   version,
   gc,
 ];
+
+/**
+ * prom-client's processCpuTotal (user, system and both, counted at each scrape), written here: its module loads
+ * @opentelemetry/api for exemplars, which mirrorhook does not use.
+ */
+function processCpuMetrics(registry: Registry): void {
+  const registers = [registry];
+  let last = process.cpuUsage();
+  const user = new Counter({
+    name: "process_cpu_user_seconds_total",
+    help: "Total user CPU time spent in seconds.",
+    registers,
+    // This one metric's `collect` sets all three.
+    collect() {
+      const now = process.cpuUsage();
+      const userMicros = now.user - last.user;
+      const systemMicros = now.system - last.system;
+      last = now;
+      user.inc(userMicros / 1e6);
+      system.inc(systemMicros / 1e6);
+      total.inc((userMicros + systemMicros) / 1e6);
+    },
+  });
+  const system = new Counter({
+    name: "process_cpu_system_seconds_total",
+    help: "Total system CPU time spent in seconds.",
+    registers,
+  });
+  const total = new Counter({
+    name: "process_cpu_seconds_total",
+    help: "Total user and system CPU time spent in seconds.",
+    registers,
+  });
+}
 
 function defaultMetrics(registry: Registry): void {
   for (const metric of DEFAULT_METRICS) metric(registry, { register: registry });

@@ -1,7 +1,7 @@
 // Reports problems the rule store finds across objects and sources: one log line each when it appears, and a counter.
 
 import type { Logger } from "@logtape/logtape";
-import { Counter, type Registry } from "prom-client";
+import { Counter, type Registry } from "../util/prom.ts";
 import { formatProblem } from "../rules/problem.ts";
 import { FILE_SOURCE } from "../sources/file_source.ts";
 import type { RuleStore, StoredProblem } from "../sources/store.ts";

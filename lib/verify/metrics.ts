@@ -1,6 +1,6 @@
 // Prometheus metrics of target verification (mirrorhook_verify_*), registered on the server's prom-client Registry.
 
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "../util/prom.ts";
 
 /** Every verification metric. Registry hosts are labels (bounded by the rules' targets); image names never are. */
 export interface VerifyMetrics {

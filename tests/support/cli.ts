@@ -20,7 +20,8 @@ export function taskRunFlags(): string[] {
   const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)) as { tasks?: Record<string, unknown> };
   const task = config.tasks?.["mirrorhook"];
   if (typeof task !== "string") throw new Error("deno.json has no mirrorhook task");
-  const words = task.split(/\s+/).filter((word) => word !== "");
+  // Environment assignments first (MALLOC_ARENA_MAX=1), as a shell reads them.
+  const words = task.split(/\s+/).filter((word) => word !== "" && !/^[A-Z_][A-Z0-9_]*=/.test(word));
   const run = words.indexOf("run");
   const main = words.indexOf("main.ts");
   if (words[0] !== "deno" || run < 0 || main < run) throw new Error(`Cannot read the mirrorhook task: ${task}`);
