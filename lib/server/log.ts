@@ -83,27 +83,35 @@ export function createLineBatch(
   const writeAll = (bytes: Uint8Array) => {
     while (bytes.length > 0) bytes = bytes.subarray(writeSync(bytes));
   };
-  const flush = () => {
-    if (timer !== undefined) {
-      clearTimeout(timer);
-      timer = undefined;
-    }
+  const writePending = () => {
     if (used === 0) return;
     const bytes = buffer.subarray(0, used);
     used = 0;
     writeAll(bytes);
   };
+  const flush = () => {
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    writePending();
+  };
+  const onTimer = () => {
+    timer = undefined;
+    writePending();
+  };
+  // A full batch is written at once and the timer left as it is: under load, one timer per `delayMs`, not per write.
   const added = () => {
-    if (used >= maxBytes) flush();
+    if (used >= maxBytes) writePending();
     else if (timer === undefined) {
-      const id = setTimeout(flush, delayMs);
+      const id = setTimeout(onTimer, delayMs);
       Deno.unrefTimer(id as unknown as number);
       timer = id;
     }
   };
   const add = (line: string) => {
     if (line.length <= room) {
-      if (line.length * 3 > buffer.length - used) flush();
+      if (line.length * 3 > buffer.length - used) writePending();
       const written = encoder.encodeInto(line, buffer.subarray(used)).written;
       // One search for DEL; the C1 range only when the line is not all ASCII.
       if (line.indexOf("\u007f") < 0 && (written === line.length || !CONTROL.test(line))) {
@@ -113,18 +121,18 @@ export function createLineBatch(
       }
     } else if (!CONTROL.test(line)) {
       // Longer than any batch: written alone, after what came before it.
-      flush();
+      writePending();
       writeAll(encoder.encode(line));
       return;
     }
     // Controls escaped first: up to 6 characters for each, so the line is placed again.
     const escaped = line.replace(CONTROLS, escapeControl);
     if (escaped.length > room) {
-      flush();
+      writePending();
       writeAll(encoder.encode(escaped));
       return;
     }
-    if (escaped.length * 3 > buffer.length - used) flush();
+    if (escaped.length * 3 > buffer.length - used) writePending();
     used += encoder.encodeInto(escaped, buffer.subarray(used)).written;
     added();
   };

@@ -310,6 +310,16 @@ Deno.test("createLineBatch: one write per batch, lines complete and in order, pa
     );
   });
 
+  await t.step("a line after a full batch was written: written by the timer still pending", async () => {
+    writes.length = 0;
+    batch.add("first\n");
+    batch.add(`${"y".repeat(250)}\n`);
+    assert.equal(written(), `first\n${"y".repeat(250)}\n`);
+    batch.add("after\n");
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.equal(written(), `first\n${"y".repeat(250)}\nafter\n`);
+  });
+
   await t.step("after delayMs: written by the timer", async () => {
     writes.length = 0;
     batch.add("late\n");

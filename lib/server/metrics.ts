@@ -106,7 +106,7 @@ const DEFAULT_METRICS: readonly ((registry: Registry, config: object) => void)[]
 function processCpuMetrics(registry: Registry): void {
   const registers = [registry];
   let last = process.cpuUsage();
-  const user = new Counter({
+  new Counter({
     name: "process_cpu_user_seconds_total",
     help: "Total user CPU time spent in seconds.",
     registers,
@@ -116,7 +116,7 @@ function processCpuMetrics(registry: Registry): void {
       const userMicros = now.user - last.user;
       const systemMicros = now.system - last.system;
       last = now;
-      user.inc(userMicros / 1e6);
+      this.inc(userMicros / 1e6);
       system.inc(systemMicros / 1e6);
       total.inc((userMicros + systemMicros) / 1e6);
     },
