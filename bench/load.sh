@@ -93,9 +93,10 @@ openloop() { # URL BODY ARGS...
   timeout -k 5 660 taskset -c 0 "$work/openloop" -url "$url" -body "$body" -ca "$work/cert/ca.pem" "$@"
 }
 sent=0 # admissions mirrorhook has answered so far
-# RSS is read settled: after SETTLE seconds without load (V8's memory reducer runs ~30 s after the last activity, the
-# pattern screening worker stops after 10 s idle), so what is compared is what the server holds, not garbage yet to go.
-settle=${SETTLE:-35}
+# RSS is read settled: after SETTLE (45) seconds without load, as bench/scale.ts waits (V8's memory reducer runs 30-36 s
+# after the last activity, the pattern screening worker stops after 10 s idle), so what is compared is what the server
+# holds, not garbage yet to go.
+settle=${SETTLE:-45}
 sleep "$settle"
 rss_idle=$(rss_mb "$mh_pid")
 # The warm-up, 10,000 typical and 2,000 40-container admissions: the first admissions grow RSS once (compiled code, the
