@@ -20,6 +20,7 @@
 import { exactKey, prefixKey, regexRule } from "./rules_fixture.ts";
 import type { RuleSpec } from "../lib/rules/schema.ts";
 import { mintCertificates } from "../lib/server/certs.ts";
+import { taskEnv } from "../tests/support/cli.ts";
 
 const REPO_ROOT = new URL("..", import.meta.url).pathname;
 const CASE_TIMEOUT_MS = 60_000;
@@ -101,15 +102,6 @@ async function taskFlags(): Promise<string[]> {
   const override = Deno.env.get("SCALE_V8_FLAGS");
   if (override !== undefined) return override === "" ? [] : [`--v8-flags=${override}`];
   return (await taskWords()).filter((word) => word.startsWith("--v8-flags="));
-}
-
-/** The environment the `mirrorhook` task sets before `deno` (MALLOC_ARENA_MAX=1, as the container image sets it). */
-async function taskEnv(): Promise<Record<string, string>> {
-  const words = await taskWords();
-  const assignments = words.slice(0, words.indexOf("deno")).filter((word) => /^[A-Z_][A-Z0-9_]*=/.test(word));
-  return Object.fromEntries(
-    assignments.map((word) => [word.slice(0, word.indexOf("=")), word.slice(word.indexOf("=") + 1)]),
-  );
 }
 
 function freePort(): number {
@@ -286,7 +278,7 @@ async function main(): Promise<void> {
   const unknown = wanted.filter((name) => !CASES.some((c) => c.name === name));
   if (unknown.length > 0) throw new Error(`Cannot run unknown case(s) ${unknown.join(", ")}`);
   const flags = await taskFlags();
-  const env = await taskEnv();
+  const env = taskEnv();
   const write = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
   const out = (line: string) => json ? undefined : write(line);
   out(

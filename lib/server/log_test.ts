@@ -2,7 +2,8 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { configureSync, getLogger, jsonLinesFormatter, type LogRecord } from "@logtape/logtape";
+import { getLogger, jsonLinesFormatter, type LogRecord } from "@logtape/logtape";
+import { memoryLogger } from "../../tests/support/webhook.ts";
 import { configureLogging, createLineBatch, formatLine, type LogData, logger, logInfo } from "./log.ts";
 
 function record(
@@ -218,15 +219,7 @@ Deno.test("logInfo goes through LogTape when another configuration or a contextu
     assert.equal(lines.length, 0);
   });
   await t.step("LogTape configured again by someone else: their sink gets the record", () => {
-    const records: LogRecord[] = [];
-    configureSync({
-      reset: true,
-      sinks: { memory: (record: LogRecord) => void records.push(record) },
-      loggers: [
-        { category: ["mirrorhook"], lowestLevel: "info", sinks: ["memory"] },
-        { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
-      ],
-    });
+    const { records } = memoryLogger("mirrorhook");
     lines.length = 0;
     logInfo(logger("log-direct"), "Rewrote {count} image(s)", { count: 3 });
     assert.equal(lines.length, 0);

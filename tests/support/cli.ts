@@ -12,20 +12,35 @@ export interface CliRun {
   readonly stderr: string;
 }
 
+/** The `mirrorhook` task of deno.json, read as a shell reads it: its environment assignments, then its words. */
+function readTask(): { env: Record<string, string>; words: string[] } {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)) as { tasks?: Record<string, unknown> };
+  const task = config.tasks?.["mirrorhook"];
+  if (typeof task !== "string") throw new Error("deno.json has no mirrorhook task");
+  const words = task.split(/\s+/).filter((word) => word !== "");
+  const env: Record<string, string> = {};
+  while (words.length > 0 && /^[A-Z_][A-Z0-9_]*=/.test(words[0] ?? "")) {
+    const assignment = words.shift() ?? "";
+    env[assignment.slice(0, assignment.indexOf("="))] = assignment.slice(assignment.indexOf("=") + 1);
+  }
+  const run = words.indexOf("run");
+  const main = words.indexOf("main.ts");
+  if (words[0] !== "deno" || run < 0 || main < run) throw new Error(`Cannot read the mirrorhook task: ${task}`);
+  return { env, words };
+}
+
 /**
  * The `deno run` flags of the `mirrorhook` task (permissions, V8 flags), read from deno.json so the tests run the
  * command exactly as users do, whatever flags the task gains.
  */
 export function taskRunFlags(): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)) as { tasks?: Record<string, unknown> };
-  const task = config.tasks?.["mirrorhook"];
-  if (typeof task !== "string") throw new Error("deno.json has no mirrorhook task");
-  // Environment assignments first (MALLOC_ARENA_MAX=1), as a shell reads them.
-  const words = task.split(/\s+/).filter((word) => word !== "" && !/^[A-Z_][A-Z0-9_]*=/.test(word));
-  const run = words.indexOf("run");
-  const main = words.indexOf("main.ts");
-  if (words[0] !== "deno" || run < 0 || main < run) throw new Error(`Cannot read the mirrorhook task: ${task}`);
-  return words.slice(run + 1, main);
+  const { words } = readTask();
+  return words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
+}
+
+/** The environment the `mirrorhook` task sets before `deno` (MALLOC_ARENA_MAX=1, as the container image sets it). */
+export function taskEnv(): Record<string, string> {
+  return readTask().env;
 }
 
 /** Options of {@linkcode runCli}. */
@@ -43,7 +58,7 @@ export async function runCli(args: readonly string[], options: RunCliOptions = {
   const command = new Deno.Command(Deno.execPath(), {
     args: ["run", ...taskRunFlags(), `${ROOT}main.ts`, ...args],
     cwd: options.cwd ?? ROOT,
-    env: { NO_COLOR: "1", ...options.env },
+    env: { ...taskEnv(), NO_COLOR: "1", ...options.env },
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

@@ -327,14 +327,19 @@ export async function presentedFingerprint(port: number): Promise<string> {
   return await certFingerprint(pem);
 }
 
-/** A logger whose records are kept in memory (LogTape is configured for this test module only). */
-export function memoryLogger(): { logger: Logger; records: LogRecord[]; messages: () => string[] } {
+/**
+ * A logger whose records are kept in memory (LogTape is configured for this test module only), for `category` and
+ * the loggers below it.
+ */
+export function memoryLogger(
+  category = "mirrorhook-test",
+): { logger: Logger; records: LogRecord[]; messages: () => string[] } {
   const records: LogRecord[] = [];
   configureSync({
     reset: true,
     sinks: { memory: (record: LogRecord) => void records.push(record) },
     loggers: [
-      { category: ["mirrorhook-test"], lowestLevel: "debug", sinks: ["memory"] },
+      { category: [category], lowestLevel: "debug", sinks: ["memory"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
     ],
   });
@@ -342,7 +347,7 @@ export function memoryLogger(): { logger: Logger; records: LogRecord[]; messages
     records.map((record) =>
       record.message.map((part) => typeof part === "string" ? part : JSON.stringify(part)).join("")
     );
-  return { logger: getLogger(["mirrorhook-test"]), records, messages };
+  return { logger: getLogger([category]), records, messages };
 }
 
 /** A temporary directory removed by the returned disposer. */
