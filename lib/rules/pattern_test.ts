@@ -6,8 +6,10 @@ import fc from "fast-check";
 import {
   compilePattern,
   hasLinearEngine,
+  LazyPattern,
   MAX_PATTERN_LENGTH,
   patternAnchor,
+  patternGroups,
   type PatternVerdict,
   screenPattern,
   V8_FLAGS,
@@ -104,6 +106,68 @@ Deno.test("every pattern screenPattern() lets through compiles with V8's linear 
       assert.doesNotThrow(() => compilePattern(source), `${source} (${verdict.status})`);
     }),
     { numRuns: 3000 },
+  );
+});
+
+/** The groups as V8 counts them: `source|` matches the empty text, with every group unset. */
+function groupsByV8(source: string): { count: number; names: string[] } {
+  const empty = new RegExp(`${source}|`).exec("");
+  return { count: (empty?.length ?? 1) - 1, names: Object.keys(empty?.groups ?? {}) };
+}
+
+Deno.test("patternGroups() reads the groups V8 counts, without compiling", async (t) => {
+  for (
+    const source of [
+      "^(a)(b)$",
+      "^(?<repo>[^/:@]+)(?<rest>[:@][^/]*)$",
+      "(?:a)(?=b)(?!c)(?<=d)(?<!e)",
+      "[(](\\()\\(",
+      "[\\](]()",
+      "[]()",
+      "[^]()",
+      "\\c(x)",
+      "a\\\\(b)",
+    ]
+  ) {
+    await t.step(source, () => {
+      const groups = patternGroups(source);
+      assert.deepEqual({ count: groups.count, names: [...groups.names] }, groupsByV8(source));
+    });
+  }
+  await t.step("generated patterns", () => {
+    fc.assert(
+      fc.property(patterns, (source) => {
+        try {
+          new RegExp(source);
+        } catch {
+          return;
+        }
+        const groups = patternGroups(source);
+        assert.deepEqual({ count: groups.count, names: [...groups.names] }, groupsByV8(source), source);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+Deno.test("a LazyPattern decides as its RegExp does, compiled only when it first runs", () => {
+  fc.assert(
+    fc.property(
+      patterns,
+      fc.string({ maxLength: 12, unit: fc.constantFrom("a", "b", "c", "d", "e", "/", ":") }),
+      (source, subject) => {
+        let eager: RegExp;
+        try {
+          eager = new RegExp(source, "l");
+        } catch {
+          return;
+        }
+        const lazy = new LazyPattern(source);
+        assert.equal(lazy.test(subject), eager.test(subject), `${source} on ${JSON.stringify(subject)}`);
+        assert.equal(subject.replace(lazy.regexp, "<$&>"), subject.replace(eager, "<$&>"));
+      },
+    ),
+    { numRuns: 2000 },
   );
 });
 
