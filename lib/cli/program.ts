@@ -158,7 +158,7 @@ Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
     .addOption(
       new Option("-o, --output <format>", "output format").choices(["yaml", "json"] as const).default("yaml" as const),
     )
-    .option("--summary", "print one line per rewritten image (object, container, from → to, rule) instead")
+    .option("--summary", "print one line per rewritten image (object, container, from \u2192 to, rule) instead")
     .addOption(bypassOption())
     .addHelpText(
       "after",
@@ -212,7 +212,7 @@ Exit status: 0 no errors (warnings allowed), 1 errors found, 2 bad usage.`,
 
   program.command("test")
     .description(
-      "run cases files (image, namespace, labels → expected reference) against their rules; exit 1 on a failure",
+      "run cases files (image, namespace, labels \u2192 expected reference) against their rules; exit 1 on a failure",
     )
     .argument("[path...]", "cases files, or directories holding cases/<name>.yaml or mirrorhook-test.yaml", ["."])
     .addOption(

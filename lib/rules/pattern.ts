@@ -135,7 +135,7 @@ const ESCAPED_LITERALLY = new Set([
 
 /**
  * The text at the start of every string `source` matches, when the pattern opens with `^` and plain characters and
- * has no alternative at its top level (`^quay\.io/team/(.*)$` → `quay.io/team/`); else undefined. Patterns are
+ * has no alternative at its top level (`^quay\.io/team/(.*)$` -> `quay.io/team/`); else undefined. Patterns are
  * compiled without the `m` flag, so `^` holds only at the start: a subject that does not start with the anchor cannot
  * match, and the pattern need not run, nor be compiled (V8 compiles a pattern when it first runs: ~500 bytes each).
  */

@@ -1,4 +1,4 @@
-// Wires the server: rule sources → store, HTTPS webhook with certificate reload, probe port, graceful shutdown.
+// Wires the server: rule sources -> store, HTTPS webhook with certificate reload, probe port, graceful shutdown.
 
 import type { Logger } from "@logtape/logtape";
 import { sampleReview } from "../admission/sample.ts";
