@@ -45,6 +45,9 @@ const compiled = new Map<string, RegExp>();
  * match the same text in exponentially many ways. Never depends on time or load.
  */
 export function screenPattern(source: string): PatternVerdict {
+  // Plain patterns are judged on the spot, and not kept: a cache of 10,000 of them took ~1 MB.
+  const quick = quickVerdict(source);
+  if (quick !== undefined) return quick;
   const cached = cache.get(source);
   if (cached !== undefined) {
     cache.delete(source);
@@ -108,6 +111,86 @@ export function compilePattern(source: string): RegExp {
     if (oldest.done !== true) compiled.delete(oldest.value);
   }
   return pattern;
+}
+
+/** Escapes that stand for one character or one class of characters (never a back-reference, octal or assertion). */
+const PLAIN_ESCAPES = new Set([..."./-:@_$^*+?()[]{}|\\dDwWsS"]);
+const GROUP_NAME = /^[A-Za-z_$][\w$]*$/;
+
+/**
+ * The verdict of a pattern of the plain kind most rules use, read in one pass over its text, or undefined when the
+ * pattern needs the full screen: literal characters, `.`, character classes and escapes of one character or class,
+ * each optionally repeated by `*`, `+` or `?`; groups (capturing, named or not) and alternatives, no group repeated.
+ * No repetition can then nest and nothing V8's linear engine refuses can occur, so {@linkcode screenPattern} would
+ * find it safe too (a property test checks it): such patterns need no worker, no parser and no analysis. The
+ * pattern must compile (`new RegExp(source)`, as compiling the rule checks anyway).
+ */
+export function quickVerdict(source: string): PatternVerdict | undefined {
+  if (source.length > MAX_PATTERN_LENGTH) return undefined;
+  let depth = 0;
+  /** Whether the previous token is a character, class or escape (which a quantifier may follow). */
+  let atom = false;
+  /** Whether the previous token is a quantifier (which `?` may follow, making it lazy). */
+  let quantified = false;
+  let names: Set<string> | undefined;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i] ?? "";
+    if (c === "*" || c === "+" || c === "?") {
+      if (atom) {
+        atom = false;
+        quantified = true;
+      } else if (c === "?" && quantified) quantified = false;
+      else return undefined;
+      continue;
+    }
+    quantified = false;
+    atom = true;
+    if (c === "\\") {
+      if (!PLAIN_ESCAPES.has(source[++i] ?? "")) return undefined;
+    } else if (c === "[") {
+      i = classEnd(source, i + 1);
+      if (i < 0) return undefined;
+    } else if (c === "(") {
+      atom = false;
+      depth++;
+      if (source[i + 1] !== "?") continue;
+      if (source[i + 2] === ":") {
+        i += 2;
+        continue;
+      }
+      const end = source.indexOf(">", i + 3);
+      const name = source.slice(i + 3, end);
+      if (source[i + 2] !== "<" || end < 0 || !GROUP_NAME.test(name) || names?.has(name) === true) return undefined;
+      (names ??= new Set()).add(name);
+      i = end;
+    } else if (c === ")") {
+      // A group followed by a quantifier is left to the full screen (nested repetition is what it looks for).
+      if (--depth < 0 || "*+?{".includes(source[i + 1] ?? "-")) return undefined;
+      atom = false;
+    } else if (c === "|" || c === "^" || c === "$") {
+      atom = false;
+    } else if (c === "{" || c === "}" || c === "]" || c.charCodeAt(0) >= 0xd800 && c.charCodeAt(0) <= 0xdfff) {
+      return undefined;
+    }
+  }
+  if (depth !== 0) return undefined;
+  try {
+    new RegExp(source);
+  } catch {
+    return undefined;
+  }
+  return SAFE;
+}
+
+/** The index of the `]` that closes a character class whose text starts at `start`, or -1 (also for escapes that
+ * are not plain). */
+function classEnd(source: string, start: number): number {
+  for (let i = start; i < source.length; i++) {
+    const c = source[i];
+    if (c === "]") return i;
+    if (c === "\\" && !PLAIN_ESCAPES.has(source[++i] ?? "")) return -1;
+  }
+  return -1;
 }
 
 /** Characters with a meaning of their own in a pattern (outside a character class). */
