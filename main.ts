@@ -1,4 +1,4 @@
-// mirrorhook's entry point: wiring only — parse the command line and hand over to the subcommand.
+// mirrorhook's entry point: wiring only -- parse the command line and hand over to the subcommand.
 
 import { run } from "./lib/cli/program.ts";
 

@@ -145,7 +145,7 @@ function boundedWarnings(warnings: readonly string[]): string[] {
   const reserve = 64; // room for the "more warnings" line
   for (let index = 0; index < warnings.length; index++) {
     const warning = warnings[index] as string;
-    const line = warning.length > MAX_WARNING_LENGTH ? `${warning.slice(0, MAX_WARNING_LENGTH - 1)}…` : warning;
+    const line = warning.length > MAX_WARNING_LENGTH ? `${warning.slice(0, MAX_WARNING_LENGTH - 1)}\u2026` : warning;
     if (total + line.length > MAX_WARNINGS_LENGTH - reserve) {
       out.push(`mirrorhook: ${warnings.length - index} more warning(s) not shown`);
       break;
@@ -235,7 +235,7 @@ export function answerText(answer: AdmissionReviewAnswer): string {
 
 /** One field error in `status.details.causes`, as the API server's own validation reports it. */
 export interface StatusCause {
-  /** `FieldValueInvalid`, `FieldValueRequired`, … */
+  /** `FieldValueInvalid`, `FieldValueRequired`, ... */
   readonly reason: string;
   readonly message: string;
   /** Field path, e.g. `spec.rules[3].match`. */

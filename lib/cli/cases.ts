@@ -14,7 +14,7 @@ export interface Case {
   readonly podLabels?: Labels;
   readonly namespaceLabels?: Labels;
   readonly expected: string;
-  /** Substrings of the admission warnings expected (besides "rewrote …"); absent: not checked. */
+  /** Substrings of the admission warnings expected (besides "rewrote ..."); absent: not checked. */
   readonly warnings?: readonly string[];
   /** 1-based line of the row in its file. */
   readonly line: number;
@@ -143,7 +143,7 @@ export interface CaseResult {
   readonly actual: string;
   /** What decided: a rule, the bypass prefix, "no rule matched", or why the Pod was left alone. */
   readonly decidedBy: string;
-  /** Admission warnings, without the "rewrote …" notices. */
+  /** Admission warnings, without the "rewrote ..." notices. */
   readonly warnings: readonly string[];
   /** Why the case failed, one line each; empty when it passed. */
   readonly failures: readonly string[];

@@ -19,7 +19,7 @@ export async function runDemo(rules: readonly string[], io: CliIo): Promise<numb
   io.stdout(`mirrorhook demo: a sample Pod admitted with the rules in ${paths.join(", ")}\n\n`);
   for (const { slot, decision } of result.decisions) {
     const after = decision.action === "rewrite" || decision.action === "bypass" ? decision.output : slot.image;
-    io.stdout(`  ${slot.key.padEnd(8)} ${slot.image.padEnd(42)} → ${after}\n`);
+    io.stdout(`  ${slot.key.padEnd(8)} ${slot.image.padEnd(42)} \u2192 ${after}\n`);
   }
   io.stdout(`\nWarnings kubectl would show:\n${result.warnings.map((w) => `  ${w}\n`).join("")}`);
   io.stdout(`\nJSON Patch (RFC 6902) the webhook would return:\n${JSON.stringify(result.patch, null, 2)}\n`);

@@ -14,7 +14,7 @@ export interface MutateCliOptions {
   readonly namespaceLabels?: Readonly<Record<string, string>>;
   readonly output: "yaml" | "json";
   readonly bypassPrefix?: string;
-  /** Print a table of the changes (object, container, from → to, rule) instead of the objects. */
+  /** Print a table of the changes (object, container, from -> to, rule) instead of the objects. */
   readonly summary?: boolean;
 }
 
@@ -55,14 +55,14 @@ function formatSummary(pods: readonly PodSpecResult[]): string {
     pod.changes.map((change) => [
       pod.object,
       change.slot.key,
-      `${change.from} → ${change.to}`,
+      `${change.from} \u2192 ${change.to}`,
       change.decision.action === "rewrite" ? describeRule(change.decision.rule) : "bypass prefix",
     ])
   );
   const skipped = pods.filter((pod) => pod.skipped !== undefined);
   const lines: string[] = [];
   if (rows.length > 0) {
-    const header = ["OBJECT", "CONTAINER", "FROM → TO", "RULE"];
+    const header = ["OBJECT", "CONTAINER", "FROM \u2192 TO", "RULE"];
     const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
     for (const row of [header, ...rows]) {
       lines.push(row.map((cell, column) => column === row.length - 1 ? cell : pad(cell, widths[column]!)).join("  "));

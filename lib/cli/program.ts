@@ -3,15 +3,12 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { DEFAULT_BYPASS_PREFIX } from "../rules/engine.ts";
 import { FOREIGN_FORMATS } from "../compat/common.ts";
-import { runDemo } from "./demo.ts";
-import { runImport } from "./import.ts";
 import { type CliIo, denoIo, EXIT, parseLabels, UsageError } from "./io.ts";
 import { addMirrorCommand } from "./mirror.ts";
-import { runMutate } from "./mutate.ts";
-import { runRewrite } from "./rewrite.ts";
 import { addServeCommand } from "./serve.ts";
-import { runTest } from "./test.ts";
-import { runValidate } from "./validate.ts";
+
+// Other subcommands' modules are imported when they run: `serve` need not hold them (nor fast-json-patch and yaml's
+// printer) in memory for its whole life.
 
 /** The version printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -118,7 +115,7 @@ Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
     )
     .action(async (images, options) => {
       setExit(
-        await runRewrite(images, {
+        await (await import("./rewrite.ts")).runRewrite(images, {
           rules: options.rules ?? [],
           ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
           podLabels: parseLabels(options.podLabel, "--pod-label"),
@@ -161,7 +158,7 @@ Exit status: 0 ok, 1 rules did not load or an image is invalid, 2 bad usage.`,
     .addOption(
       new Option("-o, --output <format>", "output format").choices(["yaml", "json"] as const).default("yaml" as const),
     )
-    .option("--summary", "print one line per rewritten image (object, container, from → to, rule) instead")
+    .option("--summary", "print one line per rewritten image (object, container, from \u2192 to, rule) instead")
     .addOption(bypassOption())
     .addHelpText(
       "after",
@@ -180,7 +177,7 @@ Warnings go to standard error. Exit status: 0 ok, 1 unreadable manifests or rule
     )
     .action(async (options) => {
       setExit(
-        await runMutate({
+        await (await import("./mutate.ts")).runMutate({
           file: options.file ?? "-",
           rules: options.rules ?? [],
           ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
@@ -209,11 +206,13 @@ Examples:
 
 Exit status: 0 no errors (warnings allowed), 1 errors found, 2 bad usage.`,
     )
-    .action(async (paths, options) => setExit(await runValidate(paths, options.output, io)));
+    .action(async (paths, options) =>
+      setExit(await (await import("./validate.ts")).runValidate(paths, options.output, io))
+    );
 
   program.command("test")
     .description(
-      "run cases files (image, namespace, labels → expected reference) against their rules; exit 1 on a failure",
+      "run cases files (image, namespace, labels \u2192 expected reference) against their rules; exit 1 on a failure",
     )
     .argument("[path...]", "cases files, or directories holding cases/<name>.yaml or mirrorhook-test.yaml", ["."])
     .addOption(
@@ -246,7 +245,7 @@ Exit status: 0 every case passed, 1 a case failed or a cases or rules file has e
     )
     .action(async (paths, options) =>
       setExit(
-        await runTest(paths, {
+        await (await import("./test.ts")).runTest(paths, {
           ...(options.rules === undefined ? {} : { rules: options.rules }),
           output: options.output,
           bypassPrefix: options.bypassPrefix,
@@ -280,7 +279,7 @@ Examples:
 
 Problems go to standard error. Exit status: 0 ok, 1 unreadable file or errors in it, 2 bad usage.`,
     )
-    .action(async (file, options) => setExit(await runImport(file, options.from, io)));
+    .action(async (file, options) => setExit(await (await import("./import.ts")).runImport(file, options.from, io)));
 
   program.command("demo")
     .description("rewrite a sample Pod with a bundled preset and show each step (no cluster needed)")
@@ -291,7 +290,7 @@ Problems go to standard error. Exit status: 0 ok, 1 unreadable file or errors in
       [] as string[],
     )
     .addHelpText("after", "\nExample:\n  mirrorhook demo\n  mirrorhook demo --rules rules/k8s-gcr-to-registry-k8s.yaml")
-    .action(async (options) => setExit(await runDemo(options.rules, io)));
+    .action(async (options) => setExit(await (await import("./demo.ts")).runDemo(options.rules, io)));
 
   return program;
 }

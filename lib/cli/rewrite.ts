@@ -34,11 +34,11 @@ function resultingImage(decision: Decision): string {
   return decision.action === "rewrite" || decision.action === "bypass" ? decision.output : decision.input;
 }
 
-/** `match "^docker\.io/(.*)$" → "cache/$1"`: patterns and replacements as written in the file, not JSON-escaped. */
+/** `match "^docker\.io/(.*)$" -> "cache/$1"`: patterns and replacements as written in the file, not JSON-escaped. */
 function describeSpec(rule: CompiledRule): string {
   const spec = rule.object.source.spec.rules[rule.index];
   const what = `${rule.type} "${rule.type === "match" ? spec?.match ?? "" : rule.key}"`;
-  return rule.keep ? `${what}, keep` : `${what} → "${spec?.replace ?? ""}"`;
+  return rule.keep ? `${what}, keep` : `${what} \u2192 "${spec?.replace ?? ""}"`;
 }
 
 /** Human explanation lines for one decision. */
@@ -181,7 +181,7 @@ export async function runRewrite(images: readonly string[], options: RewriteOpti
   );
   const checks = options.verify === undefined ? undefined : await verifyTargets(decisions, options.verify, io);
   if (checks === null) return EXIT.failed;
-  // With --verify, the first target the registry confirms wins; none confirmed → the rule's onMissing (default keep).
+  // With --verify, the first target the registry confirms wins; none confirmed -> the rule's onMissing (default keep).
   const choiceOf = (decision: Decision) =>
     decision.action === "rewrite" && checks !== undefined
       ? chooseTarget(decisionTargets(decision), decision.rule, (key) => checks.get(key))

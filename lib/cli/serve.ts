@@ -11,7 +11,7 @@ import { configureLogging, flushLogs, LOG_LEVELS, logger, type MirrorhookLogLeve
 import { type CliIo, EXIT, parseLabels, UsageError } from "./io.ts";
 import { parseByteSize } from "./mirror.ts";
 
-/** Environment variable for a flag: `--probe-port` → `MIRRORHOOK_PROBE_PORT`. */
+/** Environment variable for a flag: `--probe-port` -> `MIRRORHOOK_PROBE_PORT`. */
 export function envName(flag: string): string {
   return `MIRRORHOOK_${flag.replace(/^--/, "").replaceAll("-", "_").toUpperCase()}`;
 }
@@ -75,7 +75,7 @@ export function addServeCommand(
 ): void {
   const opt = (flags: string, description: string) => {
     const long = flags.split(/[ ,]+/).find((part) => part.startsWith("--")) ?? flags;
-    return new Option(flags, description).env(envName(long)); // commander prints "(env: …)"
+    return new Option(flags, description).env(envName(long)); // commander prints "(env: ...)"
   };
   program.command("serve")
     .description("run the admission webhook: HTTPS /mutate, plus /healthz, /readyz and /metrics on the probe port")

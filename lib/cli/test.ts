@@ -43,7 +43,7 @@ function isYaml(name: string): boolean {
   return YAML_SUFFIXES.some((suffix) => name.endsWith(suffix)) && !name.startsWith(".");
 }
 
-/** `dir/cases/name.yaml` → `dir/name.yaml` (or `.yml`), when that file exists. */
+/** `dir/cases/name.yaml` -> `dir/name.yaml` (or `.yml`), when that file exists. */
 async function conventionalRules(casesPath: string): Promise<string | undefined> {
   const dir = dirname(casesPath);
   if (basename(dir) !== CASES_DIR) return undefined;

@@ -109,7 +109,7 @@ export interface CompatProblemOptions {
   readonly object?: string;
 }
 
-/** Builds a problem about a foreign source: `Check maps:3: …` for warnings, `Cannot read maps:3: …` for errors. */
+/** Builds a problem about a foreign source: `Check maps:3: ...` for warnings, `Cannot read maps:3: ...` for errors. */
 export function compatProblem(detail: string, options: CompatProblemOptions): CompatProblem {
   const severity = options.severity ?? "warning";
   const line = options.at === undefined ? "" : ` line ${options.at.line} of`;

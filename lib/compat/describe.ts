@@ -17,7 +17,7 @@ export interface TextDescription {
   readonly mirrorhook: boolean;
   /** True when it holds Kubernetes-style objects (documents with a kind), whatever their kind. */
   readonly objects?: boolean;
-  /** `RegistryRewriteRule objects of mutating-registry-webhook (2)`, `Kubernetes objects of kind Deployment`, … */
+  /** `RegistryRewriteRule objects of mutating-registry-webhook (2)`, `Kubernetes objects of kind Deployment`, ... */
   readonly description: string;
 }
 
@@ -75,7 +75,9 @@ export function describeText(text: string): TextDescription {
       description: `ImageMap objects of ${TOOL_NAMES.imagemap}`,
     };
   }
-  const kindList = [...kinds.entries()].map(([kind, count]) => count === 1 ? kind : `${kind} ×${count}`).join(", ");
+  const kindList = [...kinds.entries()].map(([kind, count]) => count === 1 ? kind : `${kind} \u00d7${count}`).join(
+    ", ",
+  );
   if (ours > 0) return { mirrorhook: true, objects: true, description: `mirrorhook objects (${kindList})` };
   if (!kinds.has("(no kind)")) {
     return { mirrorhook: false, objects: true, description: `Kubernetes objects of kind ${kindList}` };

@@ -29,7 +29,7 @@ function isImageSwapKey(key: string): boolean {
  * True for an ImageSwap map file: no line has YAML structure (sequences, flow syntax, document markers), no
  * key is a plain word other than ImageSwap's (`apiVersion:`, `name:` are not registry names, so YAML objects,
  * nested or flat, are never taken for a map file), and at least one line has a key ImageSwap knows
- * (`default`, `noswap_wildcards`, `[EXACT]…`, `[REPLACE]…`, or a registry with a dot).
+ * (`default`, `noswap_wildcards`, `[EXACT]...`, `[REPLACE]...`, or a registry with a dot).
  */
 export function isImageSwapText(text: string): boolean {
   const lines = significantLines(text);
@@ -45,7 +45,7 @@ export function isImageSwapText(text: string): boolean {
   return known > 0;
 }
 
-/** True for a from/to list: `- from: … / to: …` items, or `map:` holding them (YAML or JSON). */
+/** True for a from/to list: `- from: ... / to: ...` items, or `map:` holding them (YAML or JSON). */
 export function isImageMapText(text: string): boolean {
   const first = significantLines(text)[0]?.text.trimStart() ?? "";
   if (!/^(-|\[|map\s*:|\{\s*"map")/.test(first)) return false;

@@ -71,7 +71,7 @@ function conditionsKey(conditions: Conditions): string {
 /**
  * How mutating-registry-webhook normalizes an image before matching: `docker.io/library/` for bare names,
  * `docker.io/` for anything whose first component is not `localhost[:port]` or a host ending in a dot and
- * letters (so `registry:5000/…` and `10.0.0.1:5000/…` become Docker Hub paths); no `:latest` added;
+ * letters (so `registry:5000/...` and `10.0.0.1:5000/...` become Docker Hub paths); no `:latest` added;
  * `index.docker.io` kept.
  */
 export function flemzordNormalize(image: string): string {

@@ -82,7 +82,7 @@ interface ForeignCheck {
 /** Checks are kept per object version, as the checks of our own objects are. */
 const foreignChecks = new WeakMap<object, ForeignCheck>();
 
-/** `RegistryRewriteRule "hub"` becomes `ClusterImageRewrite "flemzord-hub"` (and `flemzord-hub-1`… when split). */
+/** `RegistryRewriteRule "hub"` becomes `ClusterImageRewrite "flemzord-hub"` (and `flemzord-hub-1`... when split). */
 function prefixNames(translation: Translation): Translation {
   return {
     ...translation,
@@ -117,7 +117,7 @@ function problemDetail(problem: Problem): string {
 
 /**
  * Decides which RegistryRewriteRules are used, and as which ClusterImageRewrites. Each is read on its own
- * first: one with errors (an invalid Go regular expression, a rule without `match`…) is not used, and does
+ * first: one with errors (an invalid Go regular expression, a rule without `match`...) is not used, and does
  * not affect the others. The others are translated together, because mutating-registry-webhook orders rules
  * across all of them. A translation that would take the name of a ClusterImageRewrite in `taken` is not used.
  */

@@ -34,7 +34,7 @@ function escapeLiteral(text: string): string {
   return text.replace(/[\\^$.*+?()[\]{}|/-]/g, "\\$&");
 }
 
-/** `\x{41}` → `\x41`; JavaScript without the `u` flag has no braces form. */
+/** `\x{41}` -> `\x41`; JavaScript without the `u` flag has no braces form. */
 function hexEscape(code: number): string | undefined {
   if (code <= 0xff) return `\\x${code.toString(16).padStart(2, "0")}`;
   if (code <= 0xffff) return `\\u${code.toString(16).padStart(4, "0")}`;
@@ -43,8 +43,8 @@ function hexEscape(code: number): string | undefined {
 
 /**
  * Converts a Go regular expression to a JavaScript one with the same matches on image references:
- * `(?P<name>…)` → `(?<name>…)`, `\A`/`\z` → `^`/`$`, `\Q…\E` → escaped text, `(?i)` → `(?i:…)`,
- * POSIX classes → ranges. Syntax Go rejects (lookaround, backreferences) or JavaScript cannot express
+ * `(?P<name>...)` -> `(?<name>...)`, `\A`/`\z` -> `^`/`$`, `\Q...\E` -> escaped text, `(?i)` -> `(?i:...)`,
+ * POSIX classes -> ranges. Syntax Go rejects (lookaround, backreferences) or JavaScript cannot express
  * without flags (`\pL`, ungreedy mode) is an error.
  */
 export function convertGoPattern(pattern: string): PatternConversion {
@@ -313,7 +313,7 @@ export function convertGoTemplate(template: string, groups: PatternGroups): Temp
         return;
       }
       if (group > 99) {
-        // JavaScript replacements reach groups 1–99 only; name the group to go further.
+        // JavaScript replacements reach groups 1-99 only; name the group to go further.
         notes.push({ token, reason: "no-such-group" });
         return;
       }

@@ -31,7 +31,7 @@ function isPair(value: unknown): boolean {
   return isRecord(value) && "from" in value && "to" in value;
 }
 
-/** The pairs of a bare from/to list (`[{from, to}, …]` or `{map: [{from, to}, …]}`), and their path; else undefined. */
+/** The pairs of a bare from/to list (`[{from, to}, ...]` or `{map: [{from, to}, ...]}`), and their path; else undefined. */
 export function imageMapPairs(value: unknown): { pairs: unknown[]; path: FieldPath } | undefined {
   if (Array.isArray(value) && value.length > 0 && value.every(isPair)) return { pairs: value, path: [] };
   if (isRecord(value) && Object.keys(value).length === 1 && Array.isArray(value["map"])) {
@@ -108,7 +108,7 @@ function exactRules(
   return {
     rules: entries.map(({ from, to }) => ({ exact: from, replace: to })),
     paths: entries.map(({ index }) => [...base, index]),
-    comments: new Map(entries.map(({ index, from, to }, i) => [i, [`entry ${index}: ${from} → ${to}`]])),
+    comments: new Map(entries.map(({ index, from, to }, i) => [i, [`entry ${index}: ${from} \u2192 ${to}`]])),
   };
 }
 

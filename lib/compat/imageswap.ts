@@ -227,7 +227,7 @@ const EXPLAIN: Partial<Record<Behaviour, string>> = {
   "registry-duplicated":
     "a default ending in - makes ImageSwap repeat the registry (prefix + registry + the whole image); mirrorhook writes prefix + registry + path",
   "path-dropped":
-    "with a port in the image's registry and a target ending in -, ImageSwap cuts everything from the port to the last / (registry:8443/team/app becomes …registry/app); mirrorhook keeps the path",
+    "with a port in the image's registry and a target ending in -, ImageSwap cuts everything from the port to the last / (registry:8443/team/app becomes \u2026registry/app); mirrorhook keeps the path",
   "port-fallback":
     "ImageSwap applies a host's line to that host on any port, keeping the port after the target; mirrorhook treats host:port as another registry (add a host:port:: line to map it)",
   "index-docker-io": "ImageSwap treats index.docker.io as its own registry; mirrorhook reads it as docker.io",

@@ -81,7 +81,7 @@ function classChar(c: string): string {
  * A `[REPLACE]` glob as a linear pattern over the whole image that captures its last path component, with the
  * replacement template that puts `target` before that component. One alternative per place the image's last
  * `/` can fall (a `/` of the glob, or inside a wildcard): exactly one group takes part in a match, and
- * unmatched groups expand to nothing, so `$1$2…` is the last component whichever alternative matched.
+ * unmatched groups expand to nothing, so `$1$2...` is the last component whichever alternative matched.
  */
 export function replaceGlobRule(glob: string, target: string): { match: string; replace: string } {
   const tokens = tokenize(glob);

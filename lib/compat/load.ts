@@ -238,7 +238,7 @@ function countRules(texts: readonly ParsedText[]): Problem | undefined {
     code: "too-many-rules",
     message:
       `Cannot load ${crossing}: it brings the rules loaded together to ${total}, over the supported ${MAX_RULES} ` +
-      `(rules per file: ${counts.slice(0, 10).join(", ")}${counts.length > 10 ? ", …" : ""})`,
+      `(rules per file: ${counts.slice(0, 10).join(", ")}${counts.length > 10 ? ", \u2026" : ""})`,
     path: "",
     fieldPath: [],
     source: crossing,

@@ -69,7 +69,7 @@ export type ParseResult =
   | { readonly ok: false; readonly error: ImageReferenceError };
 
 function truncate(text: string): string {
-  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+  return text.length > 300 ? `${text.slice(0, 300)}\u2026` : text;
 }
 
 /** `String(input)` for error messages, without throwing for objects that cannot be converted. */
@@ -125,7 +125,7 @@ function checkRegistry(host: string): string | undefined {
 
 /**
  * Parses `input` the way container runtimes resolve it (docker's ParseNormalizedNamed):
- * `nginx` → `docker.io/library/nginx:latest`. Never throws.
+ * `nginx` -> `docker.io/library/nginx:latest`. Never throws.
  */
 export function parseReference(input: unknown): ParseResult {
   if (typeof input !== "string") {

@@ -67,7 +67,7 @@ export interface MirrorCallOptions {
 /** Shortens a message to `max` characters for events. */
 function boundReason(message: string, max = MAX_REASON_LENGTH): string {
   const flat = message.replace(/\s+/g, " ").trim();
-  return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
+  return flat.length <= max ? flat : `${flat.slice(0, max - 1)}\u2026`;
 }
 
 /**

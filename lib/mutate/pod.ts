@@ -152,7 +152,7 @@ function stringMap(value: unknown): Record<string, string> {
   return out;
 }
 
-/** RFC 6901: `~` → `~0`, `/` → `~1`. */
+/** RFC 6901: `~` -> `~0`, `/` -> `~1`. */
 function escapePointer(segment: string): string {
   return segment.replaceAll("~", "~0").replaceAll("/", "~1");
 }

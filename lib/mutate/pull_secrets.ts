@@ -5,7 +5,7 @@ import type { PatchOperation } from "./pod.ts";
 
 /**
  * RFC 6902 operations that give `pod` every Secret of `wanted` in `spec.imagePullSecrets`: one `add` creating the
- * list when the Pod has none, else one `add … /-` per name it lacks, in the order given. Names already listed are
+ * list when the Pod has none, else one `add ... /-` per name it lacks, in the order given. Names already listed are
  * never added again, so applying the result and asking again yields nothing.
  */
 export function pullSecretsPatch(

@@ -68,7 +68,7 @@ function metadataString(object: Json, key: string): string | undefined {
   return typeof value === "string" && value !== "" ? value : undefined;
 }
 
-/** RFC 6901 pointer → path segments; array indexes become numbers where the target is an array. */
+/** RFC 6901 pointer -> path segments; array indexes become numbers where the target is an array. */
 function pointerPath(pointer: string, root: unknown): (string | number)[] {
   const path: (string | number)[] = [];
   let node = root;

@@ -10,7 +10,7 @@ import {
 } from "../image/reference.ts";
 import { checkWithinObject, compareDecisionOrder, findOverlaps } from "./overlap.ts";
 import { type FieldPath, hasErrors, objectProblem, type Problem, type ProblemCode } from "./problem.ts";
-import { compilePattern, patternAnchor, patternGroups, screenPattern } from "./pattern.ts";
+import { LazyPattern, patternAnchor, patternGroups, screenPattern } from "./pattern.ts";
 import { compileSelector, isEmptySelector, type LabelMatcher, type Labels } from "./selector.ts";
 import {
   describeObject,
@@ -60,7 +60,8 @@ export interface CompiledRule {
   readonly replace?: string;
   /** The targets after `replace` of a rule written with `to` (each compiled like `replace`), in order. */
   readonly alternatives: readonly string[];
-  readonly pattern?: RegExp;
+  /** Match rules: the pattern, compiled when it first runs. */
+  readonly pattern?: LazyPattern;
   /**
    * Match rules: the text every reference the pattern matches starts with (see `patternAnchor`), if any. An image that
    * does not start with it is not tested: the pattern is neither run nor compiled (V8 compiles at the first run).
@@ -514,7 +515,7 @@ function compileRule(
     report("error", "catastrophic-pattern", "match", `the pattern can backtrack catastrophically: ${verdict.reason}`);
     return undefined;
   }
-  const pattern = compilePattern(source);
+  const pattern = new LazyPattern(source);
   const anchor = patternAnchor(source);
   const anchored = anchor === undefined ? {} : { anchor };
   if (keep) return { ...base, type: "match", key: source, pattern, ...anchored };

@@ -12,7 +12,7 @@ export interface Position {
   readonly column: number;
 }
 
-/** One object read from a text: a document, or an item of a `kind: …List` document. */
+/** One object read from a text: a document, or an item of a `kind: ...List` document. */
 export interface DocumentItem {
   readonly value: unknown;
   /** Line and column of a field path inside this item (the nearest existing ancestor when it is absent). */
@@ -193,7 +193,7 @@ function readPositioned(text: string, source: string): DocumentsResult {
   return { items, problems };
 }
 
-/** Adds a document, or each item of a `kind: …List` document. */
+/** Adds a document, or each item of a `kind: ...List` document. */
 function addItems(
   items: DocumentItem[],
   value: unknown,

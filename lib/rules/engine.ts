@@ -440,7 +440,7 @@ function produce(rule: CompiledRule, reference: ImageReference, normalized: stri
     case "prefix":
       return replace + normalized.slice(rule.key.length);
     case "match":
-      return (rule.on === "original" ? original : normalized).replace(rule.pattern ?? /$^/, replace);
+      return (rule.on === "original" ? original : normalized).replace(rule.pattern?.regexp ?? /$^/, replace);
   }
   return formatReference(reference);
 }

@@ -15,7 +15,7 @@ function tenant(namespace: string, match: string): RewriteObject {
   } as RewriteObject;
 }
 
-/** Replaces the compiled pattern's `test` by a counter (the RegExp is shared by every rule with that source). */
+/** Replaces the rule's pattern's `test` by a counter. */
 function spyOn(rule: CompiledRule | undefined): { runs: () => number; restore: () => void } {
   const pattern = rule?.pattern;
   assert.ok(pattern !== undefined);

@@ -45,6 +45,9 @@ const compiled = new Map<string, RegExp>();
  * match the same text in exponentially many ways. Never depends on time or load.
  */
 export function screenPattern(source: string): PatternVerdict {
+  // Plain patterns are judged on the spot, and not kept: a cache of 10,000 of them took ~1 MB.
+  const quick = quickVerdict(source);
+  if (quick !== undefined) return quick;
   const cached = cache.get(source);
   if (cached !== undefined) {
     cache.delete(source);
@@ -110,6 +113,86 @@ export function compilePattern(source: string): RegExp {
   return pattern;
 }
 
+/** Escapes that stand for one character or one class of characters (never a back-reference, octal or assertion). */
+const PLAIN_ESCAPES = new Set([..."./-:@_$^*+?()[]{}|\\dDwWsS"]);
+const GROUP_NAME = /^[A-Za-z_$][\w$]*$/;
+
+/**
+ * The verdict of a pattern of the plain kind most rules use, read in one pass over its text, or undefined when the
+ * pattern needs the full screen: literal characters, `.`, character classes and escapes of one character or class,
+ * each optionally repeated by `*`, `+` or `?`; groups (capturing, named or not) and alternatives, no group repeated.
+ * No repetition can then nest and nothing V8's linear engine refuses can occur, so {@linkcode screenPattern} would
+ * find it safe too (a property test checks it): such patterns need no worker, no parser and no analysis. The
+ * pattern must compile (`new RegExp(source)`, as compiling the rule checks anyway).
+ */
+export function quickVerdict(source: string): PatternVerdict | undefined {
+  if (source.length > MAX_PATTERN_LENGTH) return undefined;
+  let depth = 0;
+  /** Whether the previous token is a character, class or escape (which a quantifier may follow). */
+  let atom = false;
+  /** Whether the previous token is a quantifier (which `?` may follow, making it lazy). */
+  let quantified = false;
+  let names: Set<string> | undefined;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i] ?? "";
+    if (c === "*" || c === "+" || c === "?") {
+      if (atom) {
+        atom = false;
+        quantified = true;
+      } else if (c === "?" && quantified) quantified = false;
+      else return undefined;
+      continue;
+    }
+    quantified = false;
+    atom = true;
+    if (c === "\\") {
+      if (!PLAIN_ESCAPES.has(source[++i] ?? "")) return undefined;
+    } else if (c === "[") {
+      i = classEnd(source, i + 1);
+      if (i < 0) return undefined;
+    } else if (c === "(") {
+      atom = false;
+      depth++;
+      if (source[i + 1] !== "?") continue;
+      if (source[i + 2] === ":") {
+        i += 2;
+        continue;
+      }
+      const end = source.indexOf(">", i + 3);
+      const name = source.slice(i + 3, end);
+      if (source[i + 2] !== "<" || end < 0 || !GROUP_NAME.test(name) || names?.has(name) === true) return undefined;
+      (names ??= new Set()).add(name);
+      i = end;
+    } else if (c === ")") {
+      // A group followed by a quantifier is left to the full screen (nested repetition is what it looks for).
+      if (--depth < 0 || "*+?{".includes(source[i + 1] ?? "-")) return undefined;
+      atom = false;
+    } else if (c === "|" || c === "^" || c === "$") {
+      atom = false;
+    } else if (c === "{" || c === "}" || c === "]" || c.charCodeAt(0) >= 0xd800 && c.charCodeAt(0) <= 0xdfff) {
+      return undefined;
+    }
+  }
+  if (depth !== 0) return undefined;
+  try {
+    new RegExp(source);
+  } catch {
+    return undefined;
+  }
+  return SAFE;
+}
+
+/** The index of the `]` that closes a character class whose text starts at `start`, or -1 (also for escapes that
+ * are not plain). */
+function classEnd(source: string, start: number): number {
+  for (let i = start; i < source.length; i++) {
+    const c = source[i];
+    if (c === "]") return i;
+    if (c === "\\" && !PLAIN_ESCAPES.has(source[++i] ?? "")) return -1;
+  }
+  return -1;
+}
+
 /** Characters with a meaning of their own in a pattern (outside a character class). */
 const SYNTAX = new Set(["\\", "^", "$", ".", "|", "?", "*", "+", "(", ")", "[", "]", "{", "}"]);
 
@@ -135,7 +218,7 @@ const ESCAPED_LITERALLY = new Set([
 
 /**
  * The text at the start of every string `source` matches, when the pattern opens with `^` and plain characters and
- * has no alternative at its top level (`^quay\.io/team/(.*)$` → `quay.io/team/`); else undefined. Patterns are
+ * has no alternative at its top level (`^quay\.io/team/(.*)$` -> `quay.io/team/`); else undefined. Patterns are
  * compiled without the `m` flag, so `^` holds only at the start: a subject that does not start with the anchor cannot
  * match, and the pattern need not run, nor be compiled (V8 compiles a pattern when it first runs: ~500 bytes each).
  */
@@ -189,28 +272,56 @@ export interface PatternGroups {
   readonly names: ReadonlySet<string>;
 }
 
-const groupCache = new Map<string, PatternGroups>();
 const NO_NAMES: ReadonlySet<string> = new Set();
 const UNNAMED: PatternGroups[] = [];
 
-/** The groups of a screened pattern (found by matching `source|` on the empty text), remembered by source. */
+/**
+ * The groups of a pattern that compiles without flags, read from its text: every `(` that is not escaped, not in a
+ * character class and not `(?:`, `(?=`, `(?!`, `(?<=`, `(?<!` (or modifiers) opens a group, `(?<name>` a named one.
+ * No RegExp is compiled (V8 would keep ~500 bytes of each of 10,000 patterns until the next collection, and a cache
+ * of the answers took 0.5 MB); the property test checks it against V8's own count.
+ */
 export function patternGroups(source: string): PatternGroups {
-  const known = groupCache.get(source);
-  if (known !== undefined) return known;
-  const either = `${source}|`;
-  const empty = (hasLinearEngine() ? new RegExp(either, LINEAR_FLAG) : new RegExp(either)).exec("");
-  const count = (empty?.length ?? 1) - 1;
-  const names = Object.keys(empty?.groups ?? {});
-  // Most patterns have no named group: they share one answer per count (an empty Set alone takes ~230 bytes).
-  const groups: PatternGroups = names.length > 0
-    ? { count, names: new Set(names) }
-    : (UNNAMED[count] ??= Object.freeze({ count, names: NO_NAMES }));
-  groupCache.set(source, groups);
-  if (groupCache.size > VERDICT_CACHE_LIMIT) {
-    const oldest = groupCache.keys().next();
-    if (oldest.done !== true) groupCache.delete(oldest.value);
+  let count = 0;
+  let names: Set<string> | undefined;
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === "\\") i++;
+    else if (inClass) inClass = c !== "]";
+    else if (c === "[") inClass = true;
+    else if (c === "(") {
+      if (source[i + 1] !== "?") count++;
+      else if (source[i + 2] === "<" && source[i + 3] !== "=" && source[i + 3] !== "!") {
+        const end = source.indexOf(">", i + 3);
+        if (end < 0) continue;
+        count++;
+        (names ??= new Set()).add(source.slice(i + 3, end));
+      }
+    }
   }
-  return groups;
+  // Most patterns have no named group: they share one answer per count (an empty Set alone takes ~230 bytes).
+  return names !== undefined ? { count, names } : (UNNAMED[count] ??= Object.freeze({ count, names: NO_NAMES }));
+}
+
+/**
+ * A screened pattern compiled at its first use (with {@linkcode compilePattern}): a rule whose pattern never runs
+ * (most of 10,000 anchored rules, see {@linkcode patternAnchor}) holds its source only, not a RegExp (~250 bytes).
+ */
+export class LazyPattern {
+  #regexp: RegExp | undefined;
+
+  constructor(readonly source: string) {}
+
+  /** The compiled pattern (compiled now if it was not yet). */
+  get regexp(): RegExp {
+    return this.#regexp ??= compilePattern(this.source);
+  }
+
+  /** Whether the pattern matches `subject`. */
+  test(subject: string): boolean {
+    return this.regexp.test(subject);
+  }
 }
 
 /**

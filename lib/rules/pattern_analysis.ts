@@ -14,7 +14,7 @@ function exponentialIn(pattern: AST.Pattern, flags: AST.Flags): string | undefin
     : report.type === "Self"
     ? `${report.quant.raw} inside ${report.parentQuant.raw}`
     : report.quant.raw;
-  return `${at} can match ${JSON.stringify(report.character.pick.repeat(8))}… in exponentially many ways`;
+  return `${at} can match ${JSON.stringify(report.character.pick.repeat(8))}\u2026 in exponentially many ways`;
 }
 
 installAnalyser(exponentialIn);

@@ -6,9 +6,12 @@ import fc from "fast-check";
 import {
   compilePattern,
   hasLinearEngine,
+  LazyPattern,
   MAX_PATTERN_LENGTH,
   patternAnchor,
+  patternGroups,
   type PatternVerdict,
+  quickVerdict,
   screenPattern,
   V8_FLAGS,
 } from "./pattern.ts";
@@ -104,6 +107,160 @@ Deno.test("every pattern screenPattern() lets through compiles with V8's linear 
       assert.doesNotThrow(() => compilePattern(source), `${source} (${verdict.status})`);
     }),
     { numRuns: 3000 },
+  );
+});
+
+Deno.test("quickVerdict() answers plain patterns only, as screenPattern() does", async (t) => {
+  const plain = [
+    "^docker\\.io/library/(.*)$",
+    "^quay\\.io/org-1/([^/:@]+)([:@][^/]*)$",
+    "^quay\\.io/org-4/(?<repo>[^/:@]+)(?<rest>[:@][^/]*)$",
+    "^(gcr\\.io|quay\\.io|ghcr\\.io)/(.*)$",
+    "^[^/]+/(.*)$",
+    "(.*)a(.*)b(.*)c",
+    "^a+?b*?c??\\d\\/[\\]x-z]$",
+  ];
+  const full = [
+    "^(a+)+$",
+    "^(?:[a-z]+/)*(.*)$",
+    "^a{16}$",
+    "(a|b)\\1+c",
+    "^(?=docker)(.*)$",
+    "\\bnginx\\b",
+    "(?i:docker)\\.io",
+    "^(?<n>a)(?<n>b)$",
+    "a**",
+    "(a",
+    "a)",
+    "[a",
+    "[z-a]",
+    "a".repeat(MAX_PATTERN_LENGTH + 1),
+  ];
+  for (const source of plain) {
+    await t.step(`plain: ${source}`, () => assert.deepEqual(quickVerdict(source), { status: "safe" }));
+  }
+  for (const source of full) {
+    await t.step(`full screen: ${source.slice(0, 40)}`, () => assert.equal(quickVerdict(source), undefined));
+  }
+  await t.step("generated patterns: a quick verdict is the full screen's", () => {
+    const atom = fc.constantFrom(
+      "a",
+      "-",
+      ":",
+      "/",
+      ".",
+      "\\.",
+      "\\/",
+      "\\d",
+      "\\w",
+      "[^/:@]",
+      "[a-z0-9]",
+      "[\\]x]",
+      "[^]",
+      "]",
+      "{",
+      "\\1",
+      "\\b",
+    );
+    const quantifier = fc.constantFrom("", "", "*", "+", "?", "*?", "+?", "??", "{2}", "**");
+    const plainish = fc.letrec<{ pattern: string; term: string }>((tie) => ({
+      term: fc.oneof(
+        { depthSize: "small", withCrossShrink: true },
+        fc.tuple(atom, quantifier).map(([a, q]) => a + q),
+        fc.tuple(
+          fc.constantFrom("(", "(?:", "(?<g>", "(?=", "(?<x"),
+          tie("pattern"),
+          fc.constantFrom(")", ")", ")?", ")*", ""),
+        )
+          .map(([open, inner, close]) => open + inner + close),
+        fc.tuple(tie("pattern"), tie("pattern")).map(([a, b]) => `${a}|${b}`),
+      ),
+      pattern: fc.tuple(
+        fc.constantFrom("", "^"),
+        fc.array(tie("term"), { minLength: 1, maxLength: 4 }),
+        fc.constantFrom("", "$"),
+      )
+        .map(([start, terms, end]) => start + terms.join("") + end),
+    })).pattern;
+    let quick = 0;
+    fc.assert(
+      fc.property(fc.oneof(plainish, patterns), (source) => {
+        const verdict = quickVerdict(source);
+        if (verdict === undefined) return;
+        quick++;
+        assert.equal(fullScreen(source).status, verdict.status, source);
+      }),
+      { numRuns: 4000 },
+    );
+    assert.ok(quick > 100, `only ${quick} quick verdicts`);
+  });
+});
+
+/** The full screen's verdict: screenPattern() on a pattern that the quick path leaves alone but means the same. */
+function fullScreen(source: string): PatternVerdict {
+  // `(?:…){1}` around the whole pattern changes nothing it matches and is not plain (a repeated group).
+  return screenPattern(`(?:${source}){1}`);
+}
+
+/** The groups as V8 counts them: `source|` matches the empty text, with every group unset. */
+function groupsByV8(source: string): { count: number; names: string[] } {
+  const empty = new RegExp(`${source}|`).exec("");
+  return { count: (empty?.length ?? 1) - 1, names: Object.keys(empty?.groups ?? {}) };
+}
+
+Deno.test("patternGroups() reads the groups V8 counts, without compiling", async (t) => {
+  for (
+    const source of [
+      "^(a)(b)$",
+      "^(?<repo>[^/:@]+)(?<rest>[:@][^/]*)$",
+      "(?:a)(?=b)(?!c)(?<=d)(?<!e)",
+      "[(](\\()\\(",
+      "[\\](]()",
+      "[]()",
+      "[^]()",
+      "\\c(x)",
+      "a\\\\(b)",
+    ]
+  ) {
+    await t.step(source, () => {
+      const groups = patternGroups(source);
+      assert.deepEqual({ count: groups.count, names: [...groups.names] }, groupsByV8(source));
+    });
+  }
+  await t.step("generated patterns", () => {
+    fc.assert(
+      fc.property(patterns, (source) => {
+        try {
+          new RegExp(source);
+        } catch {
+          return;
+        }
+        const groups = patternGroups(source);
+        assert.deepEqual({ count: groups.count, names: [...groups.names] }, groupsByV8(source), source);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+Deno.test("a LazyPattern decides as its RegExp does, compiled only when it first runs", () => {
+  fc.assert(
+    fc.property(
+      patterns,
+      fc.string({ maxLength: 12, unit: fc.constantFrom("a", "b", "c", "d", "e", "/", ":") }),
+      (source, subject) => {
+        let eager: RegExp;
+        try {
+          eager = new RegExp(source, "l");
+        } catch {
+          return;
+        }
+        const lazy = new LazyPattern(source);
+        assert.equal(lazy.test(subject), eager.test(subject), `${source} on ${JSON.stringify(subject)}`);
+        assert.equal(subject.replace(lazy.regexp, "<$&>"), subject.replace(eager, "<$&>"));
+      },
+    ),
+    { numRuns: 2000 },
   );
 });
 

@@ -117,7 +117,7 @@ export function hasErrors(problems: readonly Problem[]): boolean {
 /** Messages of problems shown in one summary line; the rest are counted. */
 const LISTED_PROBLEMS = 5;
 
-/** The first few problems' messages in one line, `…; and 3 more`: for a status condition or a log line. */
+/** The first few problems' messages in one line, `...; and 3 more`: for a status condition or a log line. */
 export function joinProblems(problems: readonly Problem[]): string {
   const shown = problems.slice(0, LISTED_PROBLEMS).map((problem) => problem.message).join("; ");
   const more = problems.length - LISTED_PROBLEMS;
@@ -129,12 +129,12 @@ const MESSAGE_LIMIT = 32768;
 
 /** A message cut to what a status condition holds. */
 export function limitMessage(message: string): string {
-  return message.length <= MESSAGE_LIMIT ? message : `${message.slice(0, MESSAGE_LIMIT - 1)}…`;
+  return message.length <= MESSAGE_LIMIT ? message : `${message.slice(0, MESSAGE_LIMIT - 1)}\u2026`;
 }
 
 /**
  * A problem about an object (or one of its rules, when `path` starts with `spec.rules[i]`): the message
- * names the rule and object, e.g. `Cannot compile rule 3 of ClusterImageRewrite "hub": spec.rules[3].match: …`.
+ * names the rule and object, e.g. `Cannot compile rule 3 of ClusterImageRewrite "hub": spec.rules[3].match: ...`.
  */
 export function objectProblem(
   severity: Problem["severity"],

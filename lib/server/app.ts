@@ -1,12 +1,11 @@
-// Wires the server: rule sources → store, HTTPS webhook with certificate reload, probe port, graceful shutdown.
+// Wires the server: rule sources -> store, HTTPS webhook with certificate reload, probe port, graceful shutdown.
 
 import type { Logger } from "@logtape/logtape";
 import { sampleReview } from "../admission/sample.ts";
 import { OPT_OUT_LABEL, type PodLike } from "../mutate/pod.ts";
 import { formatProblem, type Problem } from "../rules/problem.ts";
 import { FileRuleSource } from "../sources/file_source.ts";
-import { loadKubeConfig } from "../sources/kube/http.ts";
-import { KubeRuleSource } from "../sources/kube/source.ts";
+import type { KubeRuleSource } from "../sources/kube/source.ts";
 import type { RuleSource } from "../sources/source.ts";
 import { RuleStore } from "../sources/store.ts";
 import { type CertificateChain, mintCertificates } from "./certs.ts";
@@ -156,6 +155,11 @@ export async function startServer(
   let kube: KubeRuleSource | undefined;
   if (config.kube === true) {
     try {
+      // Loaded only when configured: a file-only server need not hold the cluster source's modules (and node:http's).
+      const [{ KubeRuleSource }, { loadKubeConfig }] = await Promise.all([
+        import("../sources/kube/source.ts"),
+        import("../sources/kube/http.ts"),
+      ]);
       kube = new KubeRuleSource({
         kubeConfig: await loadKubeConfig(config.kubeconfig === undefined ? {} : { path: config.kubeconfig }),
         store,

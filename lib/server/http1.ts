@@ -1,7 +1,7 @@
 // Strict HTTP/1.1 framing over Buffers: an incremental request parser, and answers encoded in one buffer.
 //
 // Why our own framing: on Deno 2.9.6 a floor on node:tls with this kind of framing, setNoDelay and one write per
-// answer answers ~6,800 requests/s on the typical Pod where the same floor on node:https answers 3,900–4,500
+// answer answers ~6,800 requests/s on the typical Pod where the same floor on node:https answers 3,900-4,500
 // (bench/transports.md). The parser is pure (no I/O, no clock), never throws on input, and scans each byte a bounded
 // number of times (no regular expressions): every malformed input becomes an `error` event with a 4xx/5xx status.
 
@@ -140,7 +140,7 @@ export class RequestParser {
 
   #readHead(): ParseEvent | undefined {
     const buffer = this.#buffer;
-    // Empty lines before a request line are ignored (RFC 9112 §2.2), a client's stray CRLF after a body.
+    // Empty lines before a request line are ignored (RFC 9112 section 2.2), a client's stray CRLF after a body.
     while (
       this.#offset + 1 < buffer.length && buffer[this.#offset] === 0x0d && buffer[this.#offset + 1] === 0x0a
     ) {
@@ -358,7 +358,7 @@ function parseHead(text: string, limits: ParserLimits): RequestHead | HeadError 
         break;
     }
   }
-  // RFC 9112 §3.2: an HTTP/1.1 request without a Host field, or any request with more than one, is refused.
+  // RFC 9112 section 3.2: an HTTP/1.1 request without a Host field, or any request with more than one, is refused.
   if (hosts > 1 || (hosts === 0 && minor === 1)) return "missing or repeated host";
   let length: number | undefined;
   if (contentLength !== undefined) {

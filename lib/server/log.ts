@@ -295,7 +295,7 @@ function directCategory(logger: Logger): string | null {
 /**
  * `logger.info(template, properties)` for the record of every admission. While {@linkcode configureLogging}'s
  * configuration is in force, the line {@linkcode formatLine} would write for the record is built and written here,
- * without LogTape's per-record dispatch (~3 µs an admission); otherwise it is handed to LogTape as a finished record
+ * without LogTape's per-record dispatch (~3 us an admission); otherwise it is handed to LogTape as a finished record
  * (`Logger.emit`), which skips the bookkeeping LogTape keeps for string messages.
  */
 export function logInfo(logger: Logger, template: string, properties: Readonly<Record<string, LogData>>): void {

@@ -1,6 +1,6 @@
 // Screens `match` patterns in a worker, with a bounded queue and a deadline per request, caching verdicts by pattern.
 
-import { cachedVerdict, type PatternVerdict, rememberVerdict, screenPattern } from "../rules/pattern.ts";
+import { cachedVerdict, type PatternVerdict, quickVerdict, rememberVerdict, screenPattern } from "../rules/pattern.ts";
 import type { ScreenBatch, ScreenedBatch } from "./pattern_worker.ts";
 
 /** Why screening gave no answer: too much queued, the deadline passed, or the screener was closed. */
@@ -91,7 +91,8 @@ export class PatternScreener {
     const seen = new Set<string>();
     for (const source of sources) {
       if (verdicts.has(source)) continue;
-      const cached = cachedVerdict(source);
+      // A plain pattern needs no worker (see quickVerdict): a server whose rules are all plain never starts one.
+      const cached = quickVerdict(source) ?? cachedVerdict(source);
       if (cached !== undefined) verdicts.set(source, cached);
       else if (!seen.has(source)) {
         seen.add(source);

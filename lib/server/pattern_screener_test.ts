@@ -4,7 +4,11 @@ import assert from "node:assert/strict";
 import { cachedVerdict, rememberVerdict, screenPattern, VERDICT_CACHE_LIMIT } from "../rules/pattern.ts";
 import { PatternScreener, ScreeningRefused } from "./pattern_screener.ts";
 
-function fresh(count: number, shape = (id: string, i: number) => `^r-${id}-${i}\\.example\\.com/(.*)$`): string[] {
+/** Patterns the worker screens (a repeated group: not a plain pattern, see quickVerdict). */
+function fresh(
+  count: number,
+  shape = (id: string, i: number) => `^r-${id}-${i}\\.example\\.com/(?:[a-z]+/)*(.*)$`,
+): string[] {
   const id = crypto.randomUUID();
   return Array.from({ length: count }, (_, i) => shape(id, i));
 }
@@ -57,6 +61,20 @@ Deno.test("PatternScreener refuses when its queue is full, and when the deadline
   );
 });
 
+Deno.test("PatternScreener answers plain patterns without a worker, and without keeping them", async () => {
+  const screener = new PatternScreener({ workerUrl: new URL("./no_such_worker.ts", import.meta.url).href });
+  try {
+    const sources = fresh(100, (id, i) => `^r-${id}-${i}\\.example\\.com/([^/:@]+)([:@][^/]*)$`);
+    const verdicts = await screener.screen(sources, { deadlineMs: 0 });
+    assert.deepEqual(new Set([...verdicts.values()].map((verdict) => verdict.status)), new Set(["safe"]));
+    assert.equal(verdicts.size, 100);
+    assert.equal(screener.inline, false, "no worker was tried");
+    assert.equal(cachedVerdict(sources[0] ?? ""), undefined);
+  } finally {
+    screener.close();
+  }
+});
+
 Deno.test("PatternScreener screens in this thread when no worker can start", async () => {
   const screener = new PatternScreener({ workerUrl: new URL("./no_such_worker.ts", import.meta.url).href });
   try {
@@ -72,14 +90,14 @@ Deno.test("PatternScreener screens in this thread when no worker can start", asy
 
 Deno.test("the verdict cache drops the least recently used pattern, one at a time", () => {
   const id = crypto.randomUUID();
-  const first = `^first-${id}$`;
-  const second = `^second-${id}$`;
+  const first = `^(?:first-${id})+$`;
+  const second = `^(?:second-${id})+$`;
   rememberVerdict(first, { status: "safe" });
   rememberVerdict(second, { status: "safe" });
-  for (let i = 0; i < VERDICT_CACHE_LIMIT - 2; i++) rememberVerdict(`^filler-${id}-${i}$`, { status: "safe" });
+  for (let i = 0; i < VERDICT_CACHE_LIMIT - 2; i++) rememberVerdict(`^(?:filler-${id}-${i})+$`, { status: "safe" });
   screenPattern(first); // used again: now the most recent
-  rememberVerdict(`^one-more-${id}$`, { status: "safe" });
+  rememberVerdict(`^(?:one-more-${id})+$`, { status: "safe" });
   assert.equal(cachedVerdict(second), undefined, "the least recently used went");
   assert.deepEqual(cachedVerdict(first), { status: "safe" }, "the rest stayed");
-  assert.deepEqual(cachedVerdict(`^filler-${id}-0$`), { status: "safe" });
+  assert.deepEqual(cachedVerdict(`^(?:filler-${id}-0)+$`), { status: "safe" });
 });

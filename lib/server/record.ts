@@ -15,7 +15,7 @@ import type { Metrics } from "./metrics.ts";
 export interface RecordDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Counts what verification decided: result (verified, missing, error, timeout) × action (rewrite, keep). */
+  /** Counts what verification decided: result (verified, missing, error, timeout) x action (rewrite, keep). */
   readonly verifyDecisions?: { inc(labels: { result: string; action: string }, count?: number): void };
   /** Verified rewrites by the position of the chosen target among the rule's targets. */
   readonly verifyChosen?: { inc(labels: { position: string }, count?: number): void };

@@ -28,7 +28,7 @@ export function reportRuleProblems(store: RuleStore, options: { logger: Logger; 
   const counter = existing instanceof Counter ? existing as Counter<"source" | "code"> : new Counter({
     name: PROBLEMS_METRIC,
     help:
-      "Problems found in rule objects as they appear (conflicts, overrides, rules that never decide…), by source and code",
+      "Problems found in rule objects as they appear (conflicts, overrides, rules that never decide\u2026), by source and code",
     labelNames: ["source", "code"] as const,
     registers: [options.registry],
   });

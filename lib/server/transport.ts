@@ -2,7 +2,7 @@
 //
 // Why node:tls with our own framing (lib/server/http1.ts) rather than node:https: measured on Deno 2.9.6 (one pinned
 // core, 16 connections, bench/transports.sh), a floor on node:tls + own framing + setNoDelay + one write per answer
-// answers ~6,800 requests/s on the typical Pod where the same floor on node:https answers 3,900–4,500. Raw
+// answers ~6,800 requests/s on the typical Pod where the same floor on node:https answers 3,900-4,500. Raw
 // Deno.listenTls is faster still but stalls 40 ms on answers over 16 KB (TlsConn has no setNoDelay); Deno.serve
 // offers h2 and stalls there; node:http2 aborts the process on client resets.
 

@@ -8,7 +8,7 @@ const NON_ASCII = /[\u0080-\uffff]/;
 
 /**
  * `value` unchanged when it fits in `maxBytes` UTF-8 bytes; otherwise its longest prefix that fits with the
- * marker `…(N bytes)` naming the full size, cut on a code point boundary.
+ * marker `...(N bytes)` naming the full size, cut on a code point boundary.
  */
 export function truncate(value: string, maxBytes: number = MAX_ECHO_BYTES): string {
   // Fast paths: at most 3 bytes per UTF-16 unit; one byte per unit for ASCII (image references, names).
@@ -16,7 +16,7 @@ export function truncate(value: string, maxBytes: number = MAX_ECHO_BYTES): stri
   if (value.length <= maxBytes && !NON_ASCII.test(value)) return value;
   const size = encoder.encode(value).byteLength;
   if (size <= maxBytes) return value;
-  const marker = `…(${size} bytes)`;
+  const marker = `\u2026(${size} bytes)`;
   const room = Math.max(0, maxBytes - encoder.encode(marker).byteLength);
   let used = 0;
   let end = 0;

@@ -43,7 +43,7 @@ interface Entry {
   readonly key: string;
 }
 
-/** `https://index.docker.io/v1/` → docker.io; `https://Host:5000/team/` → host:5000 + team. */
+/** `https://index.docker.io/v1/` -> docker.io; `https://Host:5000/team/` -> host:5000 + team. */
 export function normalizeConfigKey(key: string): { host: string; path: string } {
   let rest = key.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, "");
   const slash = rest.indexOf("/");

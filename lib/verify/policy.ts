@@ -25,7 +25,7 @@ export const NOT_ALLOWED_DETAIL = "registry not allowed";
 /** Docker Hub is named `docker.io` in references but served by these hosts; listing one lists them all. */
 const DOCKER_HUB_HOSTS = ["docker.io", "index.docker.io", "registry-1.docker.io", "auth.docker.io"];
 
-/** `Host:443` → `host`, `index.docker.io` → `docker.io`; a scheme or a path, if given, is dropped. */
+/** `Host:443` -> `host`, `index.docker.io` -> `docker.io`; a scheme or a path, if given, is dropped. */
 export function normalizeRegistryHost(host: string): string {
   let name = host.trim().toLowerCase().replace(/^[a-z][a-z0-9+.-]*:\/\//, "").replace(/\/.*$/, "");
   name = name.replace(/:(443|80)$/, "");

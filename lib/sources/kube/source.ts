@@ -355,7 +355,7 @@ export class KubeRuleSource implements RuleSource {
    */
   #withStoreProblems(verdicts: ReadonlyMap<string, ObjectVerdict>): Map<string, ObjectVerdict> {
     const { store } = this.#options;
-    // Verdict key → its objects: a RegistryRewriteRule may have become several objects.
+    // Verdict key -> its objects: a RegistryRewriteRule may have become several objects.
     const objectsOf = new Map<string, RewriteObject[]>();
     for (const object of this.#used) {
       const key = this.#owners.get(object) ?? objectKey(object.kind, object);
