@@ -14,7 +14,7 @@ type Fixed = {
 /**
  * Remembers {@linkcode admit}'s outcomes by everything they depend on but the request's uid: the request's operation,
  * subresource and namespace, the namespace's labels, and the parts of the Pod (and of the old Pod on UPDATE) that
- * `mutatePod` reads — its namespace, name, generateName, labels, annotations, image slots, `spec.imagePullSecrets`,
+ * `mutatePod` reads: its namespace, name, generateName, labels, annotations, image slots, `spec.imagePullSecrets`,
  * and which of metadata, labels and annotations it has. Everything else `admit` depends on (`Fixed`) is compared by
  * identity: a new rule set, or other settings, forget what was remembered. `isOwnPod` must be a function of the Pod's
  * parts above (the server's is: namespace and one label).
