@@ -200,6 +200,39 @@ export function allowResponse(uid: string, options: AllowOptions = {}): Admissio
   return { apiVersion: ADMISSION_API_VERSION, kind: "AdmissionReview", response };
 }
 
+/** The JSON text of an answer made by {@linkcode answerWithUid} (a symbol key: JSON.stringify leaves it out). */
+const ANSWER_TEXT = Symbol("mirrorhook.answerText");
+
+/** The text of an answer around its uid, by the answer it was made from; null when the uid does not lead it. */
+const answerParts = new WeakMap<AdmissionReviewAnswer, readonly [string, string] | null>();
+
+/**
+ * `answer` for another request: the same answer with `uid` in place of its own, carrying its JSON text (built from
+ * `answer`'s, which is made once) for {@linkcode answerText}.
+ */
+export function answerWithUid(answer: AdmissionReviewAnswer, uid: string): AdmissionReviewAnswer {
+  const made: AdmissionReviewAnswer = { ...answer, response: { ...answer.response, uid } };
+  let parts = answerParts.get(answer);
+  if (parts === undefined) {
+    const text = JSON.stringify(answer);
+    const head = `{"apiVersion":${JSON.stringify(answer.apiVersion)},"kind":${
+      JSON.stringify(answer.kind)
+    },"response":{"uid":`;
+    const lead = head + JSON.stringify(answer.response.uid);
+    parts = text.startsWith(lead) ? [head, text.slice(lead.length)] : null;
+    answerParts.set(answer, parts);
+  }
+  if (parts !== null) {
+    Object.defineProperty(made, ANSWER_TEXT, { value: parts[0] + JSON.stringify(uid) + parts[1] });
+  }
+  return made;
+}
+
+/** `JSON.stringify(answer)`, made already when the answer came from {@linkcode answerWithUid}. */
+export function answerText(answer: AdmissionReviewAnswer): string {
+  return (answer as { [ANSWER_TEXT]?: string })[ANSWER_TEXT] ?? JSON.stringify(answer);
+}
+
 /** One field error in `status.details.causes`, as the API server's own validation reports it. */
 export interface StatusCause {
   /** `FieldValueInvalid`, `FieldValueRequired`, ... */

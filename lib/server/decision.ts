@@ -1,6 +1,7 @@
 // The admission decision of /mutate: the rules in force and the options in, an outcome out, with the registry two-pass.
 
 import { admit, type AdmitOptions, type AdmitOutcome } from "../admission/admit.ts";
+import { AdmitMemo } from "../admission/admit_memo.ts";
 import { type AdmissionRequest, type AdmissionReviewAnswer, allowResponse, denyResponse } from "../admission/review.ts";
 import type { PodLike, VerifyAnswer } from "../mutate/pod.ts";
 import type { RuleSet } from "../rules/compile.ts";
@@ -49,8 +50,12 @@ export interface DecisionDeps {
  */
 export type Decide = (review: AdmissionRequest) => AdmitOutcome | Promise<AdmitOutcome>;
 
-/** Creates the production decision: `admit` under the rules in force, asking the registries at most once. */
+/**
+ * Creates the production decision: `admit` under the rules in force, asking the registries at most once. The Pods of
+ * one template are decided once while the rules stand (lib/admission/admit_memo.ts), unless a registry was asked.
+ */
 export function createDecider(deps: DecisionDeps): Decide {
+  const memo = new AdmitMemo();
   return (review) => {
     const namespaceLabels = review.namespace === undefined ? undefined : deps.namespaceLabels?.(review.namespace);
     const options: { -readonly [K in keyof AdmitOptions]: AdmitOptions[K] } = {
@@ -61,15 +66,27 @@ export function createDecider(deps: DecisionDeps): Decide {
     if (deps.bypassPrefix !== undefined) options.bypassPrefix = deps.bypassPrefix;
     if (deps.excludedNamespaces !== undefined) options.excludedNamespaces = deps.excludedNamespaces;
     if (deps.isOwnPod !== undefined) options.isOwnPod = deps.isOwnPod;
+    const key = memo.key(review, options);
+    if (key !== undefined) {
+      const known = memo.get(key, options, review.uid);
+      if (known !== undefined) return known;
+    }
     const verifier = deps.verifier;
-    if (verifier === undefined) return admit(review, options);
+    if (verifier === undefined) {
+      const outcome = admit(review, options);
+      if (key !== undefined) memo.set(key, options, outcome);
+      return outcome;
+    }
     // A warm cache decides in this one pass. Otherwise admission stays pure with a second pass: ask the
     // registries for what the cache lacked, all at once and within the deadline, then decide again.
     // Made on the first rule with `verify` (none for most Pods).
     let answers: Map<string, VerifyAnswer> | undefined;
     // Each target asked once per scope in this pass, however many containers share it.
     let asked: Map<string, VerifyAnswer | undefined> | undefined;
+    /** Whether any rule asked for a registry answer (the outcome then depends on more than the request). */
+    let asking = false;
     const lookup = (target: string, scope: "namespaced" | "cluster") => {
+      asking = true;
       answers ??= new Map();
       asked ??= new Map();
       const key = scope === "cluster" ? target : `\u0000${target}`;
@@ -87,6 +104,7 @@ export function createDecider(deps: DecisionDeps): Decide {
     };
     options.verified = lookup;
     const outcome = admit(review, options);
+    if (key !== undefined && !asking) memo.set(key, options, outcome);
     if (outcome.pendingTargets.length === 0) return requestCopies(outcome, review, deps);
     const known = answers ?? new Map<string, VerifyAnswer>();
     return verifier.checkAll(outcome.pendingTargets, deps.verifyDeadlineMs ?? 2000).then((fetched) => {

@@ -1,7 +1,7 @@
 // Routing of the webhook port: POST /mutate and POST /validate, decoding, and the one place errors become answers.
 
 import type { AdmitOutcome } from "../admission/admit.ts";
-import { type AdmissionRequest, decodeReview, denyResponse, ReviewError } from "../admission/review.ts";
+import { type AdmissionRequest, answerText, decodeReview, denyResponse, ReviewError } from "../admission/review.ts";
 import { type ValidateOutcome, validateRewriteReview } from "../admission/validate.ts";
 import { matchPatterns } from "../compat/load.ts";
 import { createDecider, type Decide, type DecisionDeps, failureAnswer, type OnError } from "./decision.ts";
@@ -149,7 +149,7 @@ export function createWebhook(parts: WebhookParts): (request: WebhookRequest) =>
         return json(failureAnswer(review, error, onError));
       }
       record.admitted(review, outcome, { dryRun, durationMs: timer.elapsedMs() });
-      return json(outcome.review);
+      return { status: 200, contentType: "application/json", body: answerText(outcome.review) };
     } catch (error) {
       if (error instanceof ReviewError) {
         record.rejected({ uid: error.uid ?? uid, operation, status: error.status, message: error.message });
