@@ -20,15 +20,20 @@ type Fixed = {
  * parts above (the server's is: namespace and one label).
  *
  * Only outcomes that asked no registry (no rule with `verify` decided an image) are remembered: registry answers
- * change with time. At most `maxEntries` keys and `maxChars` characters of keys; when either is full, everything is
- * forgotten at once.
+ * change with time. At most `maxEntries` outcomes and `maxChars` characters, counting each key and its outcome's
+ * patch, warnings and image names (a rule's `replace` can make an image longer than the one in the key); when either
+ * is full, everything is forgotten at once.
+ *
+ * What is remembered hangs off the rule set it was decided under, in a WeakMap, so the memo never keeps a replaced
+ * rule set alive: once the server lets go of it, it and its outcomes can be collected, before any other admission.
  */
 export class AdmitMemo {
   readonly #maxEntries: number;
   readonly #maxChars: number;
-  readonly #outcomes = new Map<string, AdmitOutcome>();
-  #chars = 0;
-  #fixed: Fixed | undefined;
+  /** The outcomes remembered, under the rule set they were decided by; at most one entry (the last rule set's). */
+  readonly #states = new WeakMap<AdmitOptions["ruleSet"], Remembered>();
+  /** The rule set of the entry in `#states`, held weakly. */
+  #ruleSet: WeakRef<AdmitOptions["ruleSet"]> | undefined;
 
   constructor({ maxEntries = 128, maxChars = 512 * 1024 }: { maxEntries?: number; maxChars?: number } = {}) {
     this.#maxEntries = maxEntries;
@@ -37,7 +42,8 @@ export class AdmitMemo {
 
   /** Outcomes remembered now. */
   get size(): number {
-    return this.#outcomes.size;
+    const ruleSet = this.#ruleSet?.deref();
+    return ruleSet === undefined ? 0 : this.#states.get(ruleSet)?.outcomes.size ?? 0;
   }
 
   /**
@@ -85,8 +91,8 @@ export class AdmitMemo {
 
   /** The outcome remembered for `key` under `options`, answering `uid`; undefined when there is none. */
   get(key: string, options: AdmitOptions, uid: string): AdmitOutcome | undefined {
-    if (!this.#sameFixed(options)) return undefined;
-    const known = this.#outcomes.get(key);
+    const state = this.#state(options);
+    const known = state?.outcomes.get(key);
     if (known === undefined) return undefined;
     return { ...known, review: answerWithUid(known.review, uid) };
   }
@@ -94,31 +100,59 @@ export class AdmitMemo {
   /** Remembers `outcome` for `key`, when no registry answer went into it. */
   set(key: string, options: AdmitOptions, outcome: AdmitOutcome): void {
     if (outcome.verifyTargets.length > 0 || outcome.pendingTargets.length > 0 || outcome.kept.length > 0) return;
-    if (!this.#sameFixed(options)) {
-      this.#clear();
-      this.#fixed = {
-        ruleSet: options.ruleSet,
+    let state = this.#state(options);
+    if (state === undefined) {
+      state = {
         bypassPrefix: options.bypassPrefix,
         excludedNamespaces: options.excludedNamespaces,
         dryRun: options.dryRun,
         isOwnPod: options.isOwnPod,
+        outcomes: new Map(),
+        chars: 0,
       };
+      this.#states.set(options.ruleSet, state);
+      this.#ruleSet = new WeakRef(options.ruleSet);
     }
-    if (this.#outcomes.size >= this.#maxEntries || this.#chars + key.length > this.#maxChars) this.#clear();
-    if (this.#outcomes.has(key)) return;
-    this.#outcomes.set(key, outcome);
-    this.#chars += key.length;
+    if (state.outcomes.has(key)) return;
+    const chars = key.length + outcomeChars(outcome);
+    if (chars > this.#maxChars / 8) return;
+    if (state.outcomes.size >= this.#maxEntries || state.chars + chars > this.#maxChars) {
+      state.outcomes.clear();
+      state.chars = 0;
+    }
+    state.outcomes.set(key, outcome);
+    state.chars += chars;
   }
 
-  #sameFixed(options: AdmitOptions): boolean {
-    const fixed = this.#fixed;
-    return fixed !== undefined && fixed.ruleSet === options.ruleSet && fixed.bypassPrefix === options.bypassPrefix &&
-      fixed.excludedNamespaces === options.excludedNamespaces && fixed.dryRun === options.dryRun &&
-      fixed.isOwnPod === options.isOwnPod;
+  /**
+   * What is remembered under `options`; undefined when nothing is. Settings other than the rule set's that differ,
+   * or a rule set other than the last one's, forget everything.
+   */
+  #state(options: AdmitOptions): Remembered | undefined {
+    const ruleSet = this.#ruleSet?.deref();
+    if (ruleSet === undefined) return undefined;
+    const state = this.#states.get(ruleSet);
+    if (
+      ruleSet === options.ruleSet && state !== undefined && state.bypassPrefix === options.bypassPrefix &&
+      state.excludedNamespaces === options.excludedNamespaces && state.dryRun === options.dryRun &&
+      state.isOwnPod === options.isOwnPod
+    ) {
+      return state;
+    }
+    this.#states.delete(ruleSet);
+    this.#ruleSet = undefined;
+    return undefined;
   }
+}
 
-  #clear(): void {
-    this.#outcomes.clear();
-    this.#chars = 0;
-  }
+/** Outcomes remembered under one rule set, with the other settings they were decided by. */
+type Remembered = Omit<Fixed, "ruleSet"> & { readonly outcomes: Map<string, AdmitOutcome>; chars: number };
+
+/** Characters an outcome holds beyond its key's: its patch, warnings and image names. */
+function outcomeChars(outcome: AdmitOutcome): number {
+  const response = outcome.review.response;
+  let chars = response.patch?.length ?? 0;
+  for (const warning of response.warnings ?? []) chars += warning.length;
+  for (const change of outcome.changes) chars += change.from.length + change.to.length;
+  return chars;
 }

@@ -3,6 +3,8 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { loadRuleTexts } from "../compat/load.ts";
 import type { AdmitOutcome } from "../admission/admit.ts";
 import { AdmitMemo } from "../admission/admit_memo.ts";
@@ -337,6 +339,64 @@ Deno.test("the memo stays within its bounds and forgets all when full", () => {
     object: { spec: { containers: [{ name: "x".repeat(5000), image: "nginx" }] } },
   }, "uid");
   assert.equal(memo.key(large, options), undefined);
+});
+
+Deno.test("the memo counts what an outcome holds, not only its key", () => {
+  // `$1` eight times: each image out is about eight times the one in the key, and is in the patch and the changes.
+  const growing = compile(`apiVersion: mirrorhook.dev/v1alpha1
+kind: ClusterImageRewrite
+metadata:
+  name: growing
+spec:
+  rules:
+    - match: '^grow\\.example/([a-z]+)(:.*)$'
+      replace: m.example/$1/$1/$1/$1/$1/$1/$1/$1$2
+`);
+  const memo = new AdmitMemo({ maxEntries: 100, maxChars: 8 * 1024 });
+  const options = { ruleSet: growing };
+  let keyChars = 0;
+  for (let i = 0; i < 12; i++) {
+    const request = review({
+      ...TEMPLATE,
+      namespace: `ns-${i}`,
+      object: { spec: { containers: [{ name: "c", image: `grow.example/${"a".repeat(20)}` }] } },
+    }, `uid-${i}`);
+    const key = memo.key(request, options);
+    assert.ok(key !== undefined);
+    keyChars += key.length;
+    memo.set(key, options, createDecider({ rules: () => growing })(request) as AdmitOutcome);
+  }
+  // The keys alone fit many times over; with their outcomes, they do not.
+  assert.ok(keyChars < 4 * 1024, `${keyChars} characters of keys`);
+  assert.ok(memo.size < 12, `${memo.size} outcomes remembered`);
+});
+
+Deno.test("a replaced rule set is not kept alive by the memo, with no admission after it", async () => {
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc") as () => void;
+  let current: RuleSet | undefined = compile(`apiVersion: mirrorhook.dev/v1alpha1
+kind: ClusterImageRewrite
+metadata:
+  name: old
+spec:
+  rules:
+    - prefix: docker.io
+      replace: old.example/hub
+`);
+  const old = new WeakRef(current);
+  const decide = createDecider({ rules: () => current ?? HUB });
+  decide(review(TEMPLATE, "uid-1"));
+  decide(review(TEMPLATE, "uid-2"));
+  current = undefined; // the rules reload; no Pod arrives since
+  for (let i = 0; i < 5 && old.deref() !== undefined; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    gc();
+  }
+  assert.equal(old.deref(), undefined);
+  assert.equal(
+    (decide(review(TEMPLATE, "uid-3")) as AdmitOutcome).changes[0]?.to,
+    "mirror.example/hub/library/nginx:1.25",
+  );
 });
 
 Deno.test("an answer for another uid is written as JSON.stringify writes it, whatever the uid", () => {
