@@ -1,5 +1,6 @@
 // Tests for compiling rule objects: semantic errors and warnings, conflicts, drafts and the rules hash.
 
+import "./pattern_analysis.ts";
 import assert from "node:assert/strict";
 import { compileRuleSet } from "./compile.ts";
 import { decide } from "./engine.ts";

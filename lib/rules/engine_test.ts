@@ -1,5 +1,6 @@
 // Tests for deciding one image: rule kinds, decision order, scopes, bypass, invalid references and lookup at scale.
 
+import "./pattern_analysis.ts";
 import assert from "node:assert/strict";
 import { compileRuleSet, type ImageContext, type RuleSet } from "./compile.ts";
 import { decide, type DecideOptions, type Decision, DEFAULT_BYPASS_PREFIX, describeRule } from "./engine.ts";

@@ -1,15 +1,7 @@
 // Decides whether a `match` pattern may be used: a pure, deterministic verdict (length, linear engine, static analysis).
 
-import { type AST, RegExpParser, visitRegExpAST } from "@eslint-community/regexpp";
-
 /** Longest accepted pattern, in UTF-16 code units: image references are at most a few hundred characters. */
 export const MAX_PATTERN_LENGTH = 1024;
-
-/**
- * V8's linear-time engine is bounded by how often counted repetitions copy their body: V8 refuses
- * patterns whose nested bounds multiply past 16, so mirrorhook refuses them too, before V8 is asked.
- */
-const MAX_REPLICATION = 16;
 
 /**
  * V8 flags every process that evaluates rules must run with (set once in deno.json's tasks and in
@@ -41,8 +33,10 @@ const compiled = new Map<string, RegExp>();
 /**
  * Screens `source` (compiled without flags): refused when longer than {@linkcode MAX_PATTERN_LENGTH}, when
  * V8's linear engine cannot run it (back-references, look-arounds, modifiers, counted repetition over
- * {@linkcode MAX_REPLICATION}), or when static analysis finds that nested or adjacent quantifiers can
- * match the same text in exponentially many ways. Never depends on time or load.
+ * 16), or when static analysis finds that nested or adjacent quantifiers can
+ * match the same text in exponentially many ways. Never depends on time or load. Patterns that are not plain (see
+ * {@linkcode quickVerdict}) need the full screen of lib/rules/pattern_analysis.ts loaded; without it they are refused
+ * as not screened.
  */
 export function screenPattern(source: string): PatternVerdict {
   // Plain patterns are judged on the spot, and not kept: a cache of 10,000 of them took ~1 MB.
@@ -56,7 +50,7 @@ export function screenPattern(source: string): PatternVerdict {
   }
   const verdict = judge(source);
   // Without the analysis "catastrophic" only means "not analysed here": not a verdict to keep.
-  if (analyser !== undefined || verdict.status !== "catastrophic") rememberVerdict(source, verdict);
+  if (fullScreen !== undefined || verdict.status !== "catastrophic") rememberVerdict(source, verdict);
   return verdict;
 }
 
@@ -325,20 +319,18 @@ export class LazyPattern {
 }
 
 /**
- * Finds how nested or adjacent quantifiers can match one text in exponentially many ways (described), or
- * undefined; throws when it gives up. See lib/rules/pattern_analysis.ts.
+ * The full screen of a pattern within the length limit (parse, what V8's linear engine refuses, nested repetition and
+ * its analysis), installed by lib/rules/pattern_analysis.ts. Not imported here: its libraries (regexpp, scslre) cost
+ * several MB resident, and `serve` screens on a worker that loads them (plain patterns need neither, see
+ * {@linkcode quickVerdict}), never on the thread that answers admissions.
  */
-export type ExponentialAnalyser = (pattern: AST.Pattern, flags: AST.Flags) => string | undefined;
+export type PatternJudge = (source: string) => PatternVerdict;
 
-/**
- * Installed by lib/rules/pattern_analysis.ts. Not imported here: its library (scslre) costs ~7 MB resident, and
- * `serve` screens on a worker that loads it, never on the thread that answers admissions.
- */
-let analyser: ExponentialAnalyser | undefined;
+let fullScreen: PatternJudge | undefined;
 
-/** Makes {@linkcode screenPattern} analyse nested repetitions in this isolate (pattern_analysis.ts calls it). */
-export function installAnalyser(analyse: ExponentialAnalyser): void {
-  analyser = analyse;
+/** Makes {@linkcode screenPattern} screen patterns fully in this isolate (pattern_analysis.ts calls it). */
+export function installJudge(judge: PatternJudge): void {
+  fullScreen = judge;
 }
 
 function judge(source: string): PatternVerdict {
@@ -348,147 +340,12 @@ function judge(source: string): PatternVerdict {
       reason: `the pattern is ${source.length} characters long, over the limit of ${MAX_PATTERN_LENGTH}`,
     };
   }
-  let pattern: AST.Pattern;
-  try {
-    // Annex B syntax, as `new RegExp(source)` reads it.
-    pattern = new RegExpParser({ strict: false, ecmaVersion: 2025 }).parsePattern(source, 0, source.length, {
-      unicode: false,
-      unicodeSets: false,
-    });
-  } catch (error) {
-    return { status: "invalid", reason: error instanceof Error ? error.message : String(error) };
-  }
-  const unsupported = linearObstacle(pattern);
-  if (unsupported !== undefined) {
-    return { status: "unbounded", reason: unsupported };
-  }
-  // Exponential backtracking needs a repeated part that itself repeats or chooses: without such nesting the
-  // analysis can only find polynomial cases, which the linear engine makes harmless. Skip it (same verdict).
-  if (!hasNestedRepetition(pattern)) return { status: "safe" };
-  if (analyser === undefined) {
-    // Only a process that screened every pattern first gets here without the analysis (serve: the worker screens).
+  if (fullScreen === undefined) {
+    // Only a process that screened every pattern first gets here without the screen (serve: the worker screens).
     return {
       status: "catastrophic",
-      reason: "the pattern could not be proven safe: its nested repetition was not analysed (no screening here)",
+      reason: "the pattern could not be proven safe: it was not screened (no screening here)",
     };
   }
-  let exponential: string | undefined;
-  try {
-    exponential = analyser(pattern, flagsOf(pattern));
-  } catch (error) {
-    // The analysis gives up on some patterns (too many automaton states): not proven safe.
-    return {
-      status: "catastrophic",
-      reason: `the pattern could not be proven safe: ${error instanceof Error ? error.message : String(error)}`,
-    };
-  }
-  if (exponential !== undefined) return { status: "catastrophic", reason: exponential };
-  return { status: "safe" };
-}
-
-/** Whether a quantifier that repeats (max over 1) contains another quantifier or an alternation. */
-function hasNestedRepetition(pattern: AST.Pattern): boolean {
-  let nested = false;
-  const repeats = (node: AST.Node) => node.type === "Quantifier" && node.max > 1;
-  const insideRepetition = (node: AST.Node): boolean => {
-    for (let at = node.parent; at !== null; at = at.parent) if (repeats(at)) return true;
-    return false;
-  };
-  visitRegExpAST(pattern, {
-    onQuantifierEnter(node) {
-      if (!nested && insideRepetition(node)) nested = true;
-    },
-    onAlternativeEnter(node) {
-      const parent = node.parent;
-      if (!nested && parent.type !== "Pattern" && parent.alternatives.length > 1 && insideRepetition(node)) {
-        nested = true;
-      }
-    },
-  });
-  return nested;
-}
-
-function flagsOf(pattern: AST.Pattern): AST.Flags {
-  return {
-    type: "Flags",
-    parent: null,
-    start: pattern.end,
-    end: pattern.end,
-    raw: "",
-    dotAll: false,
-    global: false,
-    hasIndices: false,
-    ignoreCase: false,
-    multiline: false,
-    sticky: false,
-    unicode: false,
-    unicodeSets: false,
-  };
-}
-
-/** The first construct that V8's linear engine refuses, described, or undefined. */
-function linearObstacle(pattern: AST.Pattern): string | undefined {
-  let found: string | undefined;
-  const factors = new Map<AST.Node, number>();
-  const factorOf = (node: AST.Node): number => {
-    for (let at: AST.Node | null = node.parent; at !== null; at = at.parent) {
-      const factor = factors.get(at);
-      if (factor !== undefined) return factor;
-    }
-    return 1;
-  };
-  visitRegExpAST(pattern, {
-    onBackreferenceEnter(node) {
-      found ??= `the back-reference ${node.raw}`;
-    },
-    onAssertionEnter(node) {
-      if (node.kind === "lookahead") found ??= `the look-ahead ${node.raw}`;
-      else if (node.kind === "lookbehind") found ??= `the look-behind ${node.raw}`;
-    },
-    onModifiersEnter(node) {
-      found ??= `the modifiers ${JSON.stringify(node.raw)}`;
-    },
-    onQuantifierEnter(node) {
-      const { min, max } = node;
-      if (min > MAX_REPLICATION || (max !== Infinity && max > MAX_REPLICATION)) {
-        found ??= `the counted repetition ${JSON.stringify(quantifierText(node))} (more than ${MAX_REPLICATION})`;
-        return;
-      }
-      // V8 copies the body `max` times, or for an open bound `min` times (once more when the body can be empty).
-      const copies = max !== Infinity ? max : min > 0 && minLength(node.element) > 0 ? min : min + 1;
-      const factor = factorOf(node) * copies;
-      factors.set(node, factor);
-      if (factor > MAX_REPLICATION) {
-        found ??= `the nested counted repetitions ending in ${
-          JSON.stringify(quantifierText(node))
-        } (they repeat their body ${factor} times, more than ${MAX_REPLICATION})`;
-      }
-    },
-  });
-  return found;
-}
-
-/** The fewest characters `node` can match, as V8 counts them (assertions and back-references none). */
-function minLength(node: AST.Node): number {
-  switch (node.type) {
-    case "Character":
-    case "CharacterClass":
-    case "ExpressionCharacterClass":
-    case "CharacterSet":
-      return 1;
-    case "Quantifier":
-      return node.min === 0 ? 0 : node.min * minLength(node.element);
-    case "Group":
-    case "CapturingGroup":
-    case "Pattern":
-      return Math.min(...node.alternatives.map(minLength));
-    case "Alternative":
-      return node.elements.reduce((sum, element) => sum + minLength(element), 0);
-    default:
-      return 0;
-  }
-}
-
-function quantifierText(node: AST.Quantifier): string {
-  return node.raw.slice(node.element.raw.length);
+  return fullScreen(source);
 }
