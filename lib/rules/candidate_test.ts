@@ -3,6 +3,9 @@
 import assert from "node:assert/strict";
 import { validateRewriteReview } from "../admission/validate.ts";
 import type { AdmissionRequest } from "../admission/review.ts";
+import { createMetrics } from "../server/metrics.ts";
+import { createWebhookCore } from "../server/handler.ts";
+import { memoryLogger } from "../../tests/support/webhook.ts";
 import { checkCandidate } from "./candidate.ts";
 import { compileRuleSet } from "./compile.ts";
 import { API_VERSION, type RewriteObject, type RuleSpec, validateObject } from "./schema.ts";
@@ -118,4 +121,34 @@ Deno.test("validateRewriteReview() denies a conflict with an object in force and
       /overrides .*ClusterImageRewrite "platform".* in namespace "team-a" only/,
     );
   });
+});
+
+Deno.test("POST /validate denies a conflict with an object in force, with patterns screened elsewhere or not", async (t) => {
+  const body = new TextEncoder().encode(JSON.stringify({
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: request("ClusterImageRewrite", raw("ClusterImageRewrite", "ecr", { rules: [ECR] })),
+  }));
+  for (const screened of [false, true]) {
+    await t.step(screened ? "screened elsewhere" : "screened here", async () => {
+      const screenedSources: string[][] = [];
+      const handle = createWebhookCore({
+        rules: () => IN_FORCE,
+        metrics: createMetrics(),
+        logger: memoryLogger().logger,
+        ...(screened ? { screenPatterns: (sources) => Promise.resolve(void screenedSources.push([...sources])) } : {}),
+      });
+      const answer = await handle({
+        method: "POST",
+        path: "/validate",
+        contentType: "application/json",
+        readBody: () => Promise.resolve(body),
+      });
+      const response = JSON.parse(answer.body).response;
+      assert.equal(response.allowed, false);
+      assert.equal(response.status.code, 422);
+      assert.match(response.status.message, /ClusterImageRewrite "platform"/);
+      assert.equal(screenedSources.length, screened ? 1 : 0);
+    });
+  }
 });

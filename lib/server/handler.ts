@@ -73,13 +73,17 @@ export function createWebhookCore(deps: HandlerDeps): (request: WebhookRequest) 
     ...(deps.onError === undefined ? {} : { onError: deps.onError }),
     dryRun: deps.dryRun === true,
     ...(deps.maxBodyBytes === undefined ? {} : { maxBodyBytes: deps.maxBodyBytes }),
-    ...(deps.screenPatterns === undefined ? {} : { validate: screenedValidate(deps.screenPatterns) }),
+    ...(deps.screenPatterns === undefined ? {} : { validate: screenedValidate(deps.screenPatterns, deps.rules) }),
   });
 }
 
-/** `/validate` with the object's patterns screened first, elsewhere; when that is refused, a denial with code 503. */
+/**
+ * `/validate` with the object's patterns screened first, elsewhere; when that is refused, a denial with code 503.
+ * Then, as without screening, the object is checked against the rules in force too.
+ */
 function screenedValidate(
   screen: (sources: readonly string[]) => Promise<unknown>,
+  rules: HandlerDeps["rules"],
 ): (review: AdmissionRequest) => Promise<ValidateOutcome> {
   return async (review) => {
     try {
@@ -97,7 +101,7 @@ function screenedValidate(
       } as const;
       return { review: denyResponse(review.uid, { code: 503, message }), allowed: false, problems: [problem] };
     }
-    return validateRewriteReview(review);
+    return validateRewriteReview(review, rules());
   };
 }
 
