@@ -294,6 +294,14 @@ export function patternGroups(source: string): PatternGroups {
       }
     }
   }
+  // A name may hold escapes (`(?<\u0061b>`), which V8 decodes: ask V8 for those names, from `source|` matching "".
+  if (names !== undefined && [...names].some((name) => name.includes("\\"))) {
+    try {
+      names = new Set(Object.keys(new RegExp(`${source}|`).exec("")?.groups ?? {}));
+    } catch {
+      // Not a pattern V8 takes: it is refused where it is compiled; the names as written stand until then.
+    }
+  }
   // Most patterns have no named group: they share one answer per count (an empty Set alone takes ~230 bytes).
   return names !== undefined ? { count, names } : (UNNAMED[count] ??= Object.freeze({ count, names: NO_NAMES }));
 }

@@ -220,6 +220,9 @@ Deno.test("patternGroups() reads the groups V8 counts, without compiling", async
       "[^]()",
       "\\c(x)",
       "a\\\\(b)",
+      "(?<\\u0061b>x)",
+      "(?<\\u{61}b>x)",
+      "^quay\\.io/(?<\\u0072epo>[^:@]+)(.*)$",
     ]
   ) {
     await t.step(source, () => {
