@@ -284,6 +284,16 @@ Deno.test("Containerfile: the build stage compiles with the compile task of deno
   });
 });
 
+Deno.test("deno.json: the run tasks and the compile task (the image) pass the same V8 flags", () => {
+  const flagsOf = (name: string) => /(?:^| )(--v8-flags=\S+)/.exec(denoJson.tasks[name] ?? "")?.[1];
+  const compiled = flagsOf("compile");
+  assert.ok(compiled !== undefined, "compile: --v8-flags");
+  // Optimizing compiles on the main thread: a background compile thread interleaves its zone memory with the main
+  // thread's in the one malloc arena and leaves the C heap ~3 MB larger after loading 10,000 rules.
+  assert.ok(compiled.split(/[=,]/).includes("--no-concurrent-recompilation"), compiled);
+  for (const name of ["start", "mirrorhook", "demo"]) assert.equal(flagsOf(name), compiled, name);
+});
+
 Deno.test("Containerfile: the image runs with the environment the run tasks of deno.json set", () => {
   const env = new Map<string, string>();
   for (const instruction of final.instructions.filter((i) => i.keyword === "ENV")) {
