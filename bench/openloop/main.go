@@ -7,8 +7,8 @@
 //
 // Prints one JSON line: {"mode","requests","errors","non2xx","rps","p50_ms","p90_ms","p99_ms","max_ms","late"}.
 // -timeline FILE (open loop) also writes one line per scheduled request, in schedule order: its scheduled time and its
-// latency, both in microseconds from the run's start (latency -1: failed), after a first line "# start_unix_us T", so a tail can be told apart as a few stalls
-// (latencies that fall by one interval per request) or a spread.
+// latency, both in microseconds from the run's start (latency -1: failed), after a first line "# start_unix_us T", so
+// a tail can be told apart as a few stalls (latencies that fall by one interval per request) or a spread.
 // Only loopback URLs are accepted; every run is bounded by -duration or -count and -timeout.
 package main
 
