@@ -6,6 +6,9 @@
 //	-count N              closed loop: N requests as fast as -conns connections allow (used to reach a fixed count).
 //
 // Prints one JSON line: {"mode","requests","errors","non2xx","rps","p50_ms","p90_ms","p99_ms","max_ms","late"}.
+// -timeline FILE (open loop) also writes one line per scheduled request, in schedule order: its scheduled time and its
+// latency, both in microseconds from the run's start (latency -1: failed), after a first line "# start_unix_us T", so
+// a tail can be told apart as a few stalls (latencies that fall by one interval per request) or a spread.
 // Only loopback URLs are accepted; every run is bounded by -duration or -count and -timeout.
 package main
 
@@ -55,6 +58,7 @@ func main() {
 	count := flag.Int("count", 0, "closed loop: how many requests")
 	conns := flag.Int("conns", 8, "connections: the most open at once (a request waits for a free one, and its wait counts)")
 	timeout := flag.Duration("timeout", 10*time.Second, "per-request timeout")
+	timeline := flag.String("timeline", "", "open loop: write each request's scheduled time and latency (µs) to this file")
 	flag.Parse()
 	debug.SetGCPercent(400) // fewer collections in the client while it measures
 
@@ -64,6 +68,9 @@ func main() {
 	}
 	if (*rate > 0) == (*count > 0) {
 		fail("give exactly one of -rate and -count")
+	}
+	if *timeline != "" && *rate == 0 {
+		fail("-timeline needs -rate")
 	}
 	if *duration > 10*time.Minute || *count > 1_000_000 {
 		fail("bounded runs only: -duration ≤ 10m, -count ≤ 1000000")
@@ -130,14 +137,29 @@ func main() {
 		res.Mode, res.Target = "open", *rate
 		interval := time.Duration(float64(time.Second) / *rate)
 		total := int(duration.Seconds() * *rate)
-		due := make(chan time.Time, total)
+		type slot struct {
+			i  int
+			at time.Time
+		}
+		due := make(chan slot, total)
+		// Each request's latency by its place in the schedule (-1: failed); written only by the worker that sent it.
+		var each []time.Duration
+		if *timeline != "" {
+			each = make([]time.Duration, total)
+		}
 		for c := 0; c < *conns; c++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for at := range due {
+				for s := range due {
 					if send() {
-						record(time.Since(at))
+						d := time.Since(s.at)
+						record(d)
+						if each != nil {
+							each[s.i] = d
+						}
+					} else if each != nil {
+						each[s.i] = -1
 					}
 				}
 			}()
@@ -149,9 +171,26 @@ func main() {
 			} else if wait < -time.Millisecond {
 				late.Add(1) // the scheduler itself fell behind by more than 1 ms
 			}
-			due <- at
+			due <- slot{i, at}
 		}
 		close(due)
+		defer func() {
+			if each == nil {
+				return
+			}
+			var out bytes.Buffer
+			fmt.Fprintf(&out, "# start_unix_us %d\n", start.UnixMicro())
+			for i, d := range each {
+				lat := d.Microseconds()
+				if d < 0 {
+					lat = -1
+				}
+				fmt.Fprintf(&out, "%d %d\n", (time.Duration(i) * interval).Microseconds(), lat)
+			}
+			if err := os.WriteFile(*timeline, out.Bytes(), 0o644); err != nil {
+				fail("%v", err)
+			}
+		}()
 	} else {
 		res.Mode = "closed"
 		var next atomic.Int64

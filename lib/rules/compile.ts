@@ -10,7 +10,7 @@ import {
 } from "../image/reference.ts";
 import { checkWithinObject, compareDecisionOrder, findOverlaps } from "./overlap.ts";
 import { type FieldPath, hasErrors, objectProblem, type Problem, type ProblemCode } from "./problem.ts";
-import { LazyPattern, patternAnchor, patternGroups, screenPattern } from "./pattern.ts";
+import { LazyPattern, patternAnchor, patternGroups, patternRefusal, screenPattern } from "./pattern.ts";
 import { compileSelector, isEmptySelector, type LabelMatcher, type Labels } from "./selector.ts";
 import {
   describeObject,
@@ -474,18 +474,9 @@ function compileRule(
     report("error", "pattern-too-long", "match", verdict.reason);
     return undefined;
   }
-  try {
-    new RegExp(source);
-  } catch (error) {
-    report(
-      "error",
-      "invalid-regex",
-      "match",
-      // V8's message starts with "Invalid regular expression: " already: say it once.
-      `invalid regular expression: ${
-        (error instanceof Error ? error.message : String(error)).replace(/^Invalid regular expression: /, "")
-      }`,
-    );
+  const refusal = patternRefusal(source);
+  if (refusal?.kind === "invalid") {
+    report("error", "invalid-regex", "match", `invalid regular expression: ${refusal.message}`);
     return undefined;
   }
   if (source.includes("\\\\")) {
@@ -513,6 +504,16 @@ function compileRule(
   }
   if (verdict.status === "catastrophic") {
     report("error", "catastrophic-pattern", "match", `the pattern can backtrack catastrophically: ${verdict.reason}`);
+    return undefined;
+  }
+  if (refusal !== undefined) {
+    // The screen found it safe, yet V8's linear engine refuses it: refused here, not at the first Pod it would run on.
+    report(
+      "error",
+      "unbounded-pattern",
+      "match",
+      `the pattern cannot run in linear time: V8's linear-time engine (every pattern runs on it) refuses it (${refusal.message}); rewrite it without back-references, look-arounds or large counted repetitions`,
+    );
     return undefined;
   }
   const pattern = new LazyPattern(source);

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { compileRuleSet } from "./compile.ts";
 import { decide } from "./engine.ts";
 import { loadRuleTexts } from "../compat/load.ts";
+import { hasLinearEngine, rememberVerdict, screenPattern } from "./pattern.ts";
 import type { Problem } from "./problem.ts";
 import { API_VERSION, type RewriteObject, type RuleSpec, validateObject } from "./schema.ts";
 
@@ -223,6 +224,24 @@ Deno.test("compileRuleSet() checks each rule", async (t) => {
       assert.equal(result.ruleSet.ruleCount, failed ? 0 : 1);
     });
   }
+});
+
+Deno.test("compileRuleSet() refuses a pattern V8's linear engine refuses, whatever the screen said", () => {
+  // The test task runs with the linear engine, as serve must; without it this test would prove nothing.
+  assert.equal(hasLinearEngine(), true);
+  // A verdict from elsewhere (the screening worker) that is wrong: the back-reference cannot run in linear time.
+  const source = "^(quay|ghcr)\\.io/\\1/(.*)$";
+  rememberVerdict(source, { status: "safe" });
+  assert.equal(screenPattern(source).status, "safe");
+  const result = compileRuleSet([object("hub", [{ match: source, replace: "cache.io/$2" }])]);
+  assert.deepEqual(seen(result.problems), [error("unbounded-pattern", "match")]);
+  assert.match(
+    result.problems[0]?.message ?? "",
+    /linear-time engine .* refuses it \(.*Cannot be executed in linear time\)/,
+  );
+  assert.equal(result.ruleSet.ruleCount, 0);
+  // Nothing was left to fail at admission: the image is not rewritten, and deciding it throws nothing.
+  assert.equal(decide(result.ruleSet, "quay.io/quay/app:1", { context: {} }).action, "none");
 });
 
 const RULE_HUB: RuleSpec = { prefix: "docker.io", replace: "cache.io/hub" };

@@ -89,6 +89,40 @@ export function hasLinearEngine(): boolean {
   return linear;
 }
 
+/** Why V8 refuses a pattern as rules run it; see {@linkcode patternRefusal}. */
+export interface PatternRefusal {
+  /** `invalid`: not a regular expression; `linear`: one, but V8's linear engine cannot run it. */
+  readonly kind: "invalid" | "linear";
+  /** V8's message, without its "Invalid regular expression: " opening. */
+  readonly message: string;
+}
+
+/**
+ * Whether V8 compiles `source` as a rule would run it ({@linkcode compilePattern}: with the `l` flag where the process
+ * has the linear engine), else why not. The screen predicts the linear engine's refusals; asking V8 itself when the
+ * rule is compiled makes sure that a pattern the screen let through by mistake (a verdict from another isolate, a V8
+ * that refuses more) is refused when the rules load, never when the first Pod would run it. The RegExp is dropped:
+ * a rule compiles its own at first use.
+ */
+export function patternRefusal(source: string): PatternRefusal | undefined {
+  if (compiled.has(source)) return undefined;
+  try {
+    if (hasLinearEngine()) new RegExp(source, LINEAR_FLAG);
+    else new RegExp(source);
+    return undefined;
+  } catch (linearError) {
+    const message = (error: unknown) =>
+      (error instanceof Error ? error.message : String(error)).replace(/^Invalid regular expression: /, "");
+    if (!hasLinearEngine()) return { kind: "invalid", message: message(linearError) };
+    try {
+      new RegExp(source);
+    } catch (error) {
+      return { kind: "invalid", message: message(error) };
+    }
+    return { kind: "linear", message: message(linearError) };
+  }
+}
+
 /**
  * Compiles a screened pattern for matching: with the `l` flag when the process has V8's linear engine
  * (matching time then grows linearly with the image, whatever the pattern), else as written.

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Open-loop tails per rate: mirrorhook, the own-transport floor (bench/servers/floor_sized.ts) and go-stdlib
+# (../shared/bench), servers started as bench/load.sh starts them (task environment and V8 flags, CPU 1), each warmed
+# with 10,000 typical admissions, then ROUNDS rounds in which every target gets SECS seconds of bench/openloop at each
+# rate (CPU 0, 16 connections, -timeline), interleaved so all see the same machine. Prints one JSON line per run (with
+# the server's CPU time, all threads) and a table of medians: p99 and CPU per admission. go-stdlib is skipped above
+# GO_MAX_RATE (2000: beyond it, it saturates on a 2-core machine). Timelines stay in OUT (one file per run).
+# Usage: bench/tail.sh OUT RATE...      e.g. flock -x /work/wt/machine.lock bench/tail.sh /tmp/tail 1000 4300
+# Env: SHARED_BENCH (../shared/bench; in a worktree give it), ROUNDS (3), SECS (10), TARGETS ("mirrorhook own-floor go-stdlib"), MH_V8 (V8 flags added, e.g. --trace-gc,
+# whose output goes to OUT/mirrorhook.out), MH_ARGS (serve options added, e.g. "--log-level warning").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+shared=${SHARED_BENCH:-$root/../shared/bench}
+out=${1:?usage: bench/tail.sh OUT RATE...}; shift
+[ $# -gt 0 ] || { echo "tail.sh: give at least one rate" >&2; exit 2; }
+mkdir -p "$out"
+work=$(mktemp -d -t mirrorhook-tail.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/cert" "$work/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -sha256 -subj "/CN=mirrorhook bench CA" \
+  -addext "basicConstraints=critical,CA:TRUE" -keyout "$work/cert/ca.key" -out "$work/cert/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=localhost" -keyout "$work/cert/key.pem" -out "$work/cert/req.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/cert/ext"
+openssl x509 -req -in "$work/cert/req.csr" -CA "$work/cert/ca.pem" -CAkey "$work/cert/ca.key" -CAcreateserial -days 2 \
+  -sha256 -extfile "$work/cert/ext" -out "$work/cert/cert.pem" 2>/dev/null
+cp "$work/cert/cert.pem" "$work/tls/tls.crt"
+cp "$work/cert/key.pem" "$work/tls/tls.key"
+gobuild() { (cd "$1" && GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local go build -trimpath -o "$2" .); }
+gobuild "$shared/servers/go-stdlib" "$work/go-stdlib"
+gobuild "$root/bench/openloop" "$work/openloop"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_up() { for _ in $(seq 1 150); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done; echo "tail.sh: $1 did not come up" >&2; return 1; }
+go_port=$(free_port); mh_port=$(free_port); probe_port=$(free_port); own_port=$(free_port)
+v8_flags=$(jq -r '.tasks.mirrorhook' deno.json | grep -o -- '--v8-flags=[^ ]*')${MH_V8:+,$MH_V8}
+read -r -a task_env <<<"$(jq -r '.tasks.mirrorhook' deno.json | grep -oE '^([A-Z_]+=[^ ]* )+' || true)"
+read -r -a mh_args <<<"${MH_ARGS:-}"
+targets=${TARGETS:-mirrorhook own-floor go-stdlib}
+typical=$shared/fixtures/pod-admission.json
+declare -A port pid
+env "${task_env[@]}" taskset -c 1 deno run -P=mirrorhook "$v8_flags" main.ts serve --rules bench/rules.yaml \
+  --tls-dir "$work/tls" --host 127.0.0.1 --port "$mh_port" --probe-port "$probe_port" --shutdown-delay 0 \
+  "${mh_args[@]}" >"$out/mirrorhook.out" 2>"$out/mirrorhook.err" &
+pids+=($!); pid[mirrorhook]=$!; port[mirrorhook]=$mh_port
+wait_up "http://127.0.0.1:$probe_port/readyz"
+if [[ $targets == *go-stdlib* ]]; then
+  taskset -c 1 "$work/go-stdlib" -addr "127.0.0.1:$go_port" -cert "$work/cert/cert.pem" -key "$work/cert/key.pem" \
+    -rules "$shared/rules/rules.json" 2>"$out/go-stdlib.err" &
+  pids+=($!); pid[go-stdlib]=$!; port[go-stdlib]=$go_port
+  wait_up "https://127.0.0.1:$go_port/"
+fi
+if [[ $targets == *own-floor* ]]; then
+  answer=$(curl -sk -H 'content-type: application/json' --data-binary "@$typical" -o /dev/null -w '%{size_download}' \
+    "https://127.0.0.1:$mh_port/mutate")
+  TRANSPORT=own taskset -c 1 deno run --no-prompt --allow-net=127.0.0.1 --allow-read="$work/cert" --allow-env=TRANSPORT \
+    bench/servers/floor_sized.ts "$own_port" "$work/cert" "$answer" "$answer" 2>"$out/own-floor.err" >/dev/null &
+  pids+=($!); pid[own-floor]=$!; port[own-floor]=$own_port
+  wait_up "https://127.0.0.1:$own_port/healthz"
+fi
+openloop() { timeout -k 5 120 taskset -c 0 "$work/openloop" -ca "$work/cert/ca.pem" -body "$typical" -conns 16 "$@"; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+for t in $targets; do openloop -url "https://127.0.0.1:${port[$t]}/mutate" -count 10000 >/dev/null; done
+results=$out/results.jsonl
+: >"$results"
+for round in $(seq 1 "${ROUNDS:-3}"); do
+  for rate in "$@"; do
+    for t in $targets; do
+      [ "$t" = go-stdlib ] && [ "$rate" -gt "${GO_MAX_RATE:-2000}" ] && continue
+      before=$(cpu_ticks "${pid[$t]}")
+      line=$(openloop -url "https://127.0.0.1:${port[$t]}/mutate" -rate "$rate" -duration "${SECS:-10}s" \
+        -timeline "$out/$t-$rate-$round.tl")
+      ticks=$(($(cpu_ticks "${pid[$t]}") - before))
+      echo "$line" | jq -c --arg t "$t" --argjson rate "$rate" --argjson round "$round" --argjson ticks "$ticks" \
+        --argjson hz "$(getconf CLK_TCK)" \
+        '{target:$t, rate:$rate, round:$round, cpu_us_each:(($ticks / $hz * 1e6 / .requests) | round)} + .' |
+        tee -a "$results" >&2
+    done
+  done
+done
+echo
+echo "| target | requests/s | p99 ms (median) | p99 ms (runs) | CPU µs per admission (median) |"
+echo "| --- | ---: | ---: | --- | ---: |"
+jq -r -s 'group_by([.target, .rate]) | .[] | (map(.p99_ms) | sort) as $p | (map(.cpu_us_each) | sort) as $c |
+  "| \(.[0].target) | \(.[0].rate) | \($p[length / 2 | floor]) | \(map(.p99_ms) | join(", ")) | \($c[length / 2 | floor]) |"' \
+  "$results"
