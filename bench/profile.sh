@@ -14,7 +14,7 @@
 # Node's tick processor (v20: V8 11.3's) does not know V8 15's context-specialized code markers (`+'` Maglev, `*'`
 # Turbofan) and drops those code objects, so their ticks go unaccounted: the log is read with the quote removed.
 # The deno binary has no symbol table: its own (Rust, and V8's C++) ticks count under the shared library deno.
-# Only 127.0.0.1 is used; the load is bounded in count and time. Run it under flock -x /work/wt/machine.lock.
+# Only 127.0.0.1 is used; the load is bounded in count and time. Run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)

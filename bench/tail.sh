@@ -5,7 +5,7 @@
 # rate (CPU 0, 16 connections, -timeline), interleaved so all see the same machine. Prints one JSON line per run (with
 # the server's CPU time, all threads) and a table of medians: p99 and CPU per admission. go-stdlib is skipped above
 # GO_MAX_RATE (2000: beyond it, it saturates on a 2-core machine). Timelines stay in OUT (one file per run).
-# Usage: bench/tail.sh OUT RATE...      e.g. flock -x /work/wt/machine.lock bench/tail.sh /tmp/tail 1000 4300
+# Usage: bench/tail.sh OUT RATE...      e.g. bench/tail.sh /tmp/tail 1000 4300
 # Env: SHARED_BENCH (../shared/bench; in a worktree give it), ROUNDS (3), SECS (10), TARGETS ("mirrorhook own-floor go-stdlib"), MH_V8 (V8 flags added, e.g. --trace-gc,
 # whose output goes to OUT/mirrorhook.out), MH_ARGS (serve options added, e.g. "--log-level warning").
 set -euo pipefail
