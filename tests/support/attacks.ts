@@ -1,6 +1,6 @@
 // Attacks on the HTTPS port, bounded in count and time, against `mirrorhook serve` run as its own process.
 
-import { V8_FLAGS_ARGUMENT } from "../../lib/rules/pattern.ts";
+import { taskEnv, taskRunFlags } from "./cli.ts";
 import { rawRequest, RawTlsConnection } from "./raw_tls.ts";
 import {
   checkAnswer,
@@ -32,8 +32,8 @@ export async function startServerProcess(dir: string, flags: readonly string[] =
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "-P=mirrorhook",
-      `${V8_FLAGS_ARGUMENT},--max-semi-space-size=8`,
+      // As `deno task mirrorhook` runs it (permissions, V8 flags, environment), so attack figures are a deployment's.
+      ...taskRunFlags(),
       "main.ts",
       "serve",
       "--dev",
@@ -55,7 +55,7 @@ export async function startServerProcess(dir: string, flags: readonly string[] =
     stdin: "null",
     stdout: "null",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { ...taskEnv(), NO_COLOR: "1" },
   }).spawn();
   let errors = "";
   const decoder = new TextDecoder();
