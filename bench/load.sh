@@ -14,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+source bench/common.sh
 shared=${SHARED_BENCH:-$root/../shared/bench}
 secs=${1:-8}; runs=${2:-3}; conns=${3:-16}
 admissions_target=${ADMISSIONS:-100000}
@@ -33,34 +34,18 @@ cleanup() {
 trap cleanup EXIT
 say() { echo "load.sh: $*" >&2; }
 
-# A CA and a serving certificate it signs (RSA 2048, as cert-manager makes by default): every server uses the same
-# pair, and the open-loop client verifies it against the CA like an API server would.
-mkdir -p "$work/cert" "$work/tls"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -sha256 -subj "/CN=mirrorhook bench CA" \
-  -addext "basicConstraints=critical,CA:TRUE" -keyout "$work/cert/ca.key" -out "$work/cert/ca.pem" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=localhost" -keyout "$work/cert/key.pem" -out "$work/cert/req.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/cert/ext"
-openssl x509 -req -in "$work/cert/req.csr" -CA "$work/cert/ca.pem" -CAkey "$work/cert/ca.key" -CAcreateserial -days 2 \
-  -sha256 -extfile "$work/cert/ext" -out "$work/cert/cert.pem" 2>/dev/null
-cp "$work/cert/cert.pem" "$work/tls/tls.crt"
-cp "$work/cert/key.pem" "$work/tls/tls.key"
+# A CA and a serving certificate it signs: every server uses the same pair, and the open-loop client verifies it.
+bench_certs "$work"
 
 # Go programs, built offline (standard library only): the peer and the open-loop client.
-gobuild() { (cd "$1" && GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local go build -trimpath -o "$2" .); }
 gobuild "$shared/servers/go-stdlib" "$work/go-stdlib"
 gobuild "$root/bench/openloop" "$work/openloop"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 floor_port=$(free_port); go_port=$(free_port); mh_port=$(free_port); probe_port=$(free_port); own_port=$(free_port)
-# The V8 flags of deno.json's run tasks (serve refuses to start without the linear-engine ones): one place.
-v8_flags=$(jq -r '.tasks.mirrorhook' deno.json | grep -o -- '--v8-flags=[^ ]*')
-# The environment that task sets before deno (MALLOC_ARENA_MAX=1, as the container image does): mirrorhook runs as deployed.
-read -r -a task_env <<<"$(jq -r '.tasks.mirrorhook' deno.json | grep -oE '^([A-Z_]+=[^ ]* )+' || true)"
+# The V8 flags and the environment of deno.json's mirrorhook task: mirrorhook runs as deployed.
+v8_flags=$(task_v8_flags)
+read -r -a task_env <<<"$(task_env_words)"
 
-wait_up() { # URL
-  for _ in $(seq 1 150); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done
-  say "$1 did not come up"; return 1
-}
 rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 taskset -c 1 deno run --no-prompt --allow-net="127.0.0.1:$floor_port" --allow-read="$work/cert" \

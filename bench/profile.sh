@@ -18,6 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+source bench/common.sh
 shared=${SHARED_BENCH:-$root/../shared/bench}
 ref=${1:-}
 count=${COUNT:-40000}; warmup=${WARMUP:-5000}; conns=${CONNS:-16}; top=${TOP:-15}
@@ -47,20 +48,14 @@ else
   git diff --quiet HEAD -- lib main.ts deno.json || label="$label (modified)"
 fi
 
-mkdir -p "$work/tls" "$work/cert" "$work/v8"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -sha256 -subj "/CN=mirrorhook bench CA" \
-  -addext "basicConstraints=critical,CA:TRUE" -keyout "$work/cert/ca.key" -out "$work/cert/ca.pem" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=localhost" -keyout "$work/tls/tls.key" \
-  -out "$work/cert/req.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/cert/ext"
-openssl x509 -req -in "$work/cert/req.csr" -CA "$work/cert/ca.pem" -CAkey "$work/cert/ca.key" -CAcreateserial -days 2 \
-  -sha256 -extfile "$work/cert/ext" -out "$work/tls/tls.crt" 2>/dev/null
-(cd "$root/bench/openloop" && GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local go build -trimpath -o "$work/openloop" .)
+mkdir -p "$work/v8"
+bench_certs "$work"
+gobuild "$root/bench/openloop" "$work/openloop"
 
 # The tree's own way of running mirrorhook: `ENV=... deno run FLAGS main.ts` in its deno.json task.
 task=$(jq -r '.tasks.mirrorhook // empty' "$tree/deno.json")
 [ -n "$task" ] || { say "$tree/deno.json has no mirrorhook task"; exit 2; }
-read -r -a task_env <<<"$(echo "$task" | grep -oE '^([A-Z_]+=[^ ]* )+' || true)"
+read -r -a task_env <<<"$(task_env_words "$tree/deno.json")"
 read -r -a run_flags <<<"$(echo "$task" | sed -E 's/^([A-Z_]+=[^ ]* )*deno run //; s/ main\.ts.*$//')"
 prof="--prof,--logfile=$work/v8/v8.log"
 have_v8=0
@@ -69,7 +64,6 @@ for i in "${!run_flags[@]}"; do
 done
 [ "$have_v8" = 1 ] || run_flags+=("--v8-flags=$prof")
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 port=$(free_port); probe=$(free_port)
 now_us() { echo $(($(date +%s%N) / 1000)); }
 say "profiling $label: ${task_env[*]} deno run ${run_flags[*]} main.ts serve (CPU 1); $warmup + $count admissions"
@@ -78,9 +72,7 @@ t0=$(now_us)
   --rules "$root/bench/rules.yaml" --tls-dir "$work/tls" --host 127.0.0.1 --port "$port" --probe-port "$probe" \
   --shutdown-delay 0 2>"$work/server.log") &
 pid=$!
-up=0
-for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$probe/readyz" && { up=1; break; }; sleep 0.1; done
-[ "$up" = 1 ] || { say "server did not become ready"; tail -5 "$work/server.log" >&2; exit 1; }
+wait_up "http://127.0.0.1:$probe/readyz" 300 || { tail -5 "$work/server.log" >&2; exit 1; }
 
 typical=$shared/fixtures/pod-admission.json
 load() { # COUNT

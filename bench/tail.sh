@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+source bench/common.sh
 shared=${SHARED_BENCH:-$root/../shared/bench}
 out=${1:?usage: bench/tail.sh OUT RATE...}; shift
 [ $# -gt 0 ] || { echo "tail.sh: give at least one rate" >&2; exit 2; }
@@ -23,23 +24,12 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-mkdir -p "$work/cert" "$work/tls"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -sha256 -subj "/CN=mirrorhook bench CA" \
-  -addext "basicConstraints=critical,CA:TRUE" -keyout "$work/cert/ca.key" -out "$work/cert/ca.pem" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=localhost" -keyout "$work/cert/key.pem" -out "$work/cert/req.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/cert/ext"
-openssl x509 -req -in "$work/cert/req.csr" -CA "$work/cert/ca.pem" -CAkey "$work/cert/ca.key" -CAcreateserial -days 2 \
-  -sha256 -extfile "$work/cert/ext" -out "$work/cert/cert.pem" 2>/dev/null
-cp "$work/cert/cert.pem" "$work/tls/tls.crt"
-cp "$work/cert/key.pem" "$work/tls/tls.key"
-gobuild() { (cd "$1" && GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local go build -trimpath -o "$2" .); }
+bench_certs "$work"
 gobuild "$shared/servers/go-stdlib" "$work/go-stdlib"
 gobuild "$root/bench/openloop" "$work/openloop"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_up() { for _ in $(seq 1 150); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done; echo "tail.sh: $1 did not come up" >&2; return 1; }
 go_port=$(free_port); mh_port=$(free_port); probe_port=$(free_port); own_port=$(free_port)
-v8_flags=$(jq -r '.tasks.mirrorhook' deno.json | grep -o -- '--v8-flags=[^ ]*')${MH_V8:+,$MH_V8}
-read -r -a task_env <<<"$(jq -r '.tasks.mirrorhook' deno.json | grep -oE '^([A-Z_]+=[^ ]* )+' || true)"
+v8_flags=$(task_v8_flags)${MH_V8:+,$MH_V8}
+read -r -a task_env <<<"$(task_env_words)"
 read -r -a mh_args <<<"${MH_ARGS:-}"
 targets=${TARGETS:-mirrorhook own-floor go-stdlib}
 typical=$shared/fixtures/pod-admission.json
