@@ -258,7 +258,9 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
   const excluded = options.excludedNamespaces ?? DEFAULT_EXCLUDED;
   if (namespace !== undefined && excluded.has(namespace)) return { ...empty, skipped: "excluded-namespace" };
   if (options.namespaceLabels?.[OPT_OUT_LABEL] === "disabled") return { ...empty, skipped: "opted-out" };
-  if (options.isOwnPod?.(read) === true) return { ...empty, skipped: "own-pod" };
+  // The namespace the Pod is admitted in: the request's, as for every check above (a Pod may name none itself).
+  const own = namespace === read.namespace || namespace === undefined ? read : { ...read, namespace };
+  if (options.isOwnPod?.(own) === true) return { ...empty, skipped: "own-pod" };
 
   const oldImages = new Map<string, string>();
   if (options.oldPod !== undefined) {

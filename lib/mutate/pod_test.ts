@@ -614,6 +614,20 @@ const ROWS: readonly Row[] = [
     skipped: "own-pod",
   },
   {
+    name: "the webhook's own Pod, its namespace given by the request only",
+    pod: {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { generateName: "mirrorhook-5c9d7-", labels: { "app.kubernetes.io/name": "mirrorhook" } },
+      spec: { containers: [{ name: "webhook", image: "ghcr.io/mirrorhook/mirrorhook:0.1.0" }] },
+    },
+    options: {
+      namespace: "mirrorhook-system",
+      isOwnPod: (pod) => pod.namespace === "mirrorhook-system" && isOwnPod(pod),
+    },
+    skipped: "own-pod",
+  },
+  {
     name: "isOwnPod false for another Pod",
     pod: makePod({ containers: { web: "nginx" }, labels: { "app.kubernetes.io/name": "web" } }),
     options: { isOwnPod },
