@@ -27,6 +27,8 @@ export interface AdmitOptions {
   readonly isOwnPod?: (pod: PodLike) => boolean;
   /** Registry answers for the outputs of rules with `verify` (see MutateOptions.verified). */
   readonly verified?: MutateOptions["verified"];
+  /** Said first in the answer of a Pod whose images were looked at (e.g. namespace labels that could not be read). */
+  readonly warnings?: readonly string[];
 }
 
 /** Why a request was answered without looking at images. */
@@ -109,7 +111,7 @@ export function admit(request: AdmissionRequest, options: AdmitOptions): AdmitOu
   return {
     review: allowResponse(request.uid, {
       ...(patched ? { patch: result.patch } : {}),
-      warnings: result.warnings,
+      warnings: options.warnings === undefined ? result.warnings : [...options.warnings, ...result.warnings],
       auditAnnotations,
     }),
     result: result.changes.length > 0 ? "rewritten" : "unchanged",

@@ -202,6 +202,12 @@ export function addServeCommand(
     .addOption(new Option("--no-kube", "do not read rules from the API server, even in a cluster"))
     .addOption(opt("--kubeconfig <file>", "kubeconfig for --kube (default: the in-cluster service account)"))
     .addOption(
+      opt(
+        "--namespace-lookup-timeout <seconds>",
+        "deadline for reading a namespace the watch has not delivered yet (rules with a namespaceSelector)",
+      ).argParser(positiveSeconds("--namespace-lookup-timeout")).default(1),
+    )
+    .addOption(
       new Option(
         "--dev",
         "throwaway CA and certificate for localhost, bundled example rules, and a ready curl command",
@@ -254,6 +260,7 @@ comma-separated values from the environment. Exit status: 0 after SIGTERM/SIGINT
           : { selfNamespace: options.selfNamespace ?? env("POD_NAMESPACE") ?? "" }),
         kube,
         ...(options.kubeconfig === undefined ? {} : { kubeconfig: options.kubeconfig }),
+        namespaceLookupTimeoutMs: (options.namespaceLookupTimeout ?? 1) * 1000,
         verify: {
           deadlineMs: (options.verifyTimeout ?? 2) * 1000,
           registries: options.verifyRegistry ?? [],

@@ -55,6 +55,8 @@ export interface ServeConfig {
   readonly kube?: boolean;
   /** Kubeconfig file for `kube`; in-cluster service account when absent. */
   readonly kubeconfig?: string;
+  /** Deadline of a GET of a namespace the watch has not delivered yet (for namespaceSelector); default 1 s. */
+  readonly namespaceLookupTimeoutMs?: number;
   /** Registry checks for rules with `verify`. */
   readonly verify?: VerifyConfig;
 }
@@ -166,6 +168,9 @@ export async function startServer(
         metrics,
         logger,
         screen: screenForLoad,
+        ...(config.namespaceLookupTimeoutMs === undefined
+          ? {}
+          : { namespaceLookupTimeoutMs: config.namespaceLookupTimeoutMs }),
       });
     } catch (error) {
       screener.close();
@@ -308,6 +313,10 @@ export async function startServer(
     excludedNamespaces: excluded,
     ...(isOwnPod === undefined ? {} : { isOwnPod }),
     ...(kube === undefined ? {} : { namespaceLabels: (namespace: string) => kube.namespaceLabels(namespace) }),
+    // A namespace the watch has not delivered yet is read once, for rules with a namespaceSelector.
+    ...(kube?.watchesNamespaces === true
+      ? { lookupNamespace: (namespace: string) => kube.lookupNamespace(namespace) }
+      : {}),
     verifier,
     verifyDeadlineMs: config.verify?.deadlineMs ?? 2000,
     verifyDecisions: verifyMetrics.decisions,

@@ -6,6 +6,8 @@ import { type AdmissionRequest, type AdmissionReviewAnswer, allowResponse, denyR
 import type { PodLike, VerifyAnswer } from "../mutate/pod.ts";
 import type { RuleSet } from "../rules/compile.ts";
 import type { Labels } from "../rules/selector.ts";
+import { isEmptySelector } from "../rules/selector.ts";
+import type { NamespaceLookup } from "../sources/kube/source.ts";
 import { truncate } from "../util/truncate.ts";
 
 /** Registry answers for the outputs of rules with `verify` (lib/verify's Verifier). */
@@ -31,6 +33,11 @@ export interface DecisionDeps {
   readonly isOwnPod?: (pod: PodLike) => boolean;
   /** Labels of a namespace when known (from the API), for namespaceSelector and namespace opt-out. */
   readonly namespaceLabels?: (namespace: string) => Labels | undefined;
+  /**
+   * Reads a namespace `namespaceLabels` does not know (new: its watch event not in yet), within a short deadline.
+   * Asked only when a rule in force has a non-empty namespaceSelector; absent: unknown labels stay unknown.
+   */
+  readonly lookupNamespace?: (namespace: string) => Promise<NamespaceLookup>;
   /** Absent: rules with `verify` rewrite like any other. */
   readonly verifier?: DecisionVerifier;
   /** Deadline for all registry checks of one admission (default 2 s, well inside the webhook's timeout). */
@@ -56,8 +63,7 @@ export type Decide = (review: AdmissionRequest) => AdmitOutcome | Promise<AdmitO
  */
 export function createDecider(deps: DecisionDeps): Decide {
   const memo = new AdmitMemo();
-  return (review) => {
-    const namespaceLabels = review.namespace === undefined ? undefined : deps.namespaceLabels?.(review.namespace);
+  const decideWith = (review: AdmissionRequest, namespaceLabels: Labels | undefined, warning?: string) => {
     const options: { -readonly [K in keyof AdmitOptions]: AdmitOptions[K] } = {
       ruleSet: deps.rules(),
       dryRun: deps.dryRun === true,
@@ -66,7 +72,9 @@ export function createDecider(deps: DecisionDeps): Decide {
     if (deps.bypassPrefix !== undefined) options.bypassPrefix = deps.bypassPrefix;
     if (deps.excludedNamespaces !== undefined) options.excludedNamespaces = deps.excludedNamespaces;
     if (deps.isOwnPod !== undefined) options.isOwnPod = deps.isOwnPod;
-    const key = memo.key(review, options);
+    if (warning !== undefined) options.warnings = [warning];
+    // An answer with a lookup's warning is not one to remember: the next Pod's lookup may succeed.
+    const key = warning === undefined ? memo.key(review, options) : undefined;
     if (key !== undefined) {
       const known = memo.get(key, options, review.uid);
       if (known !== undefined) return known;
@@ -113,6 +121,59 @@ export function createDecider(deps: DecisionDeps): Decide {
       return requestCopies(admit(review, options), review, deps);
     });
   };
+  const lookupNamespace = deps.lookupNamespace;
+  return (review) => {
+    const namespace = review.namespace;
+    const namespaceLabels = namespace === undefined ? undefined : deps.namespaceLabels?.(namespace);
+    // Only a namespace the cache lacks, and only when its labels can change the outcome, costs a wait.
+    if (
+      namespaceLabels === undefined && namespace !== undefined && lookupNamespace !== undefined &&
+      needsNamespaceLabels(review, namespace, deps)
+    ) {
+      return lookupNamespace(namespace).then((found) => {
+        switch (found.result) {
+          case "found":
+            return decideWith(review, found.labels);
+          case "not-found":
+            // No such namespace (deleted since, or a request no API server sent): it has no labels.
+            return decideWith(review, {});
+          default:
+            return decideWith(
+              review,
+              undefined,
+              `mirrorhook: rules with a namespaceSelector were not applied: the labels of namespace ${namespace} could not be read (${
+                truncate(found.message, 120)
+              })`,
+            );
+        }
+      });
+    }
+    return decideWith(review, namespaceLabels);
+  };
+}
+
+/** Whether some object of the rule set has a non-empty namespaceSelector, by rule set (each is immutable). */
+const selectsNamespaces = new WeakMap<RuleSet, boolean>();
+
+/**
+ * Whether the labels of a namespace the cache lacks can change this admission: a Pod CREATE or UPDATE outside the
+ * excluded namespaces, under rules of which one has a non-empty namespaceSelector.
+ */
+function needsNamespaceLabels(review: AdmissionRequest, namespace: string, deps: DecisionDeps): boolean {
+  if (review.resource.resource !== "pods" || review.resource.group !== "" || review.kind.kind !== "Pod") return false;
+  if (review.operation !== "CREATE" && review.operation !== "UPDATE") return false;
+  if (review.subResource !== undefined && review.subResource !== "ephemeralcontainers") return false;
+  if (deps.excludedNamespaces?.has(namespace) === true) return false;
+  const ruleSet = deps.rules();
+  let selects = selectsNamespaces.get(ruleSet);
+  if (selects === undefined) {
+    selects = ruleSet.objects.some((object) => {
+      const selector = object.source.spec.namespaceSelector;
+      return selector !== undefined && !isEmptySelector(selector);
+    });
+    selectsNamespaces.set(ruleSet, selects);
+  }
+  return selects;
 }
 
 /**

@@ -401,3 +401,51 @@ Deno.test("an answer for another uid is written as JSON.stringify writes it, wha
     assert.equal(made.response.uid, uid);
   }));
 });
+
+const SELECTED = compileRules(`apiVersion: mirrorhook.dev/v1alpha1
+kind: ClusterImageRewrite
+metadata:
+  name: prod
+spec:
+  namespaceSelector:
+    matchLabels: { env: prod }
+  rules:
+    - prefix: docker.io
+      replace: mirror.example/hub
+`);
+
+Deno.test("a namespace the cache holds, or rules without a namespaceSelector, decide at once with no lookup", () => {
+  const looked: string[] = [];
+  const lookupNamespace = (namespace: string) => {
+    looked.push(namespace);
+    return Promise.resolve({ result: "found", labels: { env: "prod" } } as const);
+  };
+  const shop = { ...TEMPLATE, namespace: "shop" };
+  const cached = createDecider({
+    ...deps(() => SELECTED, false),
+    namespaceLabels: () => ({ env: "prod" }),
+    lookupNamespace,
+  });
+  assert.ok(!(cached(review(shop, "uid-1")) instanceof Promise));
+  const noSelector = createDecider({ ...deps(() => HUB, false), lookupNamespace });
+  assert.ok(!(noSelector(review(shop, "uid-2")) instanceof Promise));
+  const excluded = createDecider({ ...deps(() => SELECTED, false), lookupNamespace });
+  assert.ok(!(excluded(review({ ...TEMPLATE, namespace: "kube-system" }, "uid-3")) instanceof Promise));
+  assert.deepEqual(looked, []);
+});
+
+Deno.test("a namespace the cache lacks is looked up, and a failed lookup is said in the answer, never remembered", async () => {
+  let answer: Awaited<ReturnType<NonNullable<DecisionDeps["lookupNamespace"]>>> = {
+    result: "error",
+    message: "Cannot get namespace shop: 500",
+  };
+  const decide = createDecider({ ...deps(() => SELECTED, false), lookupNamespace: () => Promise.resolve(answer) });
+  const shop = { ...TEMPLATE, namespace: "shop" };
+  const failed = await decide(review(shop, "uid-1"));
+  assert.equal(failed.changes.length, 0);
+  assert.match(failed.review.response.warnings?.[0] ?? "", /namespaceSelector were not applied.*namespace shop/);
+  answer = { result: "found", labels: { env: "prod" } };
+  const found = await decide(review(shop, "uid-2"));
+  assert.equal(found.changes[0]?.to, "mirror.example/hub/library/nginx:1.25");
+  assert.ok(!(found.review.response.warnings ?? []).some((warning) => /could not be read/.test(warning)));
+});

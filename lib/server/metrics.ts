@@ -30,6 +30,7 @@ export interface Metrics {
   readonly reloads: Counter<"source" | "result">;
   readonly rulesLoaded: Gauge<"source">;
   readonly objectsLoaded: Gauge<"source">;
+  readonly namespaceLookups: Counter<"result">;
   readonly certificateExpiry: Gauge;
   readonly certificateReloads: Counter<"result">;
 }
@@ -226,6 +227,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: "mirrorhook_rule_objects_loaded",
       help: "Rule objects in force, by source.",
       labelNames: ["source"] as const,
+      registers,
+    }),
+    namespaceLookups: new Counter({
+      name: "mirrorhook_namespace_lookups_total",
+      help:
+        "GETs of a namespace its watch had not delivered yet, for rules with a namespaceSelector, by result (found, not-found; error and timeout: those rules did not apply, with a warning).",
+      labelNames: ["result"] as const,
       registers,
     }),
     certificateExpiry: new Gauge({

@@ -4,7 +4,8 @@
 // (v1) and, optionally, registryrewriterules (dev.flemzord.fr/v1alpha1, mutating-registry-webhook's CRD: by default
 // not installed, so 404; or 403 as when RBAC does not grant it): LIST with limit/continue, WATCH with resourceVersion, bookmarks, timeoutSeconds and 410 Expired, GET, and
 // PUT/PATCH of /status with resourceVersion preconditions. One global resourceVersion counter, as etcd's revision.
-// Test controls create, change and delete objects, drop or expire watches, compact history and count requests, and
+// Test controls create, change and delete objects, drop or expire watches, compact history and count requests, hold
+// back watch events (the object is in the API, not yet in the watches), fail or hold GETs of single objects, and
 // play an API-server restart: nothing listening (connection refused), then 429 "storage is (re)initializing", 503 or
 // RBAC's 403 while its caches warm, answered with the Status bodies and Retry-After headers the API server sends.
 
@@ -198,6 +199,11 @@ export class FakeKubeApi implements AsyncDisposable {
   #watchers = new Set<Watcher>();
   #continues = new Map<string, { items: Json[]; resourceVersion: number; offset: number }>();
   #held = new Map<string, PromiseWithResolvers<void>>();
+  /** Events not sent to watches yet, by resource plural (see {@linkcode holdWatchEvents}). */
+  #heldEvents = new Map<string, HistoryEvent[]>();
+  /** GETs of single objects answered with an error status, or held, by resource plural. */
+  #getFailures = new Map<string, number>();
+  #heldGets = new Map<string, PromiseWithResolvers<void>>();
   #clock = Date.parse("2026-01-01T00:00:00Z");
   #registryRewriteRules: OptionalResourceState;
   #options: FakeKubeApiOptions;
@@ -447,6 +453,41 @@ export class FakeKubeApi implements AsyncDisposable {
     };
   }
 
+  /**
+   * Holds back watch events of `plural` (a watch opened meanwhile does not replay them either) until the returned
+   * function is called, which sends them in order: the API has the object (GET and LIST see it), the watches not yet,
+   * as when a watch event comes after an admission that needs it.
+   */
+  holdWatchEvents(plural: string): () => void {
+    const held: HistoryEvent[] = [];
+    this.#heldEvents.set(plural, held);
+    return () => {
+      if (this.#heldEvents.get(plural) !== held) return;
+      this.#heldEvents.delete(plural);
+      for (const event of held) {
+        for (const watcher of this.#watchers) {
+          if (this.#matches(watcher, event)) watcher.send({ type: event.type, object: event.object });
+        }
+      }
+    };
+  }
+
+  /** Answers GET of single objects of `plural` with `code` (a Status body), until called with undefined. */
+  failGets(plural: string, code: number | undefined): void {
+    if (code === undefined) this.#getFailures.delete(plural);
+    else this.#getFailures.set(plural, code);
+  }
+
+  /** Makes GET of single objects of `plural` wait until the returned function is called (or the server closes). */
+  holdGets(plural: string): () => void {
+    const gate = Promise.withResolvers<void>();
+    this.#heldGets.set(plural, gate);
+    return () => {
+      if (this.#heldGets.get(plural) === gate) this.#heldGets.delete(plural);
+      gate.resolve();
+    };
+  }
+
   /** Requests matching `filter`. */
   count(filter: (request: RecordedRequest) => boolean): number {
     return this.requests.filter(filter).length;
@@ -456,6 +497,7 @@ export class FakeKubeApi implements AsyncDisposable {
   async close(): Promise<void> {
     for (const watcher of [...this.#watchers]) watcher.end(false);
     for (const gate of this.#held.values()) gate.resolve();
+    for (const gate of this.#heldGets.values()) gate.resolve();
     if (this.#listening) await this.#server.shutdown();
     this.#listening = false;
   }
@@ -498,6 +540,11 @@ export class FakeKubeApi implements AsyncDisposable {
       object: clone(object),
     };
     this.#history.push(event);
+    const held = this.#heldEvents.get(resource.plural);
+    if (held !== undefined) {
+      held.push(event);
+      return;
+    }
     for (const watcher of this.#watchers) {
       if (this.#matches(watcher, event)) watcher.send({ type, object: event.object });
     }
@@ -588,8 +635,13 @@ export class FakeKubeApi implements AsyncDisposable {
       return this.#list(resource, namespace, url.searchParams, respond);
     }
 
-    const current = this.#get(resource, namespace, name);
     if (subresource === undefined && request.method === "GET") {
+      await this.#heldGets.get(resource.plural)?.promise;
+      const failure = this.#getFailures.get(resource.plural);
+      if (failure !== undefined) {
+        return respond(failure, statusBody(failure, "InternalError", `the fake API server fails GET of ${name}`));
+      }
+      const current = this.#get(resource, namespace, name);
       return current === undefined ? notFound() : respond(200, current);
     }
     if (subresource !== "status" || resource.builtin || (request.method !== "PUT" && request.method !== "PATCH")) {
@@ -739,8 +791,9 @@ export class FakeKubeApi implements AsyncDisposable {
             }
           }
         } else {
+          const held = new Set(this.#heldEvents.get(resource.plural));
           for (const event of this.#history) {
-            if (event.resourceVersion > from && this.#matches(watcher, event)) {
+            if (event.resourceVersion > from && this.#matches(watcher, event) && !held.has(event)) {
               watcher.send({ type: event.type, object: event.object });
             }
           }

@@ -122,9 +122,38 @@ export class Reflector {
   #forbiddenSince: number | undefined;
   /** In a run of "not ready yet" answers: reported once, then retried quietly. */
   #notReady = false;
+  /** Keys read outside the watch (see {@linkcode expect}): true once a list or an event has touched the key since. */
+  #expected = new Map<string, boolean>();
 
   constructor(options: ReflectorOptions) {
     this.#options = options;
+  }
+
+  /**
+   * For an object read outside the watch (a GET of one object the watch has not delivered yet): call before the
+   * request; the returned function stores the object read unless a list or a watch event touched its key since, as
+   * the watch stays the source of truth (a later event replaces it, a DELETED removes it). Call it with undefined
+   * when nothing was read. One expectation per key at a time.
+   */
+  expect(key: string): (object: Json | undefined) => void {
+    this.#expected.set(key, false);
+    return (object) => {
+      const touched = this.#expected.get(key);
+      this.#expected.delete(key);
+      if (object === undefined || touched !== false) return;
+      this.items.set(key, this.#options.keep({ ...object, ...this.#typeOf() }));
+    };
+  }
+
+  #typeOf(): { apiVersion: string; kind: string } {
+    return { apiVersion: this.#options.resource.apiVersion, kind: this.#options.resource.kind };
+  }
+
+  /** A list replaced the items, or an event changed `key`: an object read outside the watch is older. */
+  #touch(key?: string): void {
+    if (this.#expected.size === 0) return;
+    if (key === undefined) { for (const expected of this.#expected.keys()) this.#expected.set(expected, true); }
+    else if (this.#expected.has(key)) this.#expected.set(key, true);
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -214,6 +243,7 @@ export class Reflector {
       token = stringField(metadata, "continue") || undefined;
     } while (token !== undefined);
     this.items = items;
+    this.#touch();
     this.#resourceVersion = resourceVersion;
     this.synced = true;
     this.#answered();
@@ -293,6 +323,7 @@ export class Reflector {
     this.#forbiddenSince = undefined;
     const changed = !this.synced || this.items.size > 0;
     this.items = new Map();
+    this.#touch();
     this.synced = true;
     if (this.#failed) {
       this.#failed = false;
@@ -347,6 +378,7 @@ export class Reflector {
         const resourceVersion = resourceVersionOf(object);
         if (resourceVersion === undefined) throw new Error(`Cannot ${action}: event without resourceVersion`);
         events++;
+        if (event["type"] !== "BOOKMARK") this.#touch(itemKey(object));
         switch (event["type"]) {
           case "ADDED":
           case "MODIFIED":

@@ -9,7 +9,7 @@ import type { Labels } from "../../rules/selector.ts";
 import type { SourceMetrics } from "../metrics.ts";
 import type { RuleStore, SourceStatus } from "../store.ts";
 import { conflictMessage, evaluateObjects, type ObjectVerdict, validMessage } from "./evaluate.ts";
-import { errorMessage, KubeHttp } from "./http.ts";
+import { errorMessage, KubeApiError, KubeHttp } from "./http.ts";
 import type { KubeAccess } from "./in_cluster.ts";
 import { Reflector } from "./reflector.ts";
 import {
@@ -18,6 +18,7 @@ import {
   metadataOf,
   NAMESPACES,
   objectKey,
+  objectPath,
   REGISTRY_REWRITE_RULES,
   type Resource,
   resourceName,
@@ -71,7 +72,21 @@ export interface KubeSourceOptions {
   readonly now?: () => Date;
   /** Screens the objects' patterns off this thread (a worker) before each evaluation; rejects when it cannot. */
   readonly screen?: (sources: readonly string[]) => Promise<unknown>;
+  /**
+   * Deadline of a GET of one namespace the watch has not delivered yet ({@linkcode KubeRuleSource.lookupNamespace}).
+   * Default 1 s: well inside the webhook's timeoutSeconds (5), with the registry checks' 2 s.
+   */
+  readonly namespaceLookupTimeoutMs?: number;
 }
+
+/** What a GET of one namespace found: its labels, that it does not exist (404), or why it could not be read. */
+export type NamespaceLookup =
+  | { readonly result: "found"; readonly labels: Labels }
+  | { readonly result: "not-found" }
+  | { readonly result: "error" | "timeout"; readonly message: string };
+
+/** Distinct namespaces looked up at once; more are answered "error" at once (a client can name any namespace). */
+const MAX_NAMESPACE_LOOKUPS = 32;
 
 /**
  * Keeps the store's "kube" objects equal to the valid, non-conflicting rule objects in the cluster, and to the
@@ -108,6 +123,8 @@ export class KubeRuleSource implements RuleSource {
   #verdicts = new Map<string, ObjectVerdict>();
   #verdictFingerprint: string | undefined;
   #status: StatusWriter;
+  /** GETs of namespaces under way, by name: concurrent admissions for one new namespace share one. */
+  #lookups = new Map<string, Promise<NamespaceLookup>>();
 
   constructor(options: KubeSourceOptions) {
     this.#options = options;
@@ -209,6 +226,77 @@ export class KubeRuleSource implements RuleSource {
     if (namespace === undefined) return undefined;
     const labels = metadataOf(namespace)["labels"];
     return isRecord(labels) ? labels as Labels : {};
+  }
+
+  /** Whether namespaces are watched: only then is a namespace missing from the cache one to look up. */
+  get watchesNamespaces(): boolean {
+    return this.#namespaces !== undefined;
+  }
+
+  /**
+   * Reads one namespace the watch has not delivered yet (created with the Pod in one `kubectl apply`: its watch
+   * event can come after the Pod's admission) with a GET bounded by `namespaceLookupTimeoutMs`, and puts it in the
+   * cache unless the watch delivered it meanwhile (the watch stays the source of truth). Concurrent calls for one
+   * name share one GET. Failures and timeouts are logged and counted here; the caller decides without the labels.
+   */
+  lookupNamespace(name: string): Promise<NamespaceLookup> {
+    const running = this.#lookups.get(name);
+    if (running !== undefined) return running;
+    const namespaces = this.#namespaces;
+    if (namespaces === undefined || this.#stopped) {
+      return Promise.resolve({ result: "error", message: "namespaces are not watched" });
+    }
+    if (this.#lookups.size >= MAX_NAMESPACE_LOOKUPS) {
+      this.#options.metrics?.namespaceLookups?.inc({ result: "error" });
+      return Promise.resolve({
+        result: "error",
+        message: `${MAX_NAMESPACE_LOOKUPS} namespace lookups are under way already`,
+      });
+    }
+    const lookup = this.#lookupNamespace(namespaces, name).finally(() => this.#lookups.delete(name));
+    this.#lookups.set(name, lookup);
+    return lookup;
+  }
+
+  async #lookupNamespace(namespaces: Reflector, name: string): Promise<NamespaceLookup> {
+    const { logger, metrics } = this.#options;
+    const timeoutMs = this.#options.namespaceLookupTimeoutMs ?? 1000;
+    const store = namespaces.expect(`/${name}`);
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    let found: NamespaceLookup;
+    let object: Json | undefined;
+    try {
+      const answer = await this.#http.request("GET", objectPath(NAMESPACES, "", name), {
+        signal: AbortSignal.any([this.#controller.signal, deadline.signal]),
+      });
+      if (answer.status === 200 && isRecord(answer.body)) {
+        object = answer.body;
+        const labels = metadataOf(object)["labels"];
+        found = { result: "found", labels: isRecord(labels) ? labels as Labels : {} };
+      } else if (answer.status === 404) found = { result: "not-found" };
+      else found = { result: "error", message: new KubeApiError(`get namespace ${name}`, answer).message };
+    } catch (error) {
+      found = deadline.signal.aborted
+        ? { result: "timeout", message: `Cannot get namespace ${name}: timed out after ${timeoutMs} ms` }
+        : { result: "error", message: `Cannot get namespace ${name}: ${errorMessage(error)}` };
+    } finally {
+      clearTimeout(timer);
+      store(object);
+    }
+    metrics?.namespaceLookups?.inc({ result: found.result });
+    if (found.result === "error" || found.result === "timeout") {
+      logger.warn(
+        "{message}: rules with a namespaceSelector do not apply to its Pods until its labels are known",
+        { namespace: name, result: found.result, message: found.message },
+      );
+    } else {
+      logger.debug("Read namespace {namespace} before its watch event: {result}", {
+        namespace: name,
+        result: found.result,
+      });
+    }
+    return found;
   }
 
   /** The last verdict on each rule object (RegistryRewriteRules included), by `Kind/namespace/name`. */
