@@ -1,42 +1,19 @@
 // The cluster source through an API-server restart, against the fake API answering as a starting kube-apiserver does.
 
 import assert from "node:assert/strict";
-import { configureSync, getLogger, type LogRecord } from "@logtape/logtape";
 import { decide } from "../lib/rules/engine.ts";
 import { isConnectionRefused, KubeApiError, KubeHttp } from "../lib/sources/kube/http.ts";
 import { KUBE_SOURCE, KubeRuleSource, type KubeSourceOptions } from "../lib/sources/kube/source.ts";
 import { RuleStore } from "../lib/sources/store.ts";
 import { FakeKubeApi, type RecordedRequest } from "./support/fake_kube_api.ts";
+import { clusterRewrite } from "./support/rule_objects.ts";
+import { delay, until } from "./support/wait.ts";
+import { memoryLogger } from "./support/webhook.ts";
 
-const records: LogRecord[] = [];
-configureSync({
-  reset: true,
-  sinks: { memory: (record: LogRecord) => void records.push(record) },
-  loggers: [
-    { category: ["mirrorhook-test"], lowestLevel: "debug", sinks: ["memory"] },
-    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
-  ],
-});
-const logger = getLogger(["mirrorhook-test", "kube-outage"]);
+const { logger: root, records } = memoryLogger();
+const logger = root.getChild("kube-outage");
 
 type Json = Record<string, unknown>;
-
-/** Polls `probe` until it returns true, or fails after `timeoutMs`. */
-async function until(what: string, probe: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!probe()) {
-    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(20);
-  }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function clusterRewrite(name: string, rules: unknown[]): Json {
-  return { apiVersion: "mirrorhook.dev/v1alpha1", kind: "ClusterImageRewrite", metadata: { name }, spec: { rules } };
-}
 
 function registryRewriteRule(name: string, rules: unknown[]): Json {
   return { apiVersion: "dev.flemzord.fr/v1alpha1", kind: "RegistryRewriteRule", metadata: { name }, spec: { rules } };

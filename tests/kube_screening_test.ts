@@ -1,31 +1,17 @@
 // The cluster source screens its objects' patterns on the worker before evaluating them, and retries when refused.
 
 import assert from "node:assert/strict";
-import { configureSync, getLogger, type LogRecord } from "@logtape/logtape";
 import { decide } from "../lib/rules/engine.ts";
 import { createMetrics } from "../lib/server/metrics.ts";
 import { KubeRuleSource } from "../lib/sources/kube/source.ts";
 import { RuleStore } from "../lib/sources/store.ts";
 import { PatternScreener } from "../lib/server/pattern_screener.ts";
 import { FakeKubeApi } from "./support/fake_kube_api.ts";
+import { until } from "./support/wait.ts";
+import { memoryLogger } from "./support/webhook.ts";
 
-const records: LogRecord[] = [];
-configureSync({
-  reset: true,
-  sinks: { memory: (record: LogRecord) => void records.push(record) },
-  loggers: [{ category: ["mirrorhook-test"], lowestLevel: "debug", sinks: ["memory"] }],
-});
-const logger = getLogger(["mirrorhook-test", "kube-screening"]);
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const { logger: root, records } = memoryLogger();
+const logger = root.getChild("kube-screening");
 
 Deno.test("the cluster source screens patterns off its thread, refuses unbounded ones, and retries a refusal", async () => {
   const api = FakeKubeApi.start();
@@ -65,10 +51,10 @@ Deno.test("the cluster source screens patterns off its thread, refuses unbounded
     await until("the platform's rule in force", () => {
       const decision = decide(store.current, `ghcr.io/${id}/app:1`, { context: { namespace: "team-b" } });
       return decision.action === "rewrite" && decision.output === "mirror.example.com/app:1";
-    });
+    }, 10_000);
     assert.ok(asked.length >= 2, "refused once, then screened again");
     assert.deepEqual(new Set(asked[1]), new Set([platform, tenant]));
-    const verdict = await until("the tenant's verdict", () => source.verdicts.get("ImageRewrite/team-a/squat"));
+    const verdict = await until("the tenant's verdict", () => source.verdicts.get("ImageRewrite/team-a/squat"), 10_000);
     assert.equal(verdict.reason, "InvalidRule");
     assert.match(verdict.message, /linear time/);
     assert.ok(records.some((record) => String(record.message.join("")).includes("1024 requests are waiting")));

@@ -1,7 +1,6 @@
 // The CRD rule source against a fake API server speaking the real wire protocol: list, watch, 410, bookmarks, status.
 
 import assert from "node:assert/strict";
-import { configureSync, getLogger, type LogRecord } from "@logtape/logtape";
 import { decide } from "../lib/rules/engine.ts";
 import { createMetrics, type Metrics } from "../lib/server/metrics.ts";
 import { mintCertificates } from "../lib/server/certs.ts";
@@ -9,66 +8,16 @@ import { loadKubeConfig } from "../lib/sources/kube/http.ts";
 import { KUBE_SOURCE, KubeRuleSource } from "../lib/sources/kube/source.ts";
 import { RuleStore } from "../lib/sources/store.ts";
 import { FakeKubeApi, type RecordedRequest } from "./support/fake_kube_api.ts";
+import { clusterRewrite, namespacedRewrite } from "./support/rule_objects.ts";
+import { settled, until } from "./support/wait.ts";
+import { memoryLogger } from "./support/webhook.ts";
 
-const records: LogRecord[] = [];
-configureSync({
-  reset: true,
-  sinks: { memory: (record: LogRecord) => void records.push(record) },
-  loggers: [
-    { category: ["mirrorhook-test"], lowestLevel: "debug", sinks: ["memory"] },
-    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
-  ],
-});
-const logger = getLogger(["mirrorhook-test", "kube"]);
+const { logger: root, records } = memoryLogger();
+const logger = root.getChild("kube");
 
 type Json = Record<string, unknown>;
 
-/** Polls `probe` until it returns a value (not undefined or false), or fails after `timeoutMs`. */
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 2000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** Waits until `count` has not changed for `quietMs` (bounded by `timeoutMs`); returns the settled value. */
-async function settled(what: string, count: () => number, quietMs = 400, timeoutMs = 4000): Promise<number> {
-  const deadline = performance.now() + timeoutMs;
-  let value = count();
-  let since = performance.now();
-  for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const now = count();
-    if (now !== value) {
-      value = now;
-      since = performance.now();
-    } else if (performance.now() - since >= quietMs) return value;
-    if (performance.now() > deadline) throw new Error(`${what} kept changing for ${timeoutMs} ms`);
-  }
-}
-
 const HUB_RULES = [{ prefix: "docker.io", replace: "harbor.example.com/dockerhub" }];
-
-function clusterRewrite(name: string, rules: unknown[], spec: Json = {}): Json {
-  return {
-    apiVersion: "mirrorhook.dev/v1alpha1",
-    kind: "ClusterImageRewrite",
-    metadata: { name },
-    spec: { ...spec, rules },
-  };
-}
-
-function namespacedRewrite(namespace: string, name: string, rules: unknown[]): Json {
-  return {
-    apiVersion: "mirrorhook.dev/v1alpha1",
-    kind: "ImageRewrite",
-    metadata: { name, namespace },
-    spec: { rules },
-  };
-}
 
 /** Where the rules in force send `image` for a Pod in `namespace`; undefined when they leave it alone. */
 function rewriteOf(store: RuleStore, image: string, namespace = "default", namespaceLabels?: Json): string | undefined {

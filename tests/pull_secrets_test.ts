@@ -137,3 +137,17 @@ Deno.test("imagePullSecrets: a dry run says what it would add and patches nothin
     ),
   );
 });
+
+Deno.test("imagePullSecrets: an UPDATE that needs Secrets the Pod lacks says so (the list cannot change any more)", () => {
+  const old = pod(["team/app:1"]);
+  const updated = apply(pod(["team/app:2"]), { operation: "UPDATE", oldObject: old });
+  assert.ok(
+    updated.warnings.some((w) =>
+      w.includes("mirror-pull") && w.includes("lacks") && w.includes("imagePullSecrets cannot change")
+    ),
+    updated.warnings.join("\n"),
+  );
+  // The Pod holds them already (it was created through the same rule): nothing to say.
+  const held = apply(pod(["team/app:2"], ["mirror-pull"]), { operation: "UPDATE", oldObject: pod(["team/app:1"]) });
+  assert.ok(!held.warnings.some((w) => w.includes("imagePullSecrets")), held.warnings.join("\n"));
+});

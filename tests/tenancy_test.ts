@@ -1,7 +1,6 @@
 // Rule objects through the fake API server, the store and the handler: tenancy (a namespaced object changes its own namespace only), conflicts, rules that never decide.
 
 import assert from "node:assert/strict";
-import { configureSync, getLogger, type LogRecord } from "@logtape/logtape";
 import { decide } from "../lib/rules/engine.ts";
 import { loadRuleTexts } from "../lib/compat/load.ts";
 import { createWebhookHandler } from "../lib/server/handler.ts";
@@ -10,51 +9,21 @@ import { reportRuleProblems } from "../lib/server/rule_problems.ts";
 import { KubeRuleSource } from "../lib/sources/kube/source.ts";
 import { RuleStore } from "../lib/sources/store.ts";
 import { FakeKubeApi } from "./support/fake_kube_api.ts";
-import { patchedImage, podReview } from "./support/webhook.ts";
+import { memoryLogger, patchedImage, podReview } from "./support/webhook.ts";
+import { clusterRewrite, namespacedRewrite } from "./support/rule_objects.ts";
+import { until } from "./support/wait.ts";
 import { admissionReview } from "./support/admission_review.ts";
 
-const records: LogRecord[] = [];
-configureSync({
-  reset: true,
-  sinks: { memory: (record: LogRecord) => void records.push(record) },
-  loggers: [
-    { category: ["mirrorhook-test"], lowestLevel: "debug", sinks: ["memory"] },
-    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
-  ],
-});
-const logger = getLogger(["mirrorhook-test", "tenancy"]);
+const { logger: root, records } = memoryLogger();
+const logger = root.getChild("tenancy");
 
 type Json = Record<string, unknown>;
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 3000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 const HARBOR = [{ prefix: "docker.io", replace: "harbor.example.com/dockerhub" }];
 const ECR = [{ prefix: "docker.io", replace: "ecr.example.com/docker-hub" }];
 
-function clusterRewrite(name: string, rules: unknown[], spec: Json = {}): Json {
-  return {
-    apiVersion: "mirrorhook.dev/v1alpha1",
-    kind: "ClusterImageRewrite",
-    metadata: { name },
-    spec: { ...spec, rules },
-  };
-}
-
 function tenantRewrite(name: string, rules: unknown[]): Json {
-  return {
-    apiVersion: "mirrorhook.dev/v1alpha1",
-    kind: "ImageRewrite",
-    metadata: { name, namespace: "team-a" },
-    spec: { rules },
-  };
+  return namespacedRewrite("team-a", name, rules);
 }
 
 function rewriteOf(store: RuleStore, namespace: string): string | undefined {

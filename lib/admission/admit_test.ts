@@ -2,20 +2,13 @@
 
 import assert from "node:assert/strict";
 import jsonpatch, { type Operation } from "fast-json-patch";
-import { loadRuleTexts } from "../compat/load.ts";
-import type { RuleSet } from "../rules/compile.ts";
 import { ORIGINAL_IMAGES_ANNOTATION, REWRITTEN_LABEL } from "../mutate/pod.ts";
 import { admit, type AdmitOptions, type AdmitOutcome, type AdmitSkip } from "./admit.ts";
 import { type AdmissionRequest, decodeReview } from "./review.ts";
 import { admissionReview } from "../../tests/support/admission_review.ts";
+import { compileRules } from "../../tests/support/rules.ts";
 
-function compile(text: string): RuleSet {
-  const { ruleSet, problems } = loadRuleTexts([{ name: "test.yaml", text }]);
-  assert.deepEqual(problems.filter((problem) => problem.severity === "error"), []);
-  return ruleSet;
-}
-
-const RULES = compile(`apiVersion: mirrorhook.dev/v1alpha1
+const RULES = compileRules(`apiVersion: mirrorhook.dev/v1alpha1
 kind: ClusterImageRewrite
 metadata:
   name: hub

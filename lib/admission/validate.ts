@@ -61,7 +61,7 @@ export function validateRewriteReview(request: AdmissionRequest, inForce?: RuleS
     };
   }
 
-  const problems = checkObject(request.object, inForce);
+  const problems = checkObject(inRequestNamespace(request), inForce);
   const errors = problems.filter((problem) => problem.severity === "error");
   const warnings = problems.filter((problem) => problem.severity === "warning").map((problem) => problem.message);
   if (!hasErrors(problems)) {
@@ -118,6 +118,18 @@ function checkObject(object: unknown, inForce: RuleSet | undefined): Problem[] {
     problems.push(...compileRuleSet([], { drafts: [validated.draft] }).problems);
   }
   return problems;
+}
+
+/**
+ * The object as it will be stored: a namespaced object that names no namespace gets the request's, as the API server
+ * gives it (kubectl may send an ImageRewrite without `metadata.namespace` to the namespace of its context).
+ */
+function inRequestNamespace(request: AdmissionRequest): unknown {
+  const object = request.object;
+  if (request.namespace === undefined || !isRecord(object) || !isRecord(object["metadata"])) return object;
+  const metadata = object["metadata"];
+  if (metadata["namespace"] !== undefined && metadata["namespace"] !== "") return object;
+  return { ...object, metadata: { ...metadata, namespace: request.namespace } };
 }
 
 /** The object's name: `request.name` is empty on a CREATE with generateName, the object's is set by then. */

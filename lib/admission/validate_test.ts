@@ -200,6 +200,15 @@ const ROWS: Row[] = [
     ],
   },
   {
+    name: "an ImageRewrite whose object names no namespace: it is stored in the request's",
+    request: (() => {
+      const written = object("ImageRewrite", { rules: [HUB] });
+      const { namespace: _namespace, ...metadata } = written["metadata"] as Record<string, unknown>;
+      return request("ImageRewrite", { object: { ...written, metadata } });
+    })(),
+    allowed: true,
+  },
+  {
     name: "onMissing maybe",
     request: create("ClusterImageRewrite", { rules: [{ ...HUB, verify: true, onMissing: "maybe" }] }),
     allowed: false,

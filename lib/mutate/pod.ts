@@ -258,7 +258,9 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
   const excluded = options.excludedNamespaces ?? DEFAULT_EXCLUDED;
   if (namespace !== undefined && excluded.has(namespace)) return { ...empty, skipped: "excluded-namespace" };
   if (options.namespaceLabels?.[OPT_OUT_LABEL] === "disabled") return { ...empty, skipped: "opted-out" };
-  if (options.isOwnPod?.(read) === true) return { ...empty, skipped: "own-pod" };
+  // The namespace the Pod is admitted in: the request's, as for every check above (a Pod may name none itself).
+  const own = namespace === read.namespace || namespace === undefined ? read : { ...read, namespace };
+  if (options.isOwnPod?.(own) === true) return { ...empty, skipped: "own-pod" };
 
   const oldImages = new Map<string, string>();
   if (options.oldPod !== undefined) {
@@ -397,11 +399,21 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
     path: change.slot.pointer,
     value: change.to,
   }));
-  // spec.imagePullSecrets is immutable once the Pod exists: only a CREATE gets the Secrets its targets need.
-  if (options.operation !== "UPDATE" && options.oldPod === undefined) {
-    const secrets = changes.flatMap((change) =>
-      change.decision.action === "rewrite" ? change.decision.rule.imagePullSecrets : []
-    );
+  // spec.imagePullSecrets is immutable once the Pod exists: only a CREATE gets the Secrets its targets need; an
+  // UPDATE (an image changed, an ephemeral container added) that needs Secrets the Pod lacks says so.
+  const secrets = changes.flatMap((change) =>
+    change.decision.action === "rewrite" ? change.decision.rule.imagePullSecrets : []
+  );
+  if (options.operation === "UPDATE" || options.oldPod !== undefined) {
+    const { added: missing } = pullSecretsPatch(pod, secrets);
+    if (missing.length > 0) {
+      warnings.push(
+        `mirrorhook: the Pod lacks imagePullSecrets ${
+          missing.map((name) => truncate(name)).join(", ")
+        } that the rewritten images' rules name, and spec.imagePullSecrets cannot change after creation: the new images may fail to pull`,
+      );
+    }
+  } else {
     const { patch: added, added: names } = pullSecretsPatch(pod, secrets);
     if (added.length > 0) {
       patch.push(...added);

@@ -2,8 +2,6 @@
 
 import assert from "node:assert/strict";
 import jsonpatch, { type Operation } from "fast-json-patch";
-import { loadRuleTexts } from "../compat/load.ts";
-import type { RuleSet } from "../rules/compile.ts";
 import {
   MIRROR_POD_ANNOTATION,
   type MutateOptions,
@@ -13,15 +11,10 @@ import {
   REWRITTEN_LABEL,
   type SkipReason,
 } from "./pod.ts";
-
-function compile(text: string): RuleSet {
-  const { ruleSet, problems } = loadRuleTexts([{ name: "test.yaml", text }]);
-  assert.deepEqual(problems.filter((problem) => problem.severity === "error"), []);
-  return ruleSet;
-}
+import { compileRules } from "../../tests/support/rules.ts";
 
 /** The example from DESIGN.md without its scope, so it applies everywhere. */
-const HUB_RULES = compile(`apiVersion: mirrorhook.dev/v1alpha1
+const HUB_RULES = compileRules(`apiVersion: mirrorhook.dev/v1alpha1
 kind: ClusterImageRewrite
 metadata:
   name: docker-hub-cache
@@ -40,7 +33,7 @@ spec:
 `);
 
 /** The example from DESIGN.md as written: canary and staging only, and only when namespace labels are known. */
-const SCOPED_RULES = compile(`apiVersion: mirrorhook.dev/v1alpha1
+const SCOPED_RULES = compileRules(`apiVersion: mirrorhook.dev/v1alpha1
 kind: ClusterImageRewrite
 metadata:
   name: docker-hub-cache
@@ -55,7 +48,7 @@ spec:
 `);
 
 /** A rule that matches its own output. */
-const SELF_MATCH_RULES = compile(`apiVersion: mirrorhook.dev/v1alpha1
+const SELF_MATCH_RULES = compileRules(`apiVersion: mirrorhook.dev/v1alpha1
 kind: ClusterImageRewrite
 metadata:
   name: everything-to-cache
@@ -66,7 +59,7 @@ spec:
 `);
 
 /** Valid for most tags, invalid when the tag (moved into the path) has uppercase letters. */
-const TAG_AS_PATH_RULES = compile(`apiVersion: mirrorhook.dev/v1alpha1
+const TAG_AS_PATH_RULES = compileRules(`apiVersion: mirrorhook.dev/v1alpha1
 kind: ClusterImageRewrite
 metadata:
   name: tag-as-path
@@ -618,6 +611,20 @@ const ROWS: readonly Row[] = [
       labels: { "app.kubernetes.io/name": "mirrorhook" },
     }),
     options: { isOwnPod },
+    skipped: "own-pod",
+  },
+  {
+    name: "the webhook's own Pod, its namespace given by the request only",
+    pod: {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { generateName: "mirrorhook-5c9d7-", labels: { "app.kubernetes.io/name": "mirrorhook" } },
+      spec: { containers: [{ name: "webhook", image: "ghcr.io/mirrorhook/mirrorhook:0.1.0" }] },
+    },
+    options: {
+      namespace: "mirrorhook-system",
+      isOwnPod: (pod) => pod.namespace === "mirrorhook-system" && isOwnPod(pod),
+    },
     skipped: "own-pod",
   },
   {

@@ -545,7 +545,7 @@ function compileRule(
     }
   }
   const samples = FILLERS.map((filler) => expandTemplate(replace, filler));
-  if (!samples.some((sample) => parseReference(sample).ok)) {
+  if (!samples.some((sample) => parseReference(sample).ok) && !yieldsInContext(source, samples)) {
     const error = parseReference(samples[0]);
     report(
       "error",
@@ -593,6 +593,27 @@ function keptBefore(earlier: readonly CompiledRule[], original: string, referenc
 export function matchesPattern(rule: CompiledRule, subject: string): boolean {
   if (rule.anchor !== undefined && !subject.startsWith(rule.anchor)) return false;
   return rule.pattern?.test(subject) === true;
+}
+
+/**
+ * Whether `samples` (the replacement, expanded) can make a valid reference with the text around the match kept, as
+ * JavaScript's replace keeps it: `^docker\.io/library/` replaced by `mirror.example.com/lib/` leaves the rest of the
+ * reference after it, `:latest$` replaced by `:stable` the name before it. Only where the pattern may leave text there:
+ * it does not start with `^` (or does not end with `$`, `.*` or `.+`), or has an alternative that may not.
+ */
+function yieldsInContext(source: string, samples: readonly string[]): boolean {
+  const alternatives = source.includes("|");
+  const anchoredStart = source.startsWith("^") && !alternatives;
+  const trailingBackslashes = /\\*(?=\$$)/.exec(source)?.[0].length ?? 0;
+  // A pattern ending in `.*` or `.+` (in groups or not) runs to the end of the reference, as one ending in `$` does.
+  const greedyEnd = /(?:^|[^\\])\.[*+]\)*$/.test(source);
+  const anchoredEnd = ((source.endsWith("$") && trailingBackslashes % 2 === 0) || greedyEnd) && !alternatives;
+  if (anchoredStart && anchoredEnd) return false;
+  const befores = anchoredStart ? [""] : ["", "registry.example.com/", "registry.example.com/team"];
+  const afters = anchoredEnd ? [""] : ["", "app:1", "/app:1", ":1"];
+  return samples.some((sample) =>
+    befores.some((before) => afters.some((after) => parseReference(before + sample + after).ok))
+  );
 }
 
 /** Expands a JavaScript replacement template with every group set to `filler`. */

@@ -186,6 +186,32 @@ const ROWS: { name: string; rule: RuleSpec; problems: Seen[] }[] = [
     rule: { prefix: "docker.io", replace: "cache.io/Hub" },
     problems: [error("invalid-replacement", "replace")],
   },
+  // A pattern that matches part of the reference: the replacement takes that part only (JavaScript's replace).
+  {
+    name: "match ^docker\\.io/library/ replace mirror.example.com/lib/ (the rest of the reference stays)",
+    rule: { match: "^docker\\.io/library/", replace: "mirror.example.com/lib/" },
+    problems: [],
+  },
+  {
+    name: "match :latest$ replace :stable (the name before it stays)",
+    rule: { match: ":latest$", replace: ":stable" },
+    problems: [],
+  },
+  {
+    name: "match ^(.*)$ replace :stable (the whole reference)",
+    rule: { match: "^(.*)$", replace: ":stable" },
+    problems: [error("invalid-replacement", "replace")],
+  },
+  {
+    name: "match ^docker\\.io/(.*) replace cache.io/ (the group runs to the end: the output is cache.io/ alone)",
+    rule: { match: "^docker\\.io/(.*)", replace: "cache.io/" },
+    problems: [error("invalid-replacement", "replace")],
+  },
+  {
+    name: "match ^docker\\.io/library/ replace Mirror/ (invalid wherever it lands)",
+    rule: { match: "^docker\\.io/library/", replace: "mirror.example.com/Lib/" },
+    problems: [error("invalid-replacement", "replace")],
+  },
   // References and prefixes.
   { name: "exact Nginx", rule: { exact: "Nginx", keep: true }, problems: [error("invalid-reference", "exact")] },
   { name: "exact nginx:", rule: { exact: "nginx:", keep: true }, problems: [error("invalid-reference", "exact")] },

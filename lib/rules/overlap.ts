@@ -3,7 +3,7 @@
 import type { CompiledObject, CompiledRule } from "./compile.ts";
 import { type FieldPath, formatPath, objectProblem, type Problem, type RelatedPlace } from "./problem.ts";
 import type { RewriteObject } from "./schema.ts";
-import { isEmptySelector } from "./selector.ts";
+import { isEmptySelector, selectorsMayOverlap } from "./selector.ts";
 
 /** Decision order of objects: enforced first, priority (higher first), then namespaced before cluster-wide, then name. */
 export function compareDecisionOrder(a: RewriteObject, b: RewriteObject): number {
@@ -187,6 +187,7 @@ function classify(rule: CompiledRule, peer: CompiledRule): OverlapFinding | unde
         }); everywhere else ${platform.object.label} still does`,
       );
     }
+    if (!coversTenant(platform.object, tenant.object)) return undefined;
     return report(
       "warning",
       "never-decides",
@@ -240,13 +241,30 @@ function classify(rule: CompiledRule, peer: CompiledRule): OverlapFinding | unde
   );
 }
 
-/** False only when the two objects can never apply to the same Pod (disjoint namespaces). */
+/**
+ * False only when the two objects can never apply to the same Pod: disjoint namespaces, or selectors (on the Pod's
+ * labels, or on its namespace's) that no one set of labels satisfies both of (`team: a` and `team: b`).
+ */
 function scopesMayOverlap(a: CompiledObject, b: CompiledObject): boolean {
+  if (!selectorsMayOverlap(a.source.spec.podSelector, b.source.spec.podSelector)) return false;
+  if (!selectorsMayOverlap(a.source.spec.namespaceSelector, b.source.spec.namespaceSelector)) return false;
   const nsA = a.kind === "ImageRewrite" ? new Set([a.namespace ?? ""]) : a.namespaces;
   const nsB = b.kind === "ImageRewrite" ? new Set([b.namespace ?? ""]) : b.namespaces;
   if (nsA === undefined || nsB === undefined) return true;
   for (const namespace of nsA) if (nsB.has(namespace)) return true;
   return false;
+}
+
+/**
+ * True when the cluster-wide `platform` applies to every Pod the namespaced `tenant` applies to (their namespaces
+ * overlap already): no namespaceSelector, and no podSelector but the tenant's own. Otherwise the tenant's rule still
+ * decides for the Pods the platform's selectors leave out.
+ */
+function coversTenant(platform: CompiledObject, tenant: CompiledObject): boolean {
+  const { podSelector, namespaceSelector } = platform.source.spec;
+  if (namespaceSelector !== undefined && !isEmptySelector(namespaceSelector)) return false;
+  if (podSelector === undefined || isEmptySelector(podSelector)) return true;
+  return JSON.stringify(podSelector) === JSON.stringify(tenant.source.spec.podSelector ?? null);
 }
 
 /** True when `first` applies wherever `later` does, so that `first` always gets the image first. */

@@ -5,7 +5,7 @@ import { compileRuleSet } from "./compile.ts";
 import { decide } from "./engine.ts";
 import { loadRuleTexts } from "../compat/load.ts";
 import { formatProblem, type Problem } from "./problem.ts";
-import { API_VERSION, type RewriteObject, type RuleSpec, validateObject } from "./schema.ts";
+import { API_VERSION, type LabelSelector, type RewriteObject, type RuleSpec, validateObject } from "./schema.ts";
 
 interface Options {
   readonly kind?: "ClusterImageRewrite" | "ImageRewrite";
@@ -13,6 +13,8 @@ interface Options {
   readonly priority?: number;
   readonly namespaces?: string[];
   readonly enforced?: boolean;
+  readonly podSelector?: LabelSelector;
+  readonly namespaceSelector?: LabelSelector;
 }
 
 function object(name: string, rules: RuleSpec[], options: Options = {}): RewriteObject {
@@ -24,6 +26,8 @@ function object(name: string, rules: RuleSpec[], options: Options = {}): Rewrite
       ...(options.priority === undefined ? {} : { priority: options.priority }),
       ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }),
       ...(options.enforced === undefined ? {} : { enforced: options.enforced }),
+      ...(options.podSelector === undefined ? {} : { podSelector: options.podSelector }),
+      ...(options.namespaceSelector === undefined ? {} : { namespaceSelector: options.namespaceSelector }),
       rules,
     },
   });
@@ -174,6 +178,77 @@ const ROWS: { name: string; objects: RewriteObject[]; problems: Found[]; used: s
     used: [C("platform"), N("mine")],
   },
   {
+    name: "disjoint podSelectors (one label, two values): never the same Pod, so no conflict",
+    objects: [
+      object("team-a", [HARBOR], { podSelector: { matchLabels: { team: "a" } } }),
+      object("team-b", [ECR], { podSelector: { matchLabels: { team: "b" } } }),
+    ],
+    problems: [],
+    used: [C("team-a"), C("team-b")],
+  },
+  {
+    name: "disjoint podSelectors (Exists and DoesNotExist; In and NotIn)",
+    objects: [
+      object("a", [QUAY_A], { podSelector: { matchExpressions: [{ key: "gpu", operator: "Exists" }] } }),
+      object("b", [QUAY_B], { podSelector: { matchExpressions: [{ key: "gpu", operator: "DoesNotExist" }] } }),
+      object("c", [NGINX_A], {
+        podSelector: { matchExpressions: [{ key: "tier", operator: "In", values: ["web", "api"] }] },
+      }),
+      object("d", [NGINX_B], {
+        podSelector: { matchExpressions: [{ key: "tier", operator: "NotIn", values: ["web", "api"] }] },
+      }),
+    ],
+    problems: [],
+    used: [C("a"), C("b"), C("c"), C("d")],
+  },
+  {
+    name: "disjoint namespaceSelectors: no conflict",
+    objects: [
+      object("prod", [HARBOR], { namespaceSelector: { matchLabels: { env: "prod" } } }),
+      object("dev", [ECR], { namespaceSelector: { matchLabels: { env: "dev" } } }),
+    ],
+    problems: [],
+    used: [C("dev"), C("prod")],
+  },
+  {
+    name: "podSelectors that one Pod can satisfy both of: a conflict",
+    objects: [
+      object("a", [HARBOR], { podSelector: { matchLabels: { team: "a" } } }),
+      object("b", [ECR], {
+        podSelector: { matchExpressions: [{ key: "team", operator: "In", values: ["a", "b"] }] },
+      }),
+      object("c", [HARBOR], { podSelector: { matchLabels: { app: "web" } } }),
+    ],
+    problems: [
+      ["error", "conflict", C("b"), 0, C("a"), 0],
+    ],
+    used: [C("a"), C("c")],
+  },
+  {
+    name: "a platform object with a podSelector at a higher priority: the tenant's rule still decides elsewhere",
+    objects: [
+      object("hub", [HARBOR], { priority: 5, podSelector: { matchLabels: { cache: "hub" } } }),
+      tenant("mine", [ECR]),
+    ],
+    problems: [],
+    used: [C("hub"), N("mine")],
+  },
+  {
+    name: "an enforced object with a namespaceSelector does not silence a tenant's rule",
+    objects: [
+      tenant("mine", [ECR]),
+      object("platform", [HARBOR], { enforced: true, namespaceSelector: { matchLabels: { env: "prod" } } }),
+    ],
+    problems: [],
+    used: [C("platform"), N("mine")],
+  },
+  {
+    name: "a platform object listing the tenant's namespace at a higher priority: the tenant's rule never decides",
+    objects: [object("hub", [HARBOR], { priority: 5, namespaces: ["team-a"] }), tenant("mine", [ECR])],
+    problems: [["warning", "never-decides", N("mine"), 0, C("hub"), 0]],
+    used: [C("hub"), N("mine")],
+  },
+  {
     name: "an enforced object and a cluster object of higher priority: the documented order, no problem",
     objects: [object("platform", [HARBOR], { enforced: true }), object("other", [ECR], { priority: 10 })],
     problems: [],
@@ -286,4 +361,19 @@ Deno.test("loadRuleTexts() places overlaps in files, naming both sides", async (
     const result = loadRuleTexts([{ name: "both.yaml", text: `${HARBOR_FILE}---\n${ECR_FILE}` }]);
     assert.deepEqual(placed(result.problems), [["conflict", "both.yaml:19:7", "both.yaml:7:7"]]);
   });
+});
+
+Deno.test("objects with disjoint podSelectors each decide for their own Pods", () => {
+  const { ruleSet, problems } = compileRuleSet([
+    object("team-a", [HARBOR], { podSelector: { matchLabels: { team: "a" } } }),
+    object("team-b", [ECR], { podSelector: { matchLabels: { team: "b" } } }),
+  ]);
+  assert.deepEqual(problems, []);
+  const output = (team: string) => {
+    const decision = decide(ruleSet, "nginx", { context: { namespace: "web", podLabels: { team } } });
+    return decision.action === "rewrite" ? decision.output : decision.action;
+  };
+  assert.equal(output("a"), "harbor.example.com/dockerhub/library/nginx:latest");
+  assert.equal(output("b"), "123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub/library/nginx:latest");
+  assert.equal(output("c"), "none");
 });

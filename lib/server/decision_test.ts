@@ -5,21 +5,15 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { loadRuleTexts } from "../compat/load.ts";
 import type { AdmitOutcome } from "../admission/admit.ts";
 import { AdmitMemo } from "../admission/admit_memo.ts";
 import { type AdmissionRequest, answerText, answerWithUid, decodeReview } from "../admission/review.ts";
 import type { VerifyAnswer } from "../mutate/pod.ts";
 import type { RuleSet } from "../rules/compile.ts";
 import { createDecider, type DecisionDeps, type DecisionVerifier } from "./decision.ts";
+import { compileRules } from "../../tests/support/rules.ts";
 
-function compile(text: string): RuleSet {
-  const { ruleSet, problems } = loadRuleTexts([{ name: "test.yaml", text }]);
-  assert.deepEqual(problems.filter((problem) => problem.severity === "error"), []);
-  return ruleSet;
-}
-
-const HUB = compile(`apiVersion: mirrorhook.dev/v1alpha1
+const HUB = compileRules(`apiVersion: mirrorhook.dev/v1alpha1
 kind: ClusterImageRewrite
 metadata:
   name: hub
@@ -49,7 +43,7 @@ spec:
       replace: canary.example/library
 `);
 
-const VERIFIED = compile(`apiVersion: mirrorhook.dev/v1alpha1
+const VERIFIED = compileRules(`apiVersion: mirrorhook.dev/v1alpha1
 kind: ClusterImageRewrite
 metadata:
   name: verified
@@ -298,7 +292,7 @@ Deno.test("a new rule set is never answered from what the old one decided", () =
   let rules = HUB;
   const decide = createDecider(deps(() => rules, true));
   const before = decide(review(TEMPLATE, "uid-1")) as AdmitOutcome;
-  rules = compile(`apiVersion: mirrorhook.dev/v1alpha1
+  rules = compileRules(`apiVersion: mirrorhook.dev/v1alpha1
 kind: ClusterImageRewrite
 metadata:
   name: other
@@ -343,7 +337,7 @@ Deno.test("the memo stays within its bounds and forgets all when full", () => {
 
 Deno.test("the memo counts what an outcome holds, not only its key", () => {
   // `$1` eight times: each image out is about eight times the one in the key, and is in the patch and the changes.
-  const growing = compile(`apiVersion: mirrorhook.dev/v1alpha1
+  const growing = compileRules(`apiVersion: mirrorhook.dev/v1alpha1
 kind: ClusterImageRewrite
 metadata:
   name: growing
@@ -374,7 +368,7 @@ spec:
 Deno.test("a replaced rule set is not kept alive by the memo, with no admission after it", async () => {
   v8.setFlagsFromString("--expose-gc");
   const gc = vm.runInNewContext("gc") as () => void;
-  let current: RuleSet | undefined = compile(`apiVersion: mirrorhook.dev/v1alpha1
+  let current: RuleSet | undefined = compileRules(`apiVersion: mirrorhook.dev/v1alpha1
 kind: ClusterImageRewrite
 metadata:
   name: old

@@ -2,8 +2,6 @@
 
 import assert from "node:assert/strict";
 import { resetSync } from "@logtape/logtape";
-import { loadRuleTexts } from "../compat/load.ts";
-import type { RuleSet } from "../rules/compile.ts";
 import type { AdmitOutcome } from "../admission/admit.ts";
 import { createDecider, type Decide } from "./decision.ts";
 import { createWebhook, createWebhookHandler, type HandlerDeps } from "./handler.ts";
@@ -12,14 +10,9 @@ import { toFetchHandler } from "./transport.ts";
 import { configureLogging, logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { admissionReview } from "../../tests/support/admission_review.ts";
+import { compileRules } from "../../tests/support/rules.ts";
 
-function compile(text: string): RuleSet {
-  const { ruleSet, problems } = loadRuleTexts([{ name: "test.yaml", text }]);
-  assert.deepEqual(problems.filter((problem) => problem.severity === "error"), []);
-  return ruleSet;
-}
-
-const RULES = compile(`apiVersion: mirrorhook.dev/v1alpha1
+const RULES = compileRules(`apiVersion: mirrorhook.dev/v1alpha1
 kind: ClusterImageRewrite
 metadata:
   name: hub
