@@ -6,11 +6,14 @@
 # The server runs as its tree's deno.json `mirrorhook` task runs it (that task's environment, permissions and V8
 # flags, plus --prof), with this tree's bench/rules.yaml (so both sides of a comparison decide the same rules), pinned
 # to CPU 1; bench/openloop sends WARMUP then COUNT admissions of ../shared/bench/fixtures/pod-admission.json (closed
-# loop, CONNS connections, CPU 0); SIGTERM stops the server and its exit writes out V8's log; node --prof-process reads
-# the ticks of the measured COUNT only (--range: start-up, warm-up and idle time are left out) and this prints the
-# summary, the top TOP entries of the JavaScript, C++ and shared-library tables and of the bottom-up (heavy) profile.
-# Environment: COUNT=40000 WARMUP=5000 CONNS=16 TOP=15 DEPTH=2 (levels of callers shown under a bottom-up entry)
-# SHARED_BENCH=../shared/bench PROFILE_OUT=DIR (keep the V8 log and the whole processed profile there).
+# loop, CONNS connections, CPU 0; with RATE=R the COUNT go in an open loop instead, R per second for COUNT/R seconds,
+# so that each request comes alone as at a moderate real rate, not batched as in the closed loop); SIGTERM stops the
+# server and its exit writes out V8's log; node --prof-process reads the ticks of the measured COUNT only (--range:
+# start-up, warm-up and idle time are left out) and this prints the summary, the top TOP entries of the JavaScript,
+# C++ and shared-library tables and of the bottom-up (heavy) profile.
+# Environment: COUNT=40000 WARMUP=5000 CONNS=16 RATE= (empty: closed loop) TOP=15 DEPTH=2 (levels of callers shown
+# under a bottom-up entry) SHARED_BENCH=../shared/bench PROFILE_OUT=DIR (keep the V8 log and the whole processed
+# profile there).
 # Node's tick processor (v20: V8 11.3's) does not know V8 15's context-specialized code markers (`+'` Maglev, `*'`
 # Turbofan) and drops those code objects, so their ticks go unaccounted: the log is read with the quote removed.
 # The deno binary has no symbol table: its own (Rust, and V8's C++) ticks count under the shared library deno.
@@ -21,7 +24,8 @@ root=$(pwd)
 source bench/common.sh
 shared=${SHARED_BENCH:-$root/../shared/bench}
 ref=${1:-}
-count=${COUNT:-40000}; warmup=${WARMUP:-5000}; conns=${CONNS:-16}; top=${TOP:-15}
+count=${COUNT:-40000}; warmup=${WARMUP:-5000}; conns=${CONNS:-16}; top=${TOP:-15}; rate=${RATE:-}
+[[ -z $rate || $rate =~ ^[1-9][0-9]*$ ]] || { echo "profile.sh: RATE must be whole requests/s" >&2; exit 2; }
 [ -d "$shared" ] || { echo "profile.sh: $shared not found (set SHARED_BENCH)" >&2; exit 2; }
 for tool in jq openssl taskset go curl python3 node git; do
   command -v "$tool" >/dev/null || { echo "profile.sh: needs $tool" >&2; exit 2; }
@@ -75,14 +79,16 @@ pid=$!
 wait_up "http://127.0.0.1:$probe/readyz" 300 || { tail -5 "$work/server.log" >&2; exit 1; }
 
 typical=$shared/fixtures/pod-admission.json
-load() { # COUNT
+load() { # COUNT [RATE]: closed loop, or an open loop of COUNT/RATE seconds at RATE
+  local how=(-count "$1")
+  [ -n "${2:-}" ] && how=(-rate "$2" -duration "$(($1 * 1000 / $2))ms")
   timeout -k 5 300 taskset -c 0 "$work/openloop" -url "https://127.0.0.1:$port/mutate" -body "$typical" \
-    -ca "$work/cert/ca.pem" -count "$1" -conns "$conns"
+    -ca "$work/cert/ca.pem" "${how[@]}" -conns "$conns"
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; } # user + system of every thread, in 1/100 s
 warm=$(load "$warmup")
 t1=$(now_us); c1=$(cpu_ticks)
-measured=$(load "$count")
+measured=$(load "$count" "$rate")
 t2=$(now_us); c2=$(cpu_ticks)
 say "warm-up: $warm"
 say "measured: $measured"
@@ -137,9 +143,10 @@ heavy() { # LINES DEPTH: the bottom-up profile's first LINES lines down to DEPTH
     body && shown < n && match($0, /%  +/) && (RLENGTH - 3) / 2 <= depth { print; shown++ }' "$work/profile.txt"
 }
 echo "# $label"
-echo "$measured" | jq -r --argjson cpu "$((c2 - c1))" --arg conns "$conns" --arg warmup "$warmup" \
-  '"# \(.requests) admissions of the typical Pod at \(.rps | round) req/s (closed loop, \($conns) connections, " +
-   "after \($warmup) more); server CPU \($cpu * 10000 / .requests | round) us each"'
+echo "$measured" | jq -r --argjson cpu "$((c2 - c1))" --arg conns "$conns" --arg warmup "$warmup" --arg rate "$rate" \
+  '"# \(.requests) admissions of the typical Pod at \(.rps | round) req/s (" +
+   (if $rate == "" then "closed loop" else "open loop, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms" end) +
+   ", \($conns) connections, after \($warmup) more); server CPU \($cpu * 10000 / .requests | round) us each"'
 grep -m1 "^Statistical profiling result" "$work/profile.txt" |
   sed 's/^Statistical profiling result from [^,]*, /ticks: /'
 echo

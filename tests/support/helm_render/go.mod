@@ -1,0 +1,3 @@
+module mirrorhook.dev/helm_render
+
+go 1.19
