@@ -151,3 +151,13 @@ Deno.test("imagePullSecrets: an UPDATE that needs Secrets the Pod lacks says so 
   const held = apply(pod(["team/app:2"], ["mirror-pull"]), { operation: "UPDATE", oldObject: pod(["team/app:1"]) });
   assert.ok(!held.warnings.some((w) => w.includes("imagePullSecrets")), held.warnings.join("\n"));
 });
+
+Deno.test("imagePullSecrets: a dry-run UPDATE that would need Secrets the Pod lacks says would, not rewritten", () => {
+  const updated = apply(pod(["team/app:2"]), { operation: "UPDATE", oldObject: pod(["team/app:1"]), dryRun: true });
+  assert.equal(updated.patched, false);
+  const warning = updated.warnings.find((w) => w.includes("imagePullSecrets cannot change"));
+  assert.equal(
+    warning,
+    "mirrorhook: dry-run, would rewrite images whose rules name imagePullSecrets mirror-pull, which the Pod lacks and spec.imagePullSecrets cannot change after creation: the new images may fail to pull",
+  );
+});

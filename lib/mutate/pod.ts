@@ -407,10 +407,11 @@ export function mutatePod(pod: unknown, options: MutateOptions): MutateResult {
   if (options.operation === "UPDATE" || options.oldPod !== undefined) {
     const { added: missing } = pullSecretsPatch(pod, secrets);
     if (missing.length > 0) {
+      const names = missing.map((name) => truncate(name)).join(", ");
       warnings.push(
-        `mirrorhook: the Pod lacks imagePullSecrets ${
-          missing.map((name) => truncate(name)).join(", ")
-        } that the rewritten images' rules name, and spec.imagePullSecrets cannot change after creation: the new images may fail to pull`,
+        options.dryRun === true
+          ? `mirrorhook: dry-run, would rewrite images whose rules name imagePullSecrets ${names}, which the Pod lacks and spec.imagePullSecrets cannot change after creation: the new images may fail to pull`
+          : `mirrorhook: the Pod lacks imagePullSecrets ${names} that the rewritten images' rules name, and spec.imagePullSecrets cannot change after creation: the new images may fail to pull`,
       );
     }
   } else {
