@@ -8,6 +8,8 @@ import { mintCertificates } from "../lib/server/certs.ts";
 import { admissionReview } from "./support/admission_review.ts";
 import { KubeHttp } from "../lib/sources/kube/http.ts";
 import { Reflector } from "../lib/sources/kube/reflector.ts";
+import { KubeRuleSource } from "../lib/sources/kube/source.ts";
+import { RuleStore } from "../lib/sources/store.ts";
 import { NAMESPACES } from "../lib/sources/kube/resources.ts";
 import { FakeKubeApi } from "./support/fake_kube_api.ts";
 import {
@@ -274,5 +276,143 @@ Deno.test("a namespace read outside the watch never replaces what the watch deli
   } finally {
     controller.abort();
     await run;
+  }
+});
+
+// /mutate has no client authentication: any caller can name any namespace, and each GET is made under mirrorhook's
+// ServiceAccount. The tests below count GETs, metrics and log lines.
+
+const lookupGets = (api: FakeKubeApi) =>
+  api.count((request) => request.plural === "namespaces" && request.method === "GET" && request.name !== undefined);
+
+const lookups = async (webhook: { server: RunningServer }, result: string) =>
+  metricValue(await scrapeMetrics(webhook.server.probePort), "mirrorhook_namespace_lookups_total", { result }) ?? 0;
+
+Deno.test("a namespace the API does not have is read once and remembered, until the watch delivers it", async () => {
+  await using api = FakeKubeApi.start();
+  api.create(selected({ namespaceSelector: { matchLabels: { env: "prod" } } }));
+  await using webhook = await serve(api);
+  for (let i = 0; i < 50; i++) assert.deepEqual(await webhook.admit("ghost"), { image: "nginx:1.27", warnings: [] });
+  assert.equal(namespaceGets(api, "ghost"), 1);
+  assert.equal(await lookups(webhook, "not-found"), 1);
+
+  // Created since: the watch's event replaces the remembered 404 at once.
+  api.create(namespace("ghost", { env: "prod" }));
+  const delivered = await waitFor(async () => (await webhook.admit("ghost")).image === HARBOR ? true : undefined, {
+    timeoutMs: 2000,
+  });
+  assert.ok(delivered, "the watch's event was not in force");
+  assert.equal(namespaceGets(api, "ghost"), 1);
+});
+
+Deno.test("a name no namespace can have is never looked up: decided as a namespace without labels", async () => {
+  await using api = FakeKubeApi.start();
+  // Matches a namespace without the label: a Pod in a namespace without labels is rewritten.
+  api.create(selected({ namespaceSelector: { matchExpressions: [{ key: "env", operator: "DoesNotExist" }] } }));
+  await using webhook = await serve(api);
+  const long = "x".repeat(4000);
+  const names = ["..", ".", long, "Shop", "a.b", "-a", "a".repeat(64)];
+  for (const name of names) assert.deepEqual(await webhook.admit(name), { image: HARBOR, warnings: [] }, name);
+  assert.equal(lookupGets(api), 0);
+  assert.equal(await lookups(webhook, "invalid"), names.length);
+  assert.ok(!webhook.messages().some((line) => line.includes("x".repeat(100))), "the oversized name was logged");
+});
+
+Deno.test("with 32 lookups held, a real new namespace is skipped with a log line and result=skipped, no GET", async () => {
+  await using api = FakeKubeApi.start();
+  api.create(selected({ namespaceSelector: { matchLabels: { env: "prod" } } }));
+  await using webhook = await serve(api, { namespaceLookupTimeoutMs: 30_000 });
+  api.holdWatchEvents("namespaces");
+  api.create(namespace("shop", { env: "prod" }));
+  const release = api.holdGets("namespaces");
+  try {
+    const flood = Array.from({ length: 32 }, (_, i) => webhook.admit(`junk-${i}`));
+    const arrived = await waitFor(
+      async () =>
+        metricValue(await scrapeMetrics(webhook.server.probePort), "mirrorhook_admission_in_flight") === 32
+          ? true
+          : undefined,
+      { timeoutMs: 5000 },
+    );
+    assert.ok(arrived, "the 32 admissions did not all arrive");
+    for (let i = 0; i < 2; i++) {
+      const real = await webhook.admit("shop");
+      assert.equal(real.image, "nginx:1.27");
+      assert.match(
+        real.warnings[0] ?? "",
+        /namespace shop could not be read \(Cannot get namespace shop: 32 namespace lookups are under way/,
+      );
+    }
+    assert.equal(namespaceGets(api, "shop"), 0);
+    assert.equal(await lookups(webhook, "skipped"), 2);
+    assert.equal(await lookups(webhook, "error"), 0);
+    const lines = webhook.messages().filter((line) => /Cannot get namespace shop: 32 namespace lookups/.test(line));
+    assert.equal(lines.length, 1, "one log line for the skipped lookups, not one each");
+    release();
+    await Promise.all(flood);
+  } finally {
+    release();
+  }
+  // The bound is lifted (once a token is back, 50 ms at 20 a second): a later Pod gets its rule.
+  const lifted = await waitFor(async () => (await webhook.admit("shop")).image === HARBOR ? true : undefined, {
+    timeoutMs: 5000,
+  });
+  assert.ok(lifted, "shop was never read");
+  assert.equal(namespaceGets(api, "shop"), 1);
+});
+
+Deno.test("lookup GETs are rate-limited (burst 32, 20 a second), a 404 is remembered 10 s, skips are logged once per 10 s", async () => {
+  await using api = FakeKubeApi.start();
+  const { logger, messages } = memoryLogger();
+  let now = 0;
+  const source = new KubeRuleSource({ kubeConfig: api.kubeConfig(), store: new RuleStore(), logger, clock: () => now });
+  source.start();
+  try {
+    await source.synced;
+    const results = async (names: string[]) => {
+      const found: string[] = [];
+      for (const name of names) found.push((await source.lookupNamespace(name)).result);
+      return found;
+    };
+    const skipLines = () =>
+      messages().filter((line) => /Cannot get namespace .*: over 20 namespace lookups/.test(line));
+    const names = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
+
+    // At once: the burst, the rest skipped with one log line.
+    assert.deepEqual(await results(names("n", 40)), [
+      ...Array(32).fill("not-found"),
+      ...Array(8).fill("skipped"),
+    ]);
+    assert.equal(lookupGets(api), 32);
+    assert.equal(skipLines().length, 1);
+    // Remembered: no GET.
+    assert.deepEqual(await results(["n-0", "n-31"]), ["not-found", "not-found"]);
+    assert.equal(lookupGets(api), 32);
+
+    // A second later: 20 more.
+    now = 1000;
+    assert.deepEqual(await results(names("m", 30)), [...Array(20).fill("not-found"), ...Array(10).fill("skipped")]);
+    assert.equal(lookupGets(api), 52);
+    assert.equal(skipLines().length, 1);
+
+    // Ten seconds on: the 404 of n-0 is forgotten, and the next skip is logged with the count of the quiet ones.
+    now = 11_000;
+    assert.deepEqual(await results(["n-0"]), ["not-found"]);
+    assert.equal(namespaceGets(api, "n-0"), 2);
+    assert.deepEqual(await results(names("k", 32)), [...Array(31).fill("not-found"), "skipped"]);
+    assert.equal(skipLines().length, 2);
+    assert.match(skipLines()[1] ?? "", /Cannot get namespace k-31: .*\b17 other lookups skipped/);
+
+    // The watch delivering a namespace drops its remembered 404: once deleted again, it is read again.
+    now = 30_000;
+    assert.deepEqual(await results(["late"]), ["not-found"]);
+    api.create(namespace("late", { env: "prod" }));
+    assert.ok(await waitFor(() => source.namespaceLabels("late") ?? undefined, { timeoutMs: 5000 }), "no event");
+    api.delete("Namespace", "late");
+    assert.ok(await waitFor(() => source.namespaceLabels("late") === undefined || undefined, { timeoutMs: 5000 }));
+    assert.deepEqual(await results(["late"]), ["not-found"]);
+    assert.equal(namespaceGets(api, "late"), 2);
+  } finally {
+    await source.stop();
   }
 });

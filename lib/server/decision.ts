@@ -135,7 +135,7 @@ export function createDecider(deps: DecisionDeps): Decide {
           case "found":
             return decideWith(review, found.labels);
           case "not-found":
-            // No such namespace (deleted since, or a request no API server sent): it has no labels.
+            // No such namespace (deleted since, or a request no API server sent, or a name no namespace can have).
             return decideWith(review, {});
           default:
             return decideWith(

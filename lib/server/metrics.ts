@@ -232,7 +232,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     namespaceLookups: new Counter({
       name: "mirrorhook_namespace_lookups_total",
       help:
-        "GETs of a namespace its watch had not delivered yet, for rules with a namespaceSelector, by result (found, not-found; error and timeout: those rules did not apply, with a warning).",
+        "Lookups of a namespace its watch had not delivered yet, for rules with a namespaceSelector, by result (GETs: found, not-found, error, timeout; no GET: invalid, a name no namespace can have, decided as one without labels; skipped, over 32 at once or 20 a second; error, timeout and skipped: those rules did not apply, with a warning).",
       labelNames: ["result"] as const,
       registers,
     }),

@@ -18,6 +18,6 @@ export interface SourceMetrics {
   readonly rulesLoaded: LabelledGauge<"source">;
   /** Rule objects in force from the source. */
   readonly objectsLoaded: LabelledGauge<"source">;
-  /** GETs of namespaces the watch had not delivered yet, by result (found, not-found, error, timeout). */
+  /** GETs of namespaces the watch had not delivered yet, by result (found, not-found, error, timeout; invalid, skipped: no GET). */
   readonly namespaceLookups?: LabelledCounter<"result">;
 }

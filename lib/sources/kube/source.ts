@@ -11,6 +11,7 @@ import type { RuleStore, SourceStatus } from "../store.ts";
 import { conflictMessage, evaluateObjects, type ObjectVerdict, validMessage } from "./evaluate.ts";
 import { errorMessage, KubeApiError, KubeHttp } from "./http.ts";
 import type { KubeAccess } from "./in_cluster.ts";
+import { type Clock, isNamespaceName, NotFoundMemory, TokenBucket } from "./namespace_lookup.ts";
 import { Reflector } from "./reflector.ts";
 import {
   CLUSTER_IMAGE_REWRITES,
@@ -77,16 +78,28 @@ export interface KubeSourceOptions {
    * Default 1 s: well inside the webhook's timeoutSeconds (5), with the registry checks' 2 s.
    */
   readonly namespaceLookupTimeoutMs?: number;
+  /** Monotonic milliseconds for the namespace lookups' rate limit and not-found memory; default performance.now. */
+  readonly clock?: Clock;
 }
 
-/** What a GET of one namespace found: its labels, that it does not exist (404), or why it could not be read. */
+/**
+ * What a GET of one namespace found: its labels, that it does not exist (404, remembered a while; or a name no
+ * namespace can have, not looked up), or why it could not be read ("skipped": no GET, over the bounds below).
+ */
 export type NamespaceLookup =
   | { readonly result: "found"; readonly labels: Labels }
   | { readonly result: "not-found" }
-  | { readonly result: "error" | "timeout"; readonly message: string };
+  | { readonly result: "error" | "timeout" | "skipped"; readonly message: string };
 
-/** Distinct namespaces looked up at once; more are answered "error" at once (a client can name any namespace). */
+// /mutate has no client authentication: a caller can name any namespace, and each GET is made under our
+// ServiceAccount. Distinct namespaces looked up at once, and GETs a second (a token bucket); more are skipped.
 const MAX_NAMESPACE_LOOKUPS = 32;
+const NAMESPACE_LOOKUPS_PER_SECOND = 20;
+/** A 404 is remembered this long, for at most this many names (the oldest go first); the watch's event drops it. */
+const NOT_FOUND_TTL_MS = 10_000;
+const NOT_FOUND_CAPACITY = 1024;
+/** At most one log line about skipped lookups this often; it says how many were skipped since the last. */
+const SKIP_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Keeps the store's "kube" objects equal to the valid, non-conflicting rule objects in the cluster, and to the
@@ -125,9 +138,22 @@ export class KubeRuleSource implements RuleSource {
   #status: StatusWriter;
   /** GETs of namespaces under way, by name: concurrent admissions for one new namespace share one. */
   #lookups = new Map<string, Promise<NamespaceLookup>>();
+  #clock: Clock;
+  #notFound: NotFoundMemory;
+  #lookupTokens: TokenBucket;
+  /** When the last "skipped" line was logged, and how many were skipped since without one. */
+  #skipLoggedAt: number | undefined;
+  #skippedQuietly = 0;
 
   constructor(options: KubeSourceOptions) {
     this.#options = options;
+    const clock = this.#clock = options.clock ?? (() => performance.now());
+    this.#notFound = new NotFoundMemory({ ttlMs: NOT_FOUND_TTL_MS, capacity: NOT_FOUND_CAPACITY, clock });
+    this.#lookupTokens = new TokenBucket({
+      perSecond: NAMESPACE_LOOKUPS_PER_SECOND,
+      burst: MAX_NAMESPACE_LOOKUPS,
+      clock,
+    });
     this.#http = new KubeHttp(options.kubeConfig, options.requestTimeoutMs ?? 30_000);
     this.#status = new StatusWriter({
       http: this.#http,
@@ -173,6 +199,8 @@ export class KubeRuleSource implements RuleSource {
         resource: NAMESPACES,
         keep: (object) => {
           const metadata = metadataOf(object);
+          // It exists: a 404 remembered for it is over.
+          if (typeof metadata["name"] === "string") this.#notFound.delete(metadata["name"]);
           return { metadata: { name: metadata["name"], labels: metadata["labels"] } };
         },
         // Labels are read at admission time; only readiness depends on this list.
@@ -238,6 +266,8 @@ export class KubeRuleSource implements RuleSource {
    * event can come after the Pod's admission) with a GET bounded by `namespaceLookupTimeoutMs`, and puts it in the
    * cache unless the watch delivered it meanwhile (the watch stays the source of truth). Concurrent calls for one
    * name share one GET. Failures and timeouts are logged and counted here; the caller decides without the labels.
+   * Any client can name any namespace, so: a name no namespace can have is not looked up (not-found); a 404 is
+   * remembered for 10 s; and at most 32 lookups run at once and 20 start a second (burst 32), the others skipped.
    */
   lookupNamespace(name: string): Promise<NamespaceLookup> {
     const running = this.#lookups.get(name);
@@ -246,16 +276,41 @@ export class KubeRuleSource implements RuleSource {
     if (namespaces === undefined || this.#stopped) {
       return Promise.resolve({ result: "error", message: "namespaces are not watched" });
     }
+    if (!isNamespaceName(name)) {
+      this.#options.metrics?.namespaceLookups?.inc({ result: "invalid" });
+      return Promise.resolve({ result: "not-found" });
+    }
+    if (this.#notFound.has(name)) return Promise.resolve({ result: "not-found" });
     if (this.#lookups.size >= MAX_NAMESPACE_LOOKUPS) {
-      this.#options.metrics?.namespaceLookups?.inc({ result: "error" });
-      return Promise.resolve({
-        result: "error",
-        message: `${MAX_NAMESPACE_LOOKUPS} namespace lookups are under way already`,
-      });
+      return Promise.resolve(this.#skip(name, `${MAX_NAMESPACE_LOOKUPS} namespace lookups are under way already`));
+    }
+    if (!this.#lookupTokens.take()) {
+      return Promise.resolve(
+        this.#skip(name, `over ${NAMESPACE_LOOKUPS_PER_SECOND} namespace lookups a second`),
+      );
     }
     const lookup = this.#lookupNamespace(namespaces, name).finally(() => this.#lookups.delete(name));
     this.#lookups.set(name, lookup);
     return lookup;
+  }
+
+  /** A lookup not made (over a bound): counted, and logged at most once per SKIP_LOG_INTERVAL_MS with a count. */
+  #skip(name: string, reason: string): NamespaceLookup {
+    const { logger, metrics } = this.#options;
+    metrics?.namespaceLookups?.inc({ result: "skipped" });
+    const message = `Cannot get namespace ${name}: ${reason}`;
+    const now = this.#clock();
+    if (this.#skipLoggedAt !== undefined && now - this.#skipLoggedAt < SKIP_LOG_INTERVAL_MS) {
+      this.#skippedQuietly++;
+    } else {
+      logger.warn(
+        "{message}: rules with a namespaceSelector do not apply to its Pods until its labels are known ({skipped} other lookups skipped without a log line since the last)",
+        { namespace: name, result: "skipped", message, skipped: this.#skippedQuietly },
+      );
+      this.#skipLoggedAt = now;
+      this.#skippedQuietly = 0;
+    }
+    return { result: "skipped", message };
   }
 
   async #lookupNamespace(namespaces: Reflector, name: string): Promise<NamespaceLookup> {
@@ -285,6 +340,8 @@ export class KubeRuleSource implements RuleSource {
       store(object);
     }
     metrics?.namespaceLookups?.inc({ result: found.result });
+    // Unless the watch delivered it during the GET.
+    if (found.result === "not-found" && !namespaces.items.has(`/${name}`)) this.#notFound.add(name);
     if (found.result === "error" || found.result === "timeout") {
       logger.warn(
         "{message}: rules with a namespaceSelector do not apply to its Pods until its labels are known",
