@@ -2,7 +2,7 @@
 
 import type { CompiledObject, CompiledRule } from "./compile.ts";
 import { type FieldPath, formatPath, objectProblem, type Problem, type RelatedPlace } from "./problem.ts";
-import type { RewriteObject } from "./schema.ts";
+import type { LabelSelector, RewriteObject } from "./schema.ts";
 import { isEmptySelector, selectorsMayOverlap } from "./selector.ts";
 
 /** Decision order of objects: enforced first, priority (higher first), then namespaced before cluster-wide, then name. */
@@ -247,12 +247,28 @@ function classify(rule: CompiledRule, peer: CompiledRule): OverlapFinding | unde
  */
 function scopesMayOverlap(a: CompiledObject, b: CompiledObject): boolean {
   if (!selectorsMayOverlap(a.source.spec.podSelector, b.source.spec.podSelector)) return false;
-  if (!selectorsMayOverlap(a.source.spec.namespaceSelector, b.source.spec.namespaceSelector)) return false;
-  const nsA = a.kind === "ImageRewrite" ? new Set([a.namespace ?? ""]) : a.namespaces;
-  const nsB = b.kind === "ImageRewrite" ? new Set([b.namespace ?? ""]) : b.namespaces;
-  if (nsA === undefined || nsB === undefined) return true;
-  for (const namespace of nsA) if (nsB.has(namespace)) return true;
-  return false;
+  return selectorsMayOverlap(namespaceScope(a), namespaceScope(b));
+}
+
+/** The label every namespace carries with its own name (set by the API server since Kubernetes 1.21). */
+const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
+
+/**
+ * Where an object applies, as one selector on namespace labels: its namespaceSelector, and its namespaces (a
+ * ClusterImageRewrite's `namespaces`, an ImageRewrite's own) as a requirement on {@linkcode NAMESPACE_NAME_LABEL}, so
+ * that `namespaces: [team-a]` and a namespaceSelector naming team-b are seen never to meet.
+ */
+function namespaceScope(object: CompiledObject): LabelSelector | undefined {
+  const selector = object.source.spec.namespaceSelector;
+  const names = object.kind === "ImageRewrite" ? [object.namespace ?? ""] : object.namespaces;
+  if (names === undefined) return selector;
+  return {
+    ...selector,
+    matchExpressions: [
+      ...(selector?.matchExpressions ?? []),
+      { key: NAMESPACE_NAME_LABEL, operator: "In", values: [...names] },
+    ],
+  };
 }
 
 /**

@@ -211,6 +211,28 @@ const ROWS: { name: string; objects: RewriteObject[]; problems: Found[]; used: s
     used: [C("dev"), C("prod")],
   },
   {
+    name: "namespaces [team-a] and a namespaceSelector on the name label of team-b: never the same namespace",
+    objects: [
+      object("a", [HARBOR], { namespaces: ["team-a"] }),
+      object("b", [ECR], { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "team-b" } } }),
+    ],
+    problems: [],
+    used: [C("a"), C("b")],
+  },
+  {
+    name: "namespaces [team-a, team-b] and a namespaceSelector on the name label In [team-b]: a conflict",
+    objects: [
+      object("a", [HARBOR], { namespaces: ["team-a", "team-b"] }),
+      object("b", [ECR], {
+        namespaceSelector: {
+          matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["team-b", "team-c"] }],
+        },
+      }),
+    ],
+    problems: [["error", "conflict", C("b"), 0, C("a"), 0]],
+    used: [C("a")],
+  },
+  {
     name: "podSelectors that one Pod can satisfy both of: a conflict",
     objects: [
       object("a", [HARBOR], { podSelector: { matchLabels: { team: "a" } } }),
