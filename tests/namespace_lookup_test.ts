@@ -12,6 +12,7 @@ import { KubeRuleSource } from "../lib/sources/kube/source.ts";
 import { RuleStore } from "../lib/sources/store.ts";
 import { NAMESPACES } from "../lib/sources/kube/resources.ts";
 import { FakeKubeApi } from "./support/fake_kube_api.ts";
+import { truncate } from "../lib/util/truncate.ts";
 import {
   memoryLogger,
   metricValue,
@@ -218,7 +219,7 @@ Deno.test("a GET that hangs is given up at the lookup deadline: the Pod is answe
   }
 });
 
-Deno.test("no rule with a namespaceSelector, or a namespace that does not exist: no GET, or no warning", async () => {
+Deno.test("no rule with a namespaceSelector: no GET; a namespace that does not exist: no labels, and said", async () => {
   await using api = FakeKubeApi.start();
   api.create(selected({ namespaces: ["elsewhere"] }));
   await using webhook = await serve(api);
@@ -237,7 +238,7 @@ Deno.test("no rule with a namespaceSelector, or a namespace that does not exist:
     timeoutMs: 2000,
   });
   assert.ok(inForce, "the changed object was not in force");
-  assert.deepEqual(await webhook.admit("ghost"), { image: HARBOR, warnings: [] });
+  assert.deepEqual(await webhook.admit("ghost"), { image: HARBOR, warnings: [notFound("ghost")] });
 });
 
 Deno.test("a namespace read outside the watch never replaces what the watch delivered meanwhile", async () => {
@@ -282,6 +283,10 @@ Deno.test("a namespace read outside the watch never replaces what the watch deli
 // /mutate has no client authentication: any caller can name any namespace, and each GET is made under mirrorhook's
 // ServiceAccount. The tests below count GETs, metrics and log lines.
 
+/** The warning of an admission whose namespace was not found (a real API server admits Pods into existing ones only). */
+const notFound = (name: string) =>
+  `mirrorhook: rules with a namespaceSelector were decided as for a namespace without labels: namespace ${name} was not found`;
+
 const lookupGets = (api: FakeKubeApi) =>
   api.count((request) => request.plural === "namespaces" && request.method === "GET" && request.name !== undefined);
 
@@ -292,7 +297,10 @@ Deno.test("a namespace the API does not have is read once and remembered, until 
   await using api = FakeKubeApi.start();
   api.create(selected({ namespaceSelector: { matchLabels: { env: "prod" } } }));
   await using webhook = await serve(api);
-  for (let i = 0; i < 50; i++) assert.deepEqual(await webhook.admit("ghost"), { image: "nginx:1.27", warnings: [] });
+  // Each answer says so: a 404 remembered from a caller of /mutate must not decide a real Pod without a word.
+  for (let i = 0; i < 50; i++) {
+    assert.deepEqual(await webhook.admit("ghost"), { image: "nginx:1.27", warnings: [notFound("ghost")] });
+  }
   assert.equal(namespaceGets(api, "ghost"), 1);
   assert.equal(await lookups(webhook, "not-found"), 1);
 
@@ -312,7 +320,10 @@ Deno.test("a name no namespace can have is never looked up: decided as a namespa
   await using webhook = await serve(api);
   const long = "x".repeat(4000);
   const names = ["..", ".", long, "Shop", "a.b", "-a", "a".repeat(64)];
-  for (const name of names) assert.deepEqual(await webhook.admit(name), { image: HARBOR, warnings: [] }, name);
+  for (const name of names) {
+    const shown = truncate(name, 80); // the 4,000-character name is cut, as every echoed value is
+    assert.deepEqual(await webhook.admit(name), { image: HARBOR, warnings: [notFound(shown)] }, name.slice(0, 80));
+  }
   assert.equal(lookupGets(api), 0);
   assert.equal(await lookups(webhook, "invalid"), names.length);
   assert.ok(!webhook.messages().some((line) => line.includes("x".repeat(100))), "the oversized name was logged");

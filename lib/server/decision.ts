@@ -135,8 +135,16 @@ export function createDecider(deps: DecisionDeps): Decide {
           case "found":
             return decideWith(review, found.labels);
           case "not-found":
-            // No such namespace (deleted since, or a request no API server sent, or a name no namespace can have).
-            return decideWith(review, {});
+            // No such namespace (deleted since, or a request no API server sent: it admits Pods only into namespaces
+            // that exist, or a name no namespace can have): decided as one without labels, and said, since a 404 a
+            // caller of /mutate planted (remembered for a few seconds) must not decide a real Pod without a word.
+            return decideWith(
+              review,
+              {},
+              `mirrorhook: rules with a namespaceSelector were decided as for a namespace without labels: namespace ${
+                truncate(namespace, 80)
+              } was not found`,
+            );
           default:
             return decideWith(
               review,
