@@ -13,15 +13,7 @@ import { V8_FLAGS_ARGUMENT } from "../lib/rules/pattern.ts";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import * as k8s from "@kubernetes/client-node";
-import * as certManagerV1 from "@kubernetes-models/cert-manager/cert-manager.io/v1";
 import type { ICertificate, IIssuer } from "@kubernetes-models/cert-manager/cert-manager.io/v1";
-import * as admissionregistrationV1 from "kubernetes-models/admissionregistration.k8s.io/v1";
-import * as apiextensionsV1 from "kubernetes-models/apiextensions.k8s.io/v1";
-import * as appsV1 from "kubernetes-models/apps/v1";
-import * as policyV1 from "kubernetes-models/policy/v1";
-import * as rbacV1 from "kubernetes-models/rbac.authorization.k8s.io/v1";
-import * as coreV1 from "kubernetes-models/v1";
-import { parseAllDocuments } from "yaml";
 import { RULE_RESOURCES } from "../lib/admission/validate.ts";
 import { buildProgram } from "../lib/cli/program.ts";
 import { envName } from "../lib/cli/serve.ts";
@@ -44,7 +36,9 @@ import {
 } from "../lib/sources/kube/resources.ts";
 import { KubeMount } from "./support/kube_mount.ts";
 import { decodePatch, freePort, memoryLogger } from "./support/webhook.ts";
+import { parseAllDocuments } from "yaml";
 import { admissionReview } from "./support/admission_review.ts";
+import { isRecord, type Json, type K8sObject, parseManifests, schemaErrors } from "./support/manifests.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const DEPLOY = `${ROOT}deploy/`;
@@ -54,19 +48,6 @@ const PARTS = ["crd", "rbac", "manager", "webhook", "certmanager"] as const;
 const NAMESPACE = "mirrorhook-system";
 /** The value of OPT_OUT_LABEL that opts out (lib/mutate/pod.ts compares with this literal). */
 const OPT_OUT_VALUE = "disabled";
-
-type Json = Record<string, unknown>;
-
-interface K8sObject {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  [key: string]: unknown;
-}
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** Reads the value at a dotted path with `[n]` indexes, failing with the path when it is missing. */
 function at<T = unknown>(value: unknown, path: string): T {
@@ -83,22 +64,6 @@ function at<T = unknown>(value: unknown, path: string): T {
     assert.notEqual(node, undefined, `${path}: missing ${part}`);
   }
   return node as T;
-}
-
-/** All documents of a YAML text, read as kubectl reads them (YAML 1.1), empty documents skipped. */
-function parseManifests(text: string, source: string): K8sObject[] {
-  const objects: K8sObject[] = [];
-  for (const document of parseAllDocuments(text, { version: "1.1" })) {
-    assert.deepEqual(document.errors, [], `${source}: YAML errors`);
-    const value: unknown = document.toJS();
-    if (value === null || value === undefined) continue;
-    assert.ok(isRecord(value), `${source}: a document is not an object`);
-    assert.equal(typeof value["apiVersion"], "string", `${source}: apiVersion`);
-    assert.equal(typeof value["kind"], "string", `${source}: kind`);
-    assert.ok(isRecord(value["metadata"]) && typeof value["metadata"]["name"] === "string", `${source}: metadata.name`);
-    objects.push(value as K8sObject);
-  }
-  return objects;
 }
 
 function readText(path: string): string {
@@ -153,30 +118,6 @@ function kustomize(part: string): K8sObject[] {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Schemas
-
-type ModelClass = new (data: unknown) => { validate(): void };
-
-/** kubernetes-models modules by apiVersion; every kind deploy/ uses must be found here. */
-const MODELS: Readonly<Record<string, Readonly<Record<string, unknown>>>> = {
-  "v1": coreV1,
-  "apps/v1": appsV1,
-  "policy/v1": policyV1,
-  "rbac.authorization.k8s.io/v1": rbacV1,
-  "admissionregistration.k8s.io/v1": admissionregistrationV1,
-  "apiextensions.k8s.io/v1": apiextensionsV1,
-  "cert-manager.io/v1": certManagerV1,
-};
-
-function schemaErrors(object: K8sObject): string | undefined {
-  const model = MODELS[object.apiVersion]?.[object.kind];
-  if (typeof model !== "function") return `no schema for ${object.apiVersion} ${object.kind}`;
-  try {
-    new (model as ModelClass)(structuredClone(object)).validate();
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-}
 
 interface Attribute {
   readonly baseName: string;

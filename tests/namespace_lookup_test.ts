@@ -12,6 +12,7 @@ import { KubeRuleSource } from "../lib/sources/kube/source.ts";
 import { RuleStore } from "../lib/sources/store.ts";
 import { NAMESPACES } from "../lib/sources/kube/resources.ts";
 import { FakeKubeApi } from "./support/fake_kube_api.ts";
+import { clusterRewrite } from "./support/rule_objects.ts";
 import { truncate } from "../lib/util/truncate.ts";
 import {
   memoryLogger,
@@ -27,12 +28,7 @@ import {
 const HARBOR = "harbor.example.com/dockerhub/library/nginx:1.27";
 
 function selected(spec: Record<string, unknown>): Record<string, unknown> {
-  return {
-    apiVersion: "mirrorhook.dev/v1alpha1",
-    kind: "ClusterImageRewrite",
-    metadata: { name: "hub" },
-    spec: { ...spec, rules: [{ prefix: "docker.io", replace: "harbor.example.com/dockerhub" }] },
-  };
+  return clusterRewrite("hub", [{ prefix: "docker.io", replace: "harbor.example.com/dockerhub" }], spec);
 }
 
 function namespace(name: string, labels: Record<string, string> = {}): Record<string, unknown> {
